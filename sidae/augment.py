@@ -1,0 +1,115 @@
+"""Batched view augmentation with independent random parameters per sample.
+
+torchvision's v2 transforms draw one set of parameters per call, so applied to a batch tensor
+every image gets the same crop. SimSiam needs each image's two views to differ independently,
+so here every parameter is drawn per sample and applied in one pass on the training device:
+the geometric part (random resized crop, flip, rotation, translation) is one affine warp
+(`affine_grid` + `grid_sample`), the photometric part (colour jitter, grayscale) is a few
+per-sample tensor ops. Images are float (N, C, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from sidae.config import AugmentConfig
+
+# ITU-R BT.601 luma weights, as torchvision's rgb_to_grayscale.
+_LUMA = (0.299, 0.587, 0.114)
+_JITTER_PROB = 0.8  # SimCLR/SimSiam apply colour jitter with probability 0.8
+
+
+def _uniform(n: int, low: float, high: float, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    return low + (high - low) * torch.rand(n, device=like.device, dtype=like.dtype, generator=generator)
+
+
+def _bernoulli(n: int, p: float, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(n, device=like.device, generator=generator) < p
+
+
+def affine_params(x: Tensor, aug: AugmentConfig, generator: torch.Generator | None) -> Tensor:
+    """Per-sample (N, 2, 3) matrices mapping output to input coordinates in [-1, 1].
+
+    A crop of area fraction s and aspect ratio r (log-uniform in [3/4, 4/3], as
+    RandomResizedCrop) has half-sides sqrt(s r), sqrt(s / r) in normalised units; its centre is
+    uniform where the crop fits. Rotation, flip and translation compose into the same matrix.
+    """
+    n = x.shape[0]
+    scale = _uniform(n, aug.crop_scale_min, 1.0, x, generator)
+    # Keep the crop inside the image: area s fits with ratio r only if s r <= 1 and s / r <= 1
+    # (torchvision rejects and redraws such crops; clamping r is the batched equivalent).
+    log_ratio = _uniform(n, math.log(3 / 4), math.log(4 / 3), x, generator)
+    log_ratio = torch.maximum(torch.minimum(log_ratio, -torch.log(scale)), torch.log(scale))
+    half_w = torch.sqrt(scale * torch.exp(log_ratio))
+    half_h = torch.sqrt(scale / torch.exp(log_ratio))
+    cx = (1 - half_w) * _uniform(n, -1.0, 1.0, x, generator)
+    cy = (1 - half_h) * _uniform(n, -1.0, 1.0, x, generator)
+    cx = cx + _uniform(n, -2 * aug.translate, 2 * aug.translate, x, generator)
+    cy = cy + _uniform(n, -2 * aug.translate, 2 * aug.translate, x, generator)
+    flip = torch.where(_bernoulli(n, aug.flip_prob, x, generator), -1.0, 1.0).to(x.dtype)
+    angle = _uniform(n, -aug.rotation, aug.rotation, x, generator) * (math.pi / 180)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    sx, sy = half_w * flip, half_h
+    row0 = torch.stack([cos * sx, -sin * sy, cx], dim=1)
+    row1 = torch.stack([sin * sx, cos * sy, cy], dim=1)
+    return torch.stack([row0, row1], dim=1)
+
+
+def _grayscale(x: Tensor) -> Tensor:
+    if x.shape[1] == 1:
+        return x
+    r, g, b = x.unbind(dim=1)
+    return (_LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b).unsqueeze(1)
+
+
+def _per_sample(values: Tensor) -> Tensor:
+    return values.view(-1, 1, 1, 1)
+
+
+def _rotate_hue(x: Tensor, turns: Tensor) -> Tensor:
+    """Hue shift by `turns` of a full turn: a rotation of each RGB pixel about the grey axis
+    k = (1, 1, 1) / sqrt(3) (a per-pixel linear map, much cheaper than torchvision's HSV round
+    trip). By Rodrigues' formula, with v = x - mean(x) perpendicular to k:
+    v' = v cos(a) + (k x v) sin(a)."""
+    grey = x.mean(dim=1, keepdim=True)
+    r, g, b = (x - grey).unbind(dim=1)
+    k_cross_v = torch.stack([b - g, r - b, g - r], dim=1) / math.sqrt(3)
+    angle = _per_sample(turns * 2 * math.pi)
+    return grey + (x - grey) * torch.cos(angle) + k_cross_v * torch.sin(angle)
+
+
+def colour_jitter(x: Tensor, strength: float, generator: torch.Generator | None) -> Tensor:
+    """Brightness, contrast, saturation (factors in 1 +- 0.8 s) and hue (+-0.2 s turns), drawn
+    per sample and applied to a random 80 % of the batch, in torchvision's default order."""
+    n = x.shape[0]
+    s = 0.8 * strength
+    apply = _per_sample(_bernoulli(n, _JITTER_PROB, x, generator))
+    brightness = _per_sample(_uniform(n, 1 - s, 1 + s, x, generator))
+    contrast = _per_sample(_uniform(n, 1 - s, 1 + s, x, generator))
+    out = (x * brightness).clamp(0, 1)
+    mean = _grayscale(out).mean(dim=(1, 2, 3), keepdim=True)
+    out = (mean + contrast * (out - mean)).clamp(0, 1)
+    if x.shape[1] == 3:
+        saturation = _per_sample(_uniform(n, 1 - s, 1 + s, x, generator))
+        gray = _grayscale(out)
+        out = (gray + saturation * (out - gray)).clamp(0, 1)
+        hue = _uniform(n, -0.2 * strength, 0.2 * strength, x, generator)
+        out = _rotate_hue(out, hue).clamp(0, 1)
+    return torch.where(apply, out, x)
+
+
+def augment(x: Tensor, aug: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
+    """One random view of every image in x; call twice for SimSiam's two views."""
+    theta = affine_params(x, aug, generator)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if aug.jitter > 0:
+        out = colour_jitter(out, aug.jitter, generator)
+    if aug.grayscale_prob > 0 and x.shape[1] == 3:
+        gray = _per_sample(_bernoulli(x.shape[0], aug.grayscale_prob, x, generator))
+        out = torch.where(gray, _grayscale(out).expand_as(out), out)
+    return out

@@ -1,0 +1,242 @@
+"""Typed, frozen configuration for one SidAE pre-training + evaluation run.
+
+Every field a study may search lives here, validated at construction so a bad value fails
+with one clear line before any data is read. Details the paper leaves open take the values
+SimSiam (Chen & He, 2021) and standard denoising autoencoders use; they are fields, not
+constants, so a study can vary them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+DATASETS = ("mnist", "fashion-mnist", "cifar10", "stl10", "imagefolder")
+BACKBONES = ("convnet", "resnet18")
+NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
+
+
+class ConfigError(ValueError):
+    """A configuration value outside its allowed range; the message is one line for the user."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _check_probability(name: str, value: float) -> None:
+    _check(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which images to read and how to split them.
+
+    `val_size` images are carved out of the labelled training set (seeded) for monitoring and
+    model selection; the test set is only used for final numbers.
+    """
+
+    dataset: str = "mnist"
+    data_dir: str | None = None  # None: $SIDAE_DATA_DIR, else ./data
+    train_limit: int | None = None  # pre-train on a seeded subset of this many images
+    val_size: int = 5000
+    image_size: int = 32  # imagefolder only; the built-in data sets have fixed sizes
+    download: bool = True  # try torchvision's download when the files are missing
+    verify: bool = True  # check torchvision's published MD5 sums (CIFAR-10, STL-10)
+
+    def __post_init__(self) -> None:
+        _check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
+        _check(self.train_limit is None or self.train_limit > 0, f"train_limit must be positive, got {self.train_limit}")
+        _check(self.val_size > 0, f"val_size must be positive, got {self.val_size}")
+        _check(self.image_size >= 8, f"image_size must be at least 8, got {self.image_size}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Encoder, SimSiam heads and decoder sizes.
+
+    convnet: a 4-layer conv net for 28x28 grayscale; resnet18: ResNet-18 with a 3x3 stem and no
+    max-pool, as used for CIFAR-sized inputs. `width` is the first stage's channel count; the
+    stages double it. Projector/predictor follow SimSiam: a 3-layer MLP with BN, and a
+    bottleneck MLP of width `pred_dim`.
+    """
+
+    backbone: str = "convnet"
+    width: int = 32
+    proj_dim: int = 512
+    pred_dim: int = 128
+    decoder_width: int = 32
+
+    def __post_init__(self) -> None:
+        _check(self.backbone in BACKBONES, f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        for name in ("width", "proj_dim", "pred_dim", "decoder_width"):
+            value = getattr(self, name)
+            _check(value > 0, f"{name} must be positive, got {value}")
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Corruption of each view before the encoder (the denoising part of SidAE).
+
+    gaussian: add N(0, level^2) to pixels in [0, 1]; mask: zero a `level` fraction of pixels;
+    salt-pepper: set a `level` fraction of pixels to 0 or 1. level 0 means no corruption.
+    """
+
+    kind: str = "gaussian"
+    level: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check(self.kind in NOISE_KINDS, f"unknown noise kind {self.kind!r}; choose from {', '.join(NOISE_KINDS)}")
+        _check(math.isfinite(self.level) and self.level >= 0, f"noise level must be >= 0, got {self.level}")
+        if self.kind != "gaussian":
+            _check(self.level <= 1.0, f"{self.kind} noise level is a fraction of pixels in [0, 1], got {self.level}")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Strengths of the per-sample view augmentations (each 0 switches that one off).
+
+    crop_scale_min: lower bound of RandomResizedCrop's area scale (1 = no crop);
+    jitter: colour-jitter strength s (brightness, contrast, saturation 0.8 s, hue 0.2 s,
+    applied with probability 0.8, as in SimCLR/SimSiam); rotation in degrees and translate as a
+    fraction of the image side are the affine augmentations suited to digits.
+    """
+
+    crop_scale_min: float = 0.2
+    flip_prob: float = 0.5
+    jitter: float = 0.5
+    grayscale_prob: float = 0.2
+    rotation: float = 0.0
+    translate: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.crop_scale_min <= 1.0, f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
+        _check_probability("flip_prob", self.flip_prob)
+        _check_probability("grayscale_prob", self.grayscale_prob)
+        _check(0.0 <= self.jitter <= 1.0, f"jitter strength must be in [0, 1], got {self.jitter}")
+        _check(0.0 <= self.rotation <= 180.0, f"rotation must be in [0, 180] degrees, got {self.rotation}")
+        _check(0.0 <= self.translate <= 0.5, f"translate must be in [0, 0.5], got {self.translate}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """SimSiam's recipe: SGD momentum 0.9, lr = base_lr * batch / 256, cosine decay, predictor
+    at a fixed lr (`fix_pred_lr`)."""
+
+    epochs: int = 10
+    batch_size: int = 256
+    base_lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    fix_pred_lr: bool = True
+
+    @property
+    def lr(self) -> float:
+        return self.base_lr * self.batch_size / 256
+
+    def __post_init__(self) -> None:
+        _check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
+        _check(self.batch_size >= 2, f"batch_size must be at least 2 (BatchNorm), got {self.batch_size}")
+        _check(math.isfinite(self.base_lr) and self.base_lr > 0, f"base_lr must be positive, got {self.base_lr}")
+        _check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
+        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Downstream evaluation on frozen (linear, kNN) and fine-tuned features.
+
+    Label fractions are of the labelled training set, drawn stratified and seeded.
+    """
+
+    label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+    linear: bool = True
+    finetune: bool = True
+    finetune_steps: int = 300
+    finetune_lr: float = 0.05
+    knn_k: int = 20
+    knn_bank_size: int = 10000  # training images in the per-epoch kNN monitor's memory bank
+
+    def __post_init__(self) -> None:
+        _check(len(self.label_fractions) > 0, "at least one label fraction is needed")
+        for fraction in self.label_fractions:
+            _check(0.0 < fraction <= 1.0, f"label fraction must be in (0, 1], got {fraction}")
+        _check(self.finetune_steps > 0, f"finetune_steps must be positive, got {self.finetune_steps}")
+        _check(self.finetune_lr > 0, f"finetune_lr must be positive, got {self.finetune_lr}")
+        _check(self.knn_k > 0, f"knn_k must be positive, got {self.knn_k}")
+        _check(self.knn_bank_size > 0, f"knn_bank_size must be positive, got {self.knn_bank_size}")
+
+
+@dataclass(frozen=True)
+class SidAEConfig:
+    """L = w * L_siam + (1 - w) * L_rec; w = 1 is SimSiam, w = 0 a denoising autoencoder.
+
+    At w = 1 the views are not corrupted unless `noise_at_w1` (the noise only exists for the
+    denoising term), so w = 1 is exactly SimSiam.
+    """
+
+    w: float = 0.5
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    noise_at_w1: bool = False
+    seed: int = 0
+    device: str = "auto"  # auto: cuda if available, else cpu
+
+    def __post_init__(self) -> None:
+        _check(math.isfinite(self.w) and 0.0 <= self.w <= 1.0, f"w must be in [0, 1], got {self.w}")
+
+    @property
+    def noised(self) -> bool:
+        return self.w < 1.0 or self.noise_at_w1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SidAEConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        nested = {"data": DataConfig, "model": ModelConfig, "noise": NoiseConfig,
+                  "augment": AugmentConfig, "optim": OptimConfig, "eval": EvalConfig}
+        kwargs: dict[str, Any] = {}
+        for name, value in values.items():
+            _check(name in names, f"unknown config field {name!r}")
+            if name in nested:
+                value = dict(value)
+                if name == "eval" and "label_fractions" in value:
+                    value["label_fractions"] = tuple(value["label_fractions"])
+                value = nested[name](**value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+
+# Per-data-set defaults: the backbone suited to the image size, and SimSiam's CIFAR recipe
+# for natural images against small affine jitter for centred grayscale objects (flips and
+# colour are meaningless or harmful for digits).
+_GRAYSCALE_AUGMENT = AugmentConfig(crop_scale_min=0.6, flip_prob=0.0, jitter=0.4, grayscale_prob=0.0,
+                                   rotation=15.0, translate=0.1)
+_NATURAL_AUGMENT = AugmentConfig(crop_scale_min=0.2, flip_prob=0.5, jitter=0.4, grayscale_prob=0.2)
+_SMALL_MODEL = ModelConfig(backbone="convnet", width=32, proj_dim=512, pred_dim=128, decoder_width=32)
+_RESNET_MODEL = ModelConfig(backbone="resnet18", width=64, proj_dim=2048, pred_dim=512, decoder_width=64)
+
+DATASET_DEFAULTS: dict[str, tuple[ModelConfig, AugmentConfig]] = {
+    "mnist": (_SMALL_MODEL, _GRAYSCALE_AUGMENT),
+    "fashion-mnist": (_SMALL_MODEL, dataclasses.replace(_GRAYSCALE_AUGMENT, flip_prob=0.5, rotation=5.0)),
+    "cifar10": (_RESNET_MODEL, _NATURAL_AUGMENT),
+    "stl10": (_RESNET_MODEL, _NATURAL_AUGMENT),
+    "imagefolder": (_RESNET_MODEL, _NATURAL_AUGMENT),
+}
+
+
+def default_config(dataset: str = "mnist", **overrides: Any) -> SidAEConfig:
+    """The recommended configuration for a data set; `overrides` replace top-level fields."""
+    _check(dataset in DATASETS, f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    model, augment = DATASET_DEFAULTS[dataset]
+    base = SidAEConfig(data=DataConfig(dataset=dataset), model=model, augment=augment)
+    return dataclasses.replace(base, **overrides)

@@ -1,0 +1,159 @@
+"""Downstream evaluation of an encoder: kNN and linear probe on frozen features, fine-tuning.
+
+Label fractions are stratified, seeded subsets of the labelled training pool, so 1 % of MNIST
+is 1 % of every digit and the same seed picks the same images.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sidae.augment import augment
+from sidae.config import AugmentConfig
+from sidae.data import ImageSet
+
+_FEATURE_BATCH = 1024
+_WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # linear-probe L2 grid, chosen on held-out labels
+_SELECTION_SIZE = 10_000  # labels used to choose the L2 strength; more changes the choice little
+
+
+def to_float(images: Tensor, device: torch.device) -> Tensor:
+    """uint8 (N, C, H, W) -> float in [0, 1] on device."""
+    return images.to(device, non_blocking=True).float().div_(255)
+
+
+@torch.no_grad()
+def extract_features(encoder: nn.Module, images: Tensor, device: torch.device) -> Tensor:
+    """Encoder outputs (N, D) for uint8 images, in eval mode, computed once per evaluation."""
+    was_training = encoder.training
+    encoder.eval()
+    feats = [encoder(to_float(images[i:i + _FEATURE_BATCH], device)).float()
+             for i in range(0, len(images), _FEATURE_BATCH)]
+    encoder.train(was_training)
+    return torch.cat(feats)
+
+
+def collapse_std(features: Tensor) -> float:
+    """Std of l2-normalised features over the batch, averaged over dimensions (SimSiam, Sec. 4.1):
+    ~1/sqrt(D) for well-spread features, 0 for a collapsed (constant) representation."""
+    return F.normalize(features, dim=1).std(dim=0).mean().item()
+
+
+def label_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
+    """Indices of a stratified `fraction` of the labelled samples: round(fraction * n_c) of each
+    class c (at least one), chosen by a seeded permutation."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+    labels = labels.cpu()
+    generator = torch.Generator().manual_seed(seed)
+    picked = []
+    for c in torch.unique(labels[labels >= 0]).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        take = max(1, round(fraction * len(members)))
+        picked.append(members[torch.randperm(len(members), generator=generator)[:take]])
+    return torch.sort(torch.cat(picked)).values
+
+
+def knn_accuracy(bank: Tensor, bank_labels: Tensor, query: Tensor, query_labels: Tensor,
+                 k: int = 20, temperature: float = 0.1) -> float:
+    """Weighted kNN on cosine similarity (Wu et al., 2018): each of the k nearest neighbours
+    votes for its class with weight exp(sim / T)."""
+    bank, query = F.normalize(bank, dim=1), F.normalize(query, dim=1)
+    num_classes = int(max(bank_labels.max(), query_labels.max())) + 1
+    k = min(k, len(bank))
+    correct = 0
+    for i in range(0, len(query), _FEATURE_BATCH):
+        sim, idx = (query[i:i + _FEATURE_BATCH] @ bank.T).topk(k, dim=1)
+        votes = torch.zeros(len(sim), num_classes, device=sim.device)
+        votes.scatter_add_(1, bank_labels[idx], (sim / temperature).exp())
+        correct += (votes.argmax(1) == query_labels[i:i + _FEATURE_BATCH]).sum().item()
+    return correct / len(query)
+
+
+def _fit_logistic(x: Tensor, y: Tensor, num_classes: int, weight_decay: float) -> nn.Linear:
+    """Multinomial logistic regression by full-batch L-BFGS (convex: a few dozen iterations)."""
+    head = nn.Linear(x.shape[1], num_classes).to(x.device)
+    optimizer = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=200, history_size=10,
+                                  line_search_fn="strong_wolfe", tolerance_grad=1e-6)
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(head(x), y) + weight_decay * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return head
+
+
+def _accuracy(head: nn.Module, x: Tensor, y: Tensor) -> float:
+    with torch.no_grad():
+        return (head(x).argmax(1) == y).float().mean().item()
+
+
+def _choose_weight_decay(x: Tensor, y: Tensor, num_classes: int, seed: int) -> float:
+    """The L2 strength from the grid that scores best on a stratified held-out 20 % of (at most
+    _SELECTION_SIZE of) the labels; ties go to the stronger penalty."""
+    if len(y) > _SELECTION_SIZE:
+        pick = label_subset(y, _SELECTION_SIZE / len(y), seed)
+        x, y = x[pick], y[pick]
+    held = label_subset(y, 0.2, seed)
+    if len(held) == len(y) or len(torch.unique(y)) < 2:
+        return _WEIGHT_DECAYS[len(_WEIGHT_DECAYS) // 2]  # too few labels to hold any out
+    fit = torch.ones(len(y), dtype=torch.bool, device=y.device)
+    fit[held] = False
+    scores = [_accuracy(_fit_logistic(x[fit], y[fit], num_classes, wd), x[held], y[held]) for wd in _WEIGHT_DECAYS]
+    return _WEIGHT_DECAYS[max(range(len(scores)), key=lambda i: (scores[i], i))]
+
+
+def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, seed: int) -> float:
+    """Accuracy of a logistic-regression probe on standardised frozen features.
+
+    The L2 strength is chosen on held-out training labels, then the probe is refitted on all of
+    them, so no test label ever influences it."""
+    mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    weight_decay = _choose_weight_decay(train_x, train_y, num_classes, seed)
+    return _accuracy(_fit_logistic(train_x, train_y, num_classes, weight_decay), test_x, test_y)
+
+
+def linear_probes(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
+                  fractions: tuple[float, ...], seed: int) -> dict[str, float]:
+    """Linear-probe accuracy for each label fraction, keyed like "0.01"."""
+    return {fraction_key(f): linear_probe(train_x[idx], train_y[idx], test_x, test_y, seed)
+            for f in fractions for idx in [label_subset(train_y, f, seed)]}
+
+
+def fraction_key(fraction: float) -> str:
+    return f"{fraction:g}"
+
+
+def finetune(encoder: nn.Module, feat_dim: int, train: ImageSet, test: ImageSet, num_classes: int,
+             aug: AugmentConfig, steps: int, lr: float, seed: int, device: torch.device,
+             batch_size: int = 128) -> float:
+    """Train a copy of the encoder plus a linear head on the labelled set (with the pre-training
+    augmentations, one view), SGD with cosine decay; return test accuracy. Passing a freshly
+    initialised encoder gives the supervised baseline on the same labels."""
+    torch.manual_seed(seed)
+    generator = torch.Generator(device).manual_seed(seed)
+    model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(feat_dim, num_classes)).to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    batch_size = max(2, min(batch_size, len(train)))  # BatchNorm needs two samples
+    labels = train.labels.to(device)
+    for _ in range(steps):
+        idx = torch.randint(len(train), (batch_size,), generator=generator, device=device)
+        x = augment(to_float(train.images[idx.to(train.images.device)], device), aug, generator)
+        loss = F.cross_entropy(model(x), labels[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    feats = extract_features(model, test.images, device)  # the logits
+    return (feats.argmax(1).cpu() == test.labels).float().mean().item()

@@ -1,0 +1,81 @@
+"""One SidAE experiment: load data, pre-train, evaluate, write results.json.
+
+Test-set numbers (`linear`, `finetune`, `knn`) are final figures; `val_linear` (probes trained
+on the labelled pool, scored on the validation split) is what model selection may look at.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sidae.config import SidAEConfig
+from sidae.data import DataSplits, load_splits
+from sidae.evaluate import extract_features, finetune, fraction_key, knn_accuracy, label_subset, linear_probes
+from sidae.model import SidAE
+from sidae.trainer import EpochCallback, pretrain
+
+RESULTS_FILE = "results.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass
+class RunResult:
+    config: SidAEConfig
+    history: list[dict[str, float]]
+    knn: float
+    linear: dict[str, float]
+    val_linear: dict[str, float]
+    finetune: dict[str, float] = field(default_factory=dict)
+    device: str = "cpu"
+    wall_seconds: float = 0.0
+    model: SidAE | None = field(default=None, repr=False)  # the pre-trained model, not serialised
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": self.config.to_dict(), "history": self.history, "knn": self.knn,
+                "linear": self.linear, "val_linear": self.val_linear, "finetune": self.finetune,
+                "device": self.device, "wall_seconds": self.wall_seconds}
+
+
+def evaluate(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device) -> dict[str, Any]:
+    """kNN and linear probes on frozen features (computed once), then fine-tuning per fraction."""
+    encoder = model.encoder
+    pool_x = extract_features(encoder, data.train.images, device)
+    val_x = extract_features(encoder, data.val.images, device)
+    test_x = extract_features(encoder, data.test.images, device)
+    pool_y, val_y, test_y = (s.labels.to(device) for s in (data.train, data.val, data.test))
+    fractions = cfg.eval.label_fractions
+    out: dict[str, Any] = {"knn": knn_accuracy(pool_x, pool_y, test_x, test_y, k=cfg.eval.knn_k),
+                           "linear": {}, "val_linear": {}, "finetune": {}}
+    if cfg.eval.linear:
+        out["linear"] = linear_probes(pool_x, pool_y, test_x, test_y, fractions, cfg.seed)
+        out["val_linear"] = linear_probes(pool_x, pool_y, val_x, val_y, fractions, cfg.seed)
+    if cfg.eval.finetune:
+        for fraction in fractions:
+            labelled = data.train.subset(label_subset(data.train.labels, fraction, cfg.seed))
+            out["finetune"][fraction_key(fraction)] = finetune(
+                encoder, model.feat_dim, labelled, data.test, data.num_classes, cfg.augment,
+                cfg.eval.finetune_steps, cfg.eval.finetune_lr, cfg.seed, device)
+    return out
+
+
+def run(cfg: SidAEConfig, *, out_dir: Path | None = None, callback: EpochCallback | None = None,
+        data: DataSplits | None = None, progress: bool = True) -> RunResult:
+    """Pre-train and evaluate. With out_dir, checkpoints every epoch (a rerun resumes) and
+    writes results.json there."""
+    start = time.perf_counter()
+    data = data if data is not None else load_splits(cfg.data)
+    checkpoint_path = out_dir / CHECKPOINT_FILE if out_dir is not None else None
+    trained = pretrain(cfg, data, callback=callback, checkpoint_path=checkpoint_path, progress=progress)
+    scores = evaluate(trained.model, data, cfg, trained.device)
+    result = RunResult(cfg, trained.history, device=str(trained.device),
+                       wall_seconds=time.perf_counter() - start, model=trained.model, **scores)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2))
+    return result

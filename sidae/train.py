@@ -1,0 +1,148 @@
+"""Pre-train SidAE on one data set and evaluate it: `python -m sidae.train --help`.
+
+Example: python -m sidae.train --dataset mnist --w 0.5 --epochs 5 --out runs/x
+Writes <out>/results.json (config, per-epoch history, linear / fine-tune test accuracy per
+label fraction) and <out>/checkpoint.pt; rerunning the same command resumes from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+from sidae.config import BACKBONES, DATASETS, NOISE_KINDS, ConfigError, SidAEConfig, default_config
+from sidae.data import DataError
+from sidae.experiment import RESULTS_FILE, RunResult, run
+from sidae.trainer import TrainingDiverged
+
+# CLI flag -> (config section, field); None as the section means a top-level field.
+FLAG_FIELDS: dict[str, tuple[str | None, str]] = {
+    "w": (None, "w"), "seed": (None, "seed"), "device": (None, "device"), "noise_at_w1": (None, "noise_at_w1"),
+    "data_dir": ("data", "data_dir"), "train_limit": ("data", "train_limit"), "val_size": ("data", "val_size"),
+    "image_size": ("data", "image_size"), "download": ("data", "download"), "verify": ("data", "verify"),
+    "backbone": ("model", "backbone"), "width": ("model", "width"), "proj_dim": ("model", "proj_dim"),
+    "pred_dim": ("model", "pred_dim"), "decoder_width": ("model", "decoder_width"),
+    "noise": ("noise", "kind"), "noise_level": ("noise", "level"),
+    "crop_scale_min": ("augment", "crop_scale_min"), "flip_prob": ("augment", "flip_prob"),
+    "jitter": ("augment", "jitter"), "grayscale_prob": ("augment", "grayscale_prob"),
+    "rotation": ("augment", "rotation"), "translate": ("augment", "translate"),
+    "epochs": ("optim", "epochs"), "batch_size": ("optim", "batch_size"), "lr": ("optim", "base_lr"),
+    "weight_decay": ("optim", "weight_decay"),
+    "label_fractions": ("eval", "label_fractions"), "finetune": ("eval", "finetune"),
+    "finetune_steps": ("eval", "finetune_steps"),
+}
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.01,0.1,1, got {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m sidae.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Unset options take the data set's defaults (see sidae/config.py: DATASET_DEFAULTS).")
+    p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)} (default mnist)")
+    p.add_argument("--data-dir", help="where the data sets are (default $SIDAE_DATA_DIR, else ./data)")
+    p.add_argument("--out", type=Path, help="run folder for results.json and checkpoint.pt")
+    p.add_argument("--w", type=float, help="loss weight in [0, 1]: 1 = SimSiam, 0 = denoising AE (default 0.5)")
+    g = p.add_argument_group("noise")
+    g.add_argument("--noise", help=f"noise kind: {', '.join(NOISE_KINDS)}")
+    g.add_argument("--noise-level", type=float, help="gaussian sigma, or the fraction of pixels hit")
+    g.add_argument("--noise-at-w1", action="store_true", default=None, help="also noise the views at w = 1")
+    g = p.add_argument_group("augmentation strengths (0 disables one)")
+    g.add_argument("--crop-scale-min", type=float, help="random resized crop: smallest area fraction")
+    g.add_argument("--flip-prob", type=float, help="horizontal flip probability")
+    g.add_argument("--jitter", type=float, help="colour-jitter strength in [0, 1]")
+    g.add_argument("--grayscale-prob", type=float, help="random grayscale probability (RGB only)")
+    g.add_argument("--rotation", type=float, help="max rotation in degrees")
+    g.add_argument("--translate", type=float, help="max translation as a fraction of the side")
+    g = p.add_argument_group("model")
+    g.add_argument("--backbone", help=f"encoder: {', '.join(BACKBONES)}")
+    g.add_argument("--width", type=int, help="channels of the first encoder stage")
+    g.add_argument("--proj-dim", type=int, help="projector width")
+    g.add_argument("--pred-dim", type=int, help="predictor bottleneck width")
+    g.add_argument("--decoder-width", type=int, help="channels of the last decoder stage")
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, help="pre-training epochs (default 10)")
+    g.add_argument("--batch-size", type=int, help="batch size (default 256)")
+    g.add_argument("--lr", type=float, help="base lr, scaled by batch/256 (default 0.05)")
+    g.add_argument("--weight-decay", type=float, help="SGD weight decay (default 1e-4)")
+    g.add_argument("--seed", type=int, help="seed for init, views, noise and label subsets (default 0)")
+    g.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g = p.add_argument_group("data")
+    g.add_argument("--train-limit", type=int, help="pre-train on a fixed subset of N images")
+    g.add_argument("--val-size", type=int, help="validation images carved from the training set (default 5000)")
+    g.add_argument("--image-size", type=int, help="imagefolder: resize images to this side (default 32)")
+    g.add_argument("--no-download", dest="download", action="store_false", default=None,
+                   help="never try to download missing data")
+    g.add_argument("--no-verify", dest="verify", action="store_false", default=None,
+                   help="accept CIFAR/STL files whose MD5 differs from torchvision's")
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--label-fractions", type=_fractions, help="comma-separated, in (0, 1] (default 0.01,0.1,1)")
+    g.add_argument("--no-finetune", dest="finetune", action="store_false", default=None,
+                   help="skip the fine-tuning evaluation")
+    g.add_argument("--finetune-steps", type=int, help="SGD steps per fine-tuning run (default 300)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> SidAEConfig:
+    """The data set's default config with every flag the user gave applied on top."""
+    cfg = default_config(args.dataset)
+    sections: dict[str, dict[str, object]] = {}
+    top: dict[str, object] = {}
+    for flag, (section, name) in FLAG_FIELDS.items():
+        value = getattr(args, flag)
+        if value is None:
+            continue
+        if section is None:
+            top[name] = value
+        else:
+            sections.setdefault(section, {})[name] = value
+    for section, values in sections.items():
+        top[section] = dataclasses.replace(getattr(cfg, section), **values)
+    return dataclasses.replace(cfg, **top)
+
+
+def summary(result: RunResult) -> str:
+    cfg = result.config
+    lines = [f"SidAE w={cfg.w:g} on {cfg.data.dataset}: {len(result.history)} epoch(s), "
+             f"{result.wall_seconds:.0f} s on {result.device}",
+             f"{'labels':>8}  {'linear':>7}  {'fine-tune':>9}"]
+    for key in result.linear or result.finetune:
+        linear, tuned = result.linear.get(key), result.finetune.get(key)
+        lines.append(f"{float(key):>8.0%}  {_cell(linear):>7}  {_cell(tuned):>9}")
+    lines.append(f"kNN (k={cfg.eval.knn_k}) test accuracy: {result.knn:.4f}")
+    return "\n".join(lines)
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        cfg = config_from_args(args)
+        result = run(cfg, out_dir=args.out, progress=not args.quiet)
+    except (ConfigError, DataError, TrainingDiverged, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary(result))
+    if args.out is not None:
+        print(f"results: {args.out / RESULTS_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Self-supervised pre-training of SidAE: the loop, its per-epoch monitor and checkpoints.
+
+The caller passes a callback that receives each epoch's metrics; it may raise to stop the run
+(the studies layer uses this for pruning), after the epoch's checkpoint is on disk.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from sidae import checkpoint
+from sidae.augment import augment
+from sidae.config import SidAEConfig
+from sidae.data import DataSplits
+from sidae.evaluate import collapse_std, extract_features, knn_accuracy, to_float
+from sidae.losses import LossParts, sidae_loss
+from sidae.model import SidAE
+from sidae.noise import add_noise
+
+EpochCallback = Callable[[dict[str, float]], None]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; usually the learning rate is too high."""
+
+
+@dataclass
+class PretrainResult:
+    model: SidAE
+    history: list[dict[str, float]]
+    device: torch.device
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def build_model(cfg: SidAEConfig, data: DataSplits, device: torch.device) -> SidAE:
+    torch.manual_seed(cfg.seed)
+    model = SidAE(cfg.model, data.image_shape, data.mean, data.std).to(device)
+    # NHWC convolutions are faster on both CUDA tensor cores and oneDNN CPU kernels.
+    return model.to(memory_format=torch.channels_last)
+
+
+def build_optimizer(model: SidAE, cfg: SidAEConfig) -> torch.optim.SGD:
+    """SGD over all parameters; the predictor is tagged so the schedule can keep its lr fixed
+    (SimSiam's fix_pred_lr). Modules that w switches off get no gradients and stay put."""
+    predictor = list(model.predictor.parameters())
+    ids = {id(p) for p in predictor}
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    groups = [{"params": rest, "fixed_lr": False}, {"params": predictor, "fixed_lr": cfg.optim.fix_pred_lr}]
+    return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                           weight_decay=cfg.optim.weight_decay)
+
+
+def set_cosine_lr(optimizer: torch.optim.Optimizer, base_lr: float, progress: float) -> float:
+    lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    for group in optimizer.param_groups:
+        group["lr"] = base_lr if group["fixed_lr"] else lr
+    return lr
+
+
+def make_views(x: Tensor, cfg: SidAEConfig, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Two independently augmented clean views and their noised copies (the encoder inputs)."""
+    x1, x2 = augment(x, cfg.augment, generator), augment(x, cfg.augment, generator)
+    if not cfg.noised:
+        return x1, x2, x1, x2
+    return x1, x2, add_noise(x1, cfg.noise, generator), add_noise(x2, cfg.noise, generator)
+
+
+def train_step(model: SidAE, optimizer: torch.optim.Optimizer, x: Tensor, cfg: SidAEConfig,
+               generator: torch.Generator) -> LossParts:
+    x1, x2, x1_noised, x2_noised = make_views(x, cfg, generator)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if x.is_cuda else nullcontext()
+    with autocast:
+        out = model(x1_noised.contiguous(memory_format=torch.channels_last),
+                    x2_noised.contiguous(memory_format=torch.channels_last), cfg.w)
+        parts = sidae_loss(cfg.w, out, x1, x2)
+    optimizer.zero_grad(set_to_none=True)
+    parts.total.backward()
+    optimizer.step()
+    return parts
+
+
+def monitor(model: SidAE, data: DataSplits, bank_index: Tensor, k: int, device: torch.device) -> dict[str, float]:
+    """Validation kNN accuracy against a fixed bank of labelled training images, and the
+    collapse indicator on the validation features."""
+    bank = data.train.subset(bank_index)
+    bank_x = extract_features(model.encoder, bank.images, device)
+    val_x = extract_features(model.encoder, data.val.images, device)
+    knn = knn_accuracy(bank_x, bank.labels.to(device), val_x, data.val.labels.to(device), k=k)
+    return {"knn_acc": knn, "collapse_std": collapse_std(val_x)}
+
+
+def _epoch(model: SidAE, optimizer: torch.optim.Optimizer, images: Tensor, cfg: SidAEConfig,
+           generator: torch.Generator, epoch: int, progress: bool) -> dict[str, float]:
+    batch = min(cfg.optim.batch_size, len(images))
+    steps = max(1, len(images) // batch)  # drop the ragged last batch: BatchNorm needs full ones
+    order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
+    sums = torch.zeros(3, device=images.device)
+    lr = 0.0
+    bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", leave=False, disable=not progress)
+    for step in bar:
+        lr = set_cosine_lr(optimizer, cfg.optim.lr, (epoch * steps + step) / (cfg.optim.epochs * steps))
+        x = to_float(images[order[step * batch:(step + 1) * batch]], images.device)
+        parts = train_step(model, optimizer, x, cfg, generator)
+        sums += torch.stack([parts.total.detach().float(), parts.siam.float(), parts.rec.float()])
+    loss, siam, rec = (sums / steps).tolist()
+    if not math.isfinite(loss):
+        raise TrainingDiverged(f"loss is {loss} in epoch {epoch + 1} (lr {cfg.optim.lr:g}); lower the learning rate")
+    return {"loss": loss, "loss_siam": siam, "loss_rec": rec, "lr": lr, "images": steps * batch}
+
+
+def pretrain(cfg: SidAEConfig, data: DataSplits, *, callback: EpochCallback | None = None,
+             checkpoint_path: Path | None = None, progress: bool = True) -> PretrainResult:
+    """Pre-train for cfg.optim.epochs, resuming from checkpoint_path if it holds a checkpoint
+    of this same configuration."""
+    device = resolve_device(cfg.device)
+    model = build_model(cfg, data, device)
+    optimizer = build_optimizer(model, cfg)
+    generator = torch.Generator(device).manual_seed(cfg.seed)
+    history: list[dict[str, float]] = []
+    if checkpoint_path is not None and checkpoint_path.exists():
+        history = _resume(checkpoint_path, cfg, model, optimizer, generator, device)
+    images = data.pretrain.images.to(device)  # uint8 in device memory: batches never cross the bus
+    bank_index = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))
+    bank_index = bank_index[: cfg.eval.knn_bank_size]
+    for epoch in range(len(history), cfg.optim.epochs):
+        start = time.perf_counter()
+        metrics = _epoch(model, optimizer, images, cfg, generator, epoch, progress)
+        train_seconds = time.perf_counter() - start
+        metrics.update(monitor(model, data, bank_index, cfg.eval.knn_k, device))
+        metrics.update(epoch=epoch + 1, train_seconds=train_seconds,
+                       images_per_second=metrics.pop("images") / train_seconds)
+        history.append(metrics)
+        if checkpoint_path is not None:
+            checkpoint.save_atomic(_state(cfg, model, optimizer, generator, history), checkpoint_path)
+        if callback is not None:
+            callback(dict(metrics))
+    return PretrainResult(model, history, device)
+
+
+def _state(cfg: SidAEConfig, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+           history: list[dict[str, float]]) -> dict:
+    return {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(), "history": history}
+
+
+def _resume(path: Path, cfg: SidAEConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+            generator: torch.Generator, device: torch.device) -> list[dict[str, float]]:
+    state = checkpoint.load(path, device)
+    if _pretraining_fields(state["config"]) != _pretraining_fields(cfg.to_dict()):
+        raise ValueError(f"checkpoint {path} was written by a different configuration; use another --out "
+                         "or delete it")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"].cpu())
+    return list(state["history"])
+
+
+def _pretraining_fields(config: dict) -> dict:
+    """The fields that decide what pre-training computes. Epochs may grow on resume (continue a
+    run for longer); where the data lives, the device and the evaluation settings may change."""
+    fields = {k: v for k, v in config.items() if k not in ("eval", "device")}
+    fields["data"] = {k: v for k, v in config["data"].items() if k not in ("data_dir", "download", "verify")}
+    fields["optim"] = {k: v for k, v in config["optim"].items() if k != "epochs"}
+    return fields

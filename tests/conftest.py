@@ -1,0 +1,25 @@
+"""Shared fixtures. Real MNIST comes from $SIDAE_DATA_DIR (CI: ../shared/data)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SIDAE_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+
+torch.set_num_threads(2)
+
+
+def has_real_mnist() -> bool:
+    return (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    if not has_real_mnist():
+        pytest.fail(f"real MNIST not found in {SHARED_DATA}; set SIDAE_DATA_DIR")
+    return SHARED_DATA

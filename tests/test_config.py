@@ -1,0 +1,47 @@
+"""Configuration: defaults per data set, round trip, and one-line errors for bad values."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from sidae.config import (AugmentConfig, ConfigError, DataConfig, EvalConfig, ModelConfig, OptimConfig, SidAEConfig,
+                          default_config)
+
+
+def test_defaults_follow_the_data_set() -> None:
+    assert default_config("mnist").model.backbone == "convnet"
+    assert default_config("mnist").augment.flip_prob == 0.0  # digits are not mirror-symmetric
+    assert default_config("cifar10").model.backbone == "resnet18"
+    assert default_config("stl10").augment.flip_prob == 0.5
+
+
+def test_round_trip_through_a_dict() -> None:
+    cfg = dataclasses.replace(default_config("cifar10", w=0.25), eval=EvalConfig(label_fractions=(0.05, 1.0)))
+    assert SidAEConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_noised_only_where_the_denoising_term_exists() -> None:
+    assert SidAEConfig(w=0.5).noised and not SidAEConfig(w=1.0).noised
+    assert SidAEConfig(w=1.0, noise_at_w1=True).noised
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: SidAEConfig(w=1.5), "w must be in"),
+        (lambda: SidAEConfig(w=-0.1), "w must be in"),
+        (lambda: DataConfig(dataset="imagenet"), "unknown dataset 'imagenet'"),
+        (lambda: ModelConfig(backbone="vit"), "unknown backbone 'vit'"),
+        (lambda: AugmentConfig(crop_scale_min=0.0), "crop_scale_min"),
+        (lambda: OptimConfig(base_lr=float("nan")), "base_lr"),
+        (lambda: EvalConfig(label_fractions=(0.0,)), "label fraction"),
+        (lambda: EvalConfig(label_fractions=(1.01,)), "label fraction"),
+        (lambda: default_config("svhn"), "unknown dataset"),
+    ],
+)
+def test_bad_values_are_one_line_errors(build, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match=message) as error:
+        build()
+    assert "\n" not in str(error.value)
