@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "stl10", "imagefolder")
@@ -240,3 +241,24 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> SidAEConfig:
     model, augment = DATASET_DEFAULTS[dataset]
     base = SidAEConfig(data=DataConfig(dataset=dataset), model=model, augment=augment)
     return dataclasses.replace(base, **overrides)
+
+
+def override(cfg: SidAEConfig, values: Mapping[str, Any]) -> SidAEConfig:
+    """Replace fields by dotted path: {"w": 0.5, "noise.level": 0.3, "optim.epochs": 5}.
+
+    The one way the CLI flags and the studies' parameters reach a config; unknown paths are a
+    ConfigError, values are validated by the dataclasses."""
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for path, value in values.items():
+        section, _, name = path.rpartition(".")
+        target = getattr(cfg, section, None) if section else cfg
+        if not dataclasses.is_dataclass(target) or name not in {f.name for f in dataclasses.fields(target)}:
+            raise ConfigError(f"unknown config field {path!r}")
+        if section:
+            sections.setdefault(section, {})[name] = value
+        else:
+            top[name] = value
+    for section, fields in sections.items():
+        top[section] = dataclasses.replace(getattr(cfg, section), **fields)
+    return dataclasses.replace(cfg, **top)

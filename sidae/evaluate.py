@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,12 @@ def label_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
         take = max(1, round(fraction * len(members)))
         picked.append(members[torch.randperm(len(members), generator=generator)[:take]])
     return torch.sort(torch.cat(picked)).values
+
+
+def knn_bank_index(pool_size: int, bank_size: int, seed: int) -> Tensor:
+    """The fixed, seeded subset of labelled training images that kNN classification uses as its
+    memory bank (per-epoch monitor and final test figure alike)."""
+    return torch.randperm(pool_size, generator=torch.Generator().manual_seed(seed))[:bank_size]
 
 
 def knn_accuracy(bank: Tensor, bank_labels: Tensor, query: Tensor, query_labels: Tensor,
@@ -111,23 +118,31 @@ def _choose_weight_decay(x: Tensor, y: Tensor, num_classes: int, seed: int) -> f
     return _WEIGHT_DECAYS[max(range(len(scores)), key=lambda i: (scores[i], i))]
 
 
-def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, seed: int) -> float:
-    """Accuracy of a logistic-regression probe on standardised frozen features.
+Targets = Mapping[str, tuple[Tensor, Tensor]]  # name -> (features, labels) to score a probe on
+
+
+def linear_probe(train_x: Tensor, train_y: Tensor, targets: Targets, seed: int) -> dict[str, float]:
+    """Accuracy on each target of one logistic-regression probe on standardised frozen features.
 
     The L2 strength is chosen on held-out training labels, then the probe is refitted on all of
-    them, so no test label ever influences it."""
+    them, so no target label ever influences it."""
     mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    train_x = (train_x - mean) / std
+    num_classes = int(max(train_y.max(), *(y.max() for _, y in targets.values()))) + 1
     weight_decay = _choose_weight_decay(train_x, train_y, num_classes, seed)
-    return _accuracy(_fit_logistic(train_x, train_y, num_classes, weight_decay), test_x, test_y)
+    head = _fit_logistic(train_x, train_y, num_classes, weight_decay)
+    return {name: _accuracy(head, (x - mean) / std, y) for name, (x, y) in targets.items()}
 
 
-def linear_probes(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor,
-                  fractions: tuple[float, ...], seed: int) -> dict[str, float]:
-    """Linear-probe accuracy for each label fraction, keyed like "0.01"."""
-    return {fraction_key(f): linear_probe(train_x[idx], train_y[idx], test_x, test_y, seed)
-            for f in fractions for idx in [label_subset(train_y, f, seed)]}
+def linear_probes(train_x: Tensor, train_y: Tensor, targets: Targets, fractions: tuple[float, ...],
+                  seed: int) -> dict[str, dict[str, float]]:
+    """target -> label fraction (keyed like "0.01") -> accuracy; one fit per fraction."""
+    scores: dict[str, dict[str, float]] = {name: {} for name in targets}
+    for fraction in fractions:
+        idx = label_subset(train_y, fraction, seed)
+        for name, accuracy in linear_probe(train_x[idx], train_y[idx], targets, seed).items():
+            scores[name][fraction_key(fraction)] = accuracy
+    return scores
 
 
 def fraction_key(fraction: float) -> str:

@@ -16,7 +16,8 @@ import torch
 
 from sidae.config import SidAEConfig
 from sidae.data import DataSplits, load_splits
-from sidae.evaluate import extract_features, finetune, fraction_key, knn_accuracy, label_subset, linear_probes
+from sidae.evaluate import (extract_features, finetune, fraction_key, knn_accuracy, knn_bank_index, label_subset,
+                            linear_probes)
 from sidae.model import SidAE
 from sidae.trainer import EpochCallback, pretrain
 
@@ -43,23 +44,29 @@ class RunResult:
 
 
 def evaluate(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device) -> dict[str, Any]:
-    """kNN and linear probes on frozen features (computed once), then fine-tuning per fraction."""
-    encoder = model.encoder
-    pool_x = extract_features(encoder, data.train.images, device)
-    val_x = extract_features(encoder, data.val.images, device)
-    test_x = extract_features(encoder, data.test.images, device)
-    pool_y, val_y, test_y = (s.labels.to(device) for s in (data.train, data.val, data.test))
+    """kNN and linear probes on frozen features (each image encoded once), then fine-tuning.
+
+    Only the labelled images some probe or the kNN bank uses are encoded: with small label
+    fractions that is a small part of the pool."""
     fractions = cfg.eval.label_fractions
-    out: dict[str, Any] = {"knn": knn_accuracy(pool_x, pool_y, test_x, test_y, k=cfg.eval.knn_k),
+    subsets = {f: label_subset(data.train.labels, f, cfg.seed) for f in fractions}
+    bank = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
+    needed = torch.unique(torch.cat([bank, *subsets.values()]))
+    pool_x = torch.zeros(len(data.train), model.feat_dim, device=device)
+    pool_x[needed.to(device)] = extract_features(model.encoder, data.train.images[needed], device)
+    val_x = extract_features(model.encoder, data.val.images, device)
+    test_x = extract_features(model.encoder, data.test.images, device)
+    pool_y, val_y, test_y = (s.labels.to(device) for s in (data.train, data.val, data.test))
+    bank = bank.to(device)
+    out: dict[str, Any] = {"knn": knn_accuracy(pool_x[bank], pool_y[bank], test_x, test_y, k=cfg.eval.knn_k),
                            "linear": {}, "val_linear": {}, "finetune": {}}
     if cfg.eval.linear:
-        out["linear"] = linear_probes(pool_x, pool_y, test_x, test_y, fractions, cfg.seed)
-        out["val_linear"] = linear_probes(pool_x, pool_y, val_x, val_y, fractions, cfg.seed)
+        probes = linear_probes(pool_x, pool_y, {"test": (test_x, test_y), "val": (val_x, val_y)}, fractions, cfg.seed)
+        out["linear"], out["val_linear"] = probes["test"], probes["val"]
     if cfg.eval.finetune:
-        for fraction in fractions:
-            labelled = data.train.subset(label_subset(data.train.labels, fraction, cfg.seed))
+        for fraction, subset in subsets.items():
             out["finetune"][fraction_key(fraction)] = finetune(
-                encoder, model.feat_dim, labelled, data.test, data.num_classes, cfg.augment,
+                model.encoder, model.feat_dim, data.train.subset(subset), data.test, data.num_classes, cfg.augment,
                 cfg.eval.finetune_steps, cfg.eval.finetune_lr, cfg.seed, device)
     return out
 

@@ -8,32 +8,29 @@ label fraction) and <out>/checkpoint.pt; rerunning the same command resumes from
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
 import torch
 
-from sidae.config import BACKBONES, DATASETS, NOISE_KINDS, ConfigError, SidAEConfig, default_config
+from sidae.config import BACKBONES, DATASETS, NOISE_KINDS, ConfigError, SidAEConfig, default_config, override
 from sidae.data import DataError
 from sidae.experiment import RESULTS_FILE, RunResult, run
 from sidae.trainer import TrainingDiverged
 
-# CLI flag -> (config section, field); None as the section means a top-level field.
-FLAG_FIELDS: dict[str, tuple[str | None, str]] = {
-    "w": (None, "w"), "seed": (None, "seed"), "device": (None, "device"), "noise_at_w1": (None, "noise_at_w1"),
-    "data_dir": ("data", "data_dir"), "train_limit": ("data", "train_limit"), "val_size": ("data", "val_size"),
-    "image_size": ("data", "image_size"), "download": ("data", "download"), "verify": ("data", "verify"),
-    "backbone": ("model", "backbone"), "width": ("model", "width"), "proj_dim": ("model", "proj_dim"),
-    "pred_dim": ("model", "pred_dim"), "decoder_width": ("model", "decoder_width"),
-    "noise": ("noise", "kind"), "noise_level": ("noise", "level"),
-    "crop_scale_min": ("augment", "crop_scale_min"), "flip_prob": ("augment", "flip_prob"),
-    "jitter": ("augment", "jitter"), "grayscale_prob": ("augment", "grayscale_prob"),
-    "rotation": ("augment", "rotation"), "translate": ("augment", "translate"),
-    "epochs": ("optim", "epochs"), "batch_size": ("optim", "batch_size"), "lr": ("optim", "base_lr"),
-    "weight_decay": ("optim", "weight_decay"),
-    "label_fractions": ("eval", "label_fractions"), "finetune": ("eval", "finetune"),
-    "finetune_steps": ("eval", "finetune_steps"),
+# CLI flag -> config field (dotted path, see sidae.config.override).
+FLAG_FIELDS: dict[str, str] = {
+    "w": "w", "seed": "seed", "device": "device", "noise_at_w1": "noise_at_w1",
+    "data_dir": "data.data_dir", "train_limit": "data.train_limit", "val_size": "data.val_size",
+    "image_size": "data.image_size", "download": "data.download", "verify": "data.verify",
+    "backbone": "model.backbone", "width": "model.width", "proj_dim": "model.proj_dim",
+    "pred_dim": "model.pred_dim", "decoder_width": "model.decoder_width",
+    "noise": "noise.kind", "noise_level": "noise.level",
+    "crop_scale_min": "augment.crop_scale_min", "flip_prob": "augment.flip_prob", "jitter": "augment.jitter",
+    "grayscale_prob": "augment.grayscale_prob", "rotation": "augment.rotation", "translate": "augment.translate",
+    "epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.base_lr",
+    "weight_decay": "optim.weight_decay",
+    "label_fractions": "eval.label_fractions", "finetune": "eval.finetune", "finetune_steps": "eval.finetune_steps",
 }
 
 
@@ -96,20 +93,8 @@ def parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> SidAEConfig:
     """The data set's default config with every flag the user gave applied on top."""
-    cfg = default_config(args.dataset)
-    sections: dict[str, dict[str, object]] = {}
-    top: dict[str, object] = {}
-    for flag, (section, name) in FLAG_FIELDS.items():
-        value = getattr(args, flag)
-        if value is None:
-            continue
-        if section is None:
-            top[name] = value
-        else:
-            sections.setdefault(section, {})[name] = value
-    for section, values in sections.items():
-        top[section] = dataclasses.replace(getattr(cfg, section), **values)
-    return dataclasses.replace(cfg, **top)
+    given = {path: getattr(args, flag) for flag, path in FLAG_FIELDS.items() if getattr(args, flag) is not None}
+    return override(default_config(args.dataset), given)
 
 
 def summary(result: RunResult) -> str:

@@ -21,7 +21,7 @@ from sidae import checkpoint
 from sidae.augment import augment
 from sidae.config import SidAEConfig
 from sidae.data import DataSplits
-from sidae.evaluate import collapse_std, extract_features, knn_accuracy, to_float
+from sidae.evaluate import collapse_std, extract_features, knn_accuracy, knn_bank_index, to_float
 from sidae.losses import LossParts, sidae_loss
 from sidae.model import SidAE
 from sidae.noise import add_noise
@@ -137,8 +137,7 @@ def pretrain(cfg: SidAEConfig, data: DataSplits, *, callback: EpochCallback | No
     if checkpoint_path is not None and checkpoint_path.exists():
         history = _resume(checkpoint_path, cfg, model, optimizer, generator, device)
     images = data.pretrain.images.to(device)  # uint8 in device memory: batches never cross the bus
-    bank_index = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(cfg.seed))
-    bank_index = bank_index[: cfg.eval.knn_bank_size]
+    bank_index = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
     for epoch in range(len(history), cfg.optim.epochs):
         start = time.perf_counter()
         metrics = _epoch(model, optimizer, images, cfg, generator, epoch, progress)

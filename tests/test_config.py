@@ -45,3 +45,15 @@ def test_bad_values_are_one_line_errors(build, message: str) -> None:  # type: i
     with pytest.raises(ConfigError, match=message) as error:
         build()
     assert "\n" not in str(error.value)
+
+
+def test_override_by_dotted_path() -> None:
+    from sidae.config import override
+
+    cfg = override(default_config("mnist"), {"w": 0.2, "noise.level": 0.5, "optim.epochs": 3})
+    assert (cfg.w, cfg.noise.level, cfg.optim.epochs) == (0.2, 0.5, 3)
+    assert cfg.noise.kind == default_config("mnist").noise.kind
+    with pytest.raises(ConfigError, match="unknown config field 'noise.sigma'"):
+        override(cfg, {"noise.sigma": 0.1})
+    with pytest.raises(ConfigError, match="w must be in"):
+        override(cfg, {"w": 2.0})

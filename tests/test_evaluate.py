@@ -38,17 +38,19 @@ def test_label_fraction_out_of_range(fraction: float) -> None:
 def test_probes_separate_blobs_and_fail_on_noise() -> None:
     train_x, train_y = _blobs(400, 0)
     test_x, test_y = _blobs(200, 1)
-    assert linear_probe(train_x, train_y, test_x, test_y, seed=0) > 0.95
+    assert linear_probe(train_x, train_y, {"test": (test_x, test_y)}, seed=0)["test"] > 0.95
     assert knn_accuracy(train_x, train_y, test_x, test_y, k=5) > 0.95
     shuffled = train_y[torch.randperm(400, generator=torch.Generator().manual_seed(0))]
-    assert linear_probe(train_x, shuffled, test_x, test_y, seed=0) < 0.5
+    assert linear_probe(train_x, shuffled, {"test": (test_x, test_y)}, seed=0)["test"] < 0.5
 
 
 def test_linear_probes_keys_are_fractions() -> None:
     train_x, train_y = _blobs(400, 0)
     test_x, test_y = _blobs(100, 1)
-    scores = linear_probes(train_x, train_y, test_x, test_y, (0.1, 1.0), seed=0)
-    assert set(scores) == {"0.1", "1"} and all(0 <= v <= 1 for v in scores.values())
+    scores = linear_probes(train_x, train_y, {"test": (test_x, test_y), "train": (train_x, train_y)}, (0.1, 1.0), seed=0)
+    assert set(scores) == {"test", "train"}
+    assert set(scores["test"]) == {"0.1", "1"} and all(0 <= v <= 1 for v in scores["test"].values())
+    assert scores["train"]["1"] >= scores["test"]["1"] - 0.05  # scored on its own training data
 
 
 def test_collapse_indicator() -> None:

@@ -49,3 +49,16 @@ def test_w_switches_branches_off(w: float, decoder_runs: bool, heads_run: bool) 
 def test_unsupported_image_size_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="image size 30"):
         SidAE(ModelConfig(width=4), (1, 30, 30), (0.5,), (0.25,))
+
+
+def test_reconstruction_grid_png(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+
+    from sidae.config import SidAEConfig
+    from sidae.visualize import save_reconstruction_grid
+
+    model = SidAE(ModelConfig(width=4, proj_dim=16, pred_dim=4, decoder_width=4), (1, 28, 28), (0.5,), (0.25,))
+    images = torch.randint(0, 256, (6, 1, 28, 28), dtype=torch.uint8)
+    path = save_reconstruction_grid(model, images, SidAEConfig(), tmp_path / "grid.png")
+    with Image.open(path) as grid:
+        assert grid.size == (6 * 30 + 2, 3 * 30 + 2)  # 6 columns, 3 rows, 2 px padding
