@@ -1,0 +1,47 @@
+"""Where trial artifacts (image grids, checkpoints) live, next to the storage they belong to."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from optuna.artifacts import FileSystemArtifactStore
+
+from storage.errors import StorageError
+from storage.urls import PROJECT_ROOT, is_sqlite, sqlite_file
+
+ARTIFACT_DIR_ENV = "SIDAE_ARTIFACT_DIR"
+
+
+def artifact_dir_for(url: str, override: str | None = None) -> Path:
+    """The artifact folder for the storage at `url` (absolute; not created here).
+
+    An explicit `override` always wins. Otherwise a SQLite study keeps its artifacts beside its
+    file, `<db stem>-artifacts/`, so copying or deleting a study moves both together; a
+    PostgreSQL study has no file to sit beside, so it uses $SIDAE_ARTIFACT_DIR (a cluster sets
+    it to a folder every node and the dashboard see) or `<project root>/artifacts`.
+    """
+    if override:
+        return Path(override).expanduser().resolve()
+    if is_sqlite(url):
+        db = sqlite_file(url)
+        return db.parent / f"{db.stem}-artifacts"
+    env = os.environ.get(ARTIFACT_DIR_ENV)
+    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "artifacts"
+
+
+def make_artifact_store(path: Path) -> FileSystemArtifactStore:
+    """An artifact store on `path`, created and proven writable now.
+
+    Optuna's FileSystemArtifactStore checks nothing until the first upload, which would be the
+    end of a trial's first epoch; a test write here turns that into an error at start-up.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise StorageError(f"artifact folder {path} is not usable: {reason}") from error
+    return FileSystemArtifactStore(path)

@@ -1,0 +1,174 @@
+"""Storage URLs -> Optuna storages: the one module that parses URLs and sets engine options.
+
+Two back ends: a SQLite file (the default, one driver on one machine) and PostgreSQL through
+psycopg 3 (anything parallel: several processes, a Ray cluster, the dashboard beside a study).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import optuna
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from storage.errors import StorageError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SQLITE_FILE = PROJECT_ROOT / "studies.db"
+
+# A writer waits this long for another writer's lock instead of failing at once with
+# "database is locked"; Optuna's transactions are milliseconds long, so 30 s only runs out when
+# something is wedged.
+SQLITE_BUSY_TIMEOUT_S = 30.0
+# libpq's connect_timeout: an unreachable server fails in seconds, not after the OS's minutes.
+POSTGRES_CONNECT_TIMEOUT_S = 5
+
+_EXPECTED = "expected sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+_SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
+_POSTGRES_DRIVERS = ("postgresql", "postgresql+psycopg")
+
+
+def default_url() -> str:
+    """`sqlite:///<project root>/studies.db`: absolute, so it does not depend on the cwd."""
+    return f"sqlite:///{DEFAULT_SQLITE_FILE}"
+
+
+def redact(url: str) -> str:
+    """`url` with its password (in the user part or a `password=` query) replaced by ***.
+
+    Works on strings that do not parse too, because those are exactly the ones that end up in
+    error messages.
+    """
+    try:
+        text = make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        text = re.sub(r"(://[^:/@\s]*:)\S*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", text)
+
+
+def is_sqlite(url: str) -> bool:
+    """True for a SQLite file URL; StorageError for a URL this project cannot use."""
+    return parse(url).get_backend_name() == "sqlite"
+
+
+def sqlite_file(url: str) -> Path:
+    """The absolute path of a SQLite URL's database file (relative paths are from the cwd)."""
+    parsed = parse(url)
+    if parsed.get_backend_name() != "sqlite":
+        raise StorageError(f"not a SQLite URL: {redact(url)}")
+    return Path(parsed.database or "").expanduser().resolve()
+
+
+def parse(url: str) -> URL:
+    """The URL with the driver this project uses (plain `postgresql://` becomes psycopg 3).
+
+    Everything else raises StorageError before anything touches the disk or the network:
+    other schemes, strings that are not URLs, and in-memory SQLite, whose studies would vanish
+    with the process and which no second process or dashboard could read.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise StorageError(f"not a storage URL: {redact(url)!r}; {_EXPECTED}") from None
+    if parsed.drivername in _SQLITE_DRIVERS:
+        if parsed.database in (None, "", ":memory:"):
+            raise StorageError(f"in-memory SQLite is not supported: {redact(url)}; give a file path")
+        return parsed
+    if parsed.drivername in _POSTGRES_DRIVERS:
+        return parsed.set(drivername="postgresql+psycopg")
+    raise StorageError(f"unsupported storage URL {redact(url)}: scheme {parsed.drivername!r}; {_EXPECTED}")
+
+
+def make_storage(url: str) -> optuna.storages.RDBStorage:
+    """An Optuna RDBStorage for `url`, tables created, connection proven.
+
+    RDBStorage's constructor connects at once (it creates the tables and stamps the schema
+    version), so a wrong password or a stopped server surfaces here, as a one-line
+    StorageError, instead of as a SQLAlchemy traceback in the middle of a study.
+    """
+    parsed = parse(url)
+    engine_kwargs: dict[str, Any]
+    schema_lock: AbstractContextManager[object]
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_file(url)
+        _prepare_sqlite_file(path, url)
+        # Optuna and sqlite3 must open the same file whatever the cwd or `~` means later.
+        parsed = parsed.set(database=str(path))
+        # pysqlite's `timeout` is sqlite3_busy_timeout: set on every connection the pool opens.
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        schema_lock = _folder_lock(path.parent)
+        failure = "cannot open SQLite database"
+    else:
+        # pool_pre_ping: a pooled connection that died with a server restart is replaced on
+        # checkout, so a long study survives a PostgreSQL restart without user intervention.
+        timeout = {} if "connect_timeout" in parsed.query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": timeout}
+        schema_lock = nullcontext()
+        failure = "cannot reach PostgreSQL"
+    # RDBStorage runs str.format on the URL (its {SCHEMA_VERSION} template), so literal braces
+    # in a path must be doubled.
+    full = parsed.render_as_string(hide_password=False).replace("{", "{{").replace("}", "}}")
+    try:
+        with schema_lock:
+            return optuna.storages.RDBStorage(full, engine_kwargs=engine_kwargs)
+    except SQLAlchemyError as error:
+        raise StorageError(f"{failure} at {redact(url)}: {_reason(error, parsed.password)}") from error
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Make processes that open the same new SQLite file at once create its tables in turn.
+
+    RDBStorage creates Optuna's tables one by one, each "create if missing", so two processes
+    starting on a fresh file race and one fails with "table ... already exists". The lock is
+    an flock on the folder, not on the database file: closing any descriptor of that file
+    would drop the POSIX locks SQLite holds on it in this process.
+    """
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _prepare_sqlite_file(path: Path, url: str) -> None:
+    """Create the parent folder and switch the database file to WAL journal mode.
+
+    WAL lets readers (the dashboard, a second study process) run while one process writes;
+    the default rollback journal blocks every reader during a write and every writer during a
+    read, which is where "database is locked" comes from. WAL is a property of the file and
+    persists, so setting it once here, before Optuna's engine touches the file, covers every
+    later connection from every process (no per-connection PRAGMA needed).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_S)) as connection:
+            mode = connection.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    except (OSError, sqlite3.Error) as error:
+        raise StorageError(f"cannot open SQLite database at {redact(url)}: {error}") from error
+    if mode != "wal":
+        raise StorageError(f"cannot use SQLite database at {redact(url)}: WAL journal mode refused "
+                           f"(got {mode!r}); put the file on a local disk")
+
+
+def _reason(error: SQLAlchemyError, password: str | None) -> str:
+    """The driver's own explanation, in one line and without the password.
+
+    psycopg's messages run over several lines and repeat the host and port
+    ('connection failed: connection to server at "h", port 1 failed: Connection refused\\n\\tIs
+    the server running...'); the part after the last "failed: " is the cause.
+    """
+    cause = error.orig if getattr(error, "orig", None) is not None else error
+    lines = str(cause).strip().splitlines()
+    text = lines[0] if lines else type(cause).__name__
+    text = text.rsplit("failed: ", 1)[-1].removeprefix("FATAL:").strip()
+    return text.replace(password, "***") if password else text
