@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
+from tests.smoke_study import smoke_study  # noqa: F401  (fixture)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SIDAE_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
 

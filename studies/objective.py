@@ -1,0 +1,121 @@
+"""The objective: an Optuna trial's parameters -> a sidae config -> a Ray Tune trial.
+
+Each epoch reports the validation kNN accuracy (the intermediate value the scheduler and the
+dashboard see); the last report adds the objective: linear-probe accuracy at the primary label
+fraction, measured on the validation split (never the test set), plus the test-set figures
+that are stored as user attributes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sidae.checkpoint import save_atomic
+from sidae.config import DataConfig, SidAEConfig, default_config, override
+from sidae.data import DataSplits, load_splits
+from sidae.evaluate import fraction_key
+from sidae.experiment import CHECKPOINT_FILE, RunResult, run
+from sidae.visualize import save_reconstruction_grid
+from studies.budgets import Budget
+
+GRID_IMAGES = 8
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one study run shares; shipped to the Ray workers with the trainable."""
+
+    dataset: str
+    budget: Budget
+    data_dir: str  # absolute; on a cluster, the same path on every node
+    run_root: str  # per-trial folders (checkpoints, grids), on storage every node can reach
+    primary_fraction: float = 0.01
+    threads: int = 1
+    device: str = "auto"
+    fixed: Mapping[str, Any] = field(default_factory=dict)  # --set overrides, dotted config paths
+
+
+def trial_config(params: Mapping[str, Any], ctx: TrialContext) -> SidAEConfig:
+    """Data-set defaults, then the budget, then the user's --set values, then the trial's
+    parameters (named by dotted config path)."""
+    values = {**ctx.budget.config_values(), "data.data_dir": ctx.data_dir, "data.download": False,
+              "device": ctx.device, **ctx.fixed, **params}
+    cfg = override(default_config(ctx.dataset), values)
+    fractions = cfg.eval.label_fractions
+    if ctx.primary_fraction not in fractions:
+        cfg = override(cfg, {"eval.label_fractions": tuple(sorted({*fractions, ctx.primary_fraction}))})
+    return cfg
+
+
+_DATA_CACHE: dict[DataConfig, DataSplits] = {}
+
+
+def cached_splits(cfg: DataConfig) -> DataSplits:
+    """Data decoded once per worker process: Tune reuses the process for the next trial."""
+    if cfg not in _DATA_CACHE:
+        _DATA_CACHE.clear()  # one data set at a time is enough, and bounds memory
+        _DATA_CACHE[cfg] = load_splits(cfg)
+    return _DATA_CACHE[cfg]
+
+
+def final_report(result: RunResult, ctx: TrialContext, artifacts: dict[str, str]) -> dict[str, Any]:
+    last = result.history[-1]
+    return {
+        **last,
+        "final": True,
+        "objective": result.val_linear[fraction_key(ctx.primary_fraction)],
+        "val_linear": result.val_linear,
+        "test_linear": result.linear,
+        "test_finetune": result.finetune,
+        "test_knn": result.knn,
+        "wall_seconds": result.wall_seconds,
+        "device": result.device,
+        "seed": result.config.seed,
+        "epochs_done": len(result.history),
+        "artifacts": artifacts,
+    }
+
+
+def save_trial_files(result: RunResult, data: DataSplits, run_dir: Path) -> dict[str, str]:
+    """A reconstruction grid of validation images and the trained weights; the resume
+    checkpoint (with optimizer state) is dropped once the trial is done."""
+    assert result.model is not None
+    grid = save_reconstruction_grid(result.model, data.val.images[:GRID_IMAGES], result.config,
+                                    run_dir / "reconstructions.png")
+    weights = run_dir / "model.pt"
+    save_atomic({"config": result.config.to_dict(), "model": result.model.state_dict()}, weights)
+    (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
+    return {"reconstructions": str(grid), "model": str(weights)}
+
+
+def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
+    """Ray Tune function trainable for one trial."""
+    from ray import tune  # imported here so that importing this module does not need ray
+
+    torch.set_num_threads(ctx.threads)
+    trial_id = tune.get_context().get_trial_id()
+    run_dir = Path(ctx.run_root) / trial_id
+    identity = {"node": socket.gethostname(), **_ray_node(), "pid": os.getpid(), "run_dir": str(run_dir)}
+    cfg = trial_config(params, ctx)
+
+    def report_epoch(metrics: dict[str, float]) -> None:
+        if metrics["epoch"] < cfg.optim.epochs:  # the last epoch is reported with the evaluation
+            tune.report({**metrics, **identity, "final": False, "objective": None})
+
+    data = cached_splits(cfg.data)
+    result = run(cfg, out_dir=run_dir, callback=report_epoch, data=data, progress=False)
+    tune.report({**final_report(result, ctx, save_trial_files(result, data, run_dir)), **identity})
+
+
+def _ray_node() -> dict[str, str]:
+    """The Ray node this trial runs on: several nodes can share a host (and an IP)."""
+    import ray
+
+    return {"node_ip": ray.util.get_node_ip_address(), "ray_node_id": ray.get_runtime_context().get_node_id()}

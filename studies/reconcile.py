@@ -1,0 +1,68 @@
+"""Start-up reconciliation: what a rerun of the same study command must do.
+
+Optuna's heartbeats and RetryFailedTrialCallback only work inside `study.optimize`, not with the
+ask/tell that Ray's OptunaSearch uses, so a driver that died leaves its trials RUNNING forever.
+Before scheduling anything, the next driver marks those trials FAIL (with the reason) and puts
+their configurations back in the queue; completed and pruned work is kept and never rerun.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+FINISHED_OK = (TrialState.COMPLETE, TrialState.PRUNED)
+STALE_REASON = "left RUNNING by a driver that stopped; marked FAIL and retried at the next start"
+
+
+def _key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)
+
+
+def fail_stale_trials(study: optuna.Study) -> list[FrozenTrial]:
+    """Mark RUNNING trials FAIL (their driver is gone) and return them."""
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    storage = study._storage
+    for trial in stale:
+        storage.set_trial_user_attr(trial._trial_id, "fail_reason", STALE_REASON)
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    return stale
+
+
+def queued(study: optuna.Study) -> list[dict[str, Any]]:
+    """Configurations enqueued but not yet started (Optuna's WAITING trials)."""
+    return [dict(t.params or t.system_attrs.get("fixed_params", {}))
+            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+
+
+def grid_todo(study: optuna.Study, points: list[dict[str, Any]], max_retries: int) -> list[dict[str, Any]]:
+    """Grid points still to run: neither COMPLETE nor PRUNED, not already queued, and failed at
+    most max_retries times (a point that keeps failing is reported, not retried forever)."""
+    trials = study.get_trials(deepcopy=False)
+    done = {_key(t.params) for t in trials if t.state in FINISHED_OK}
+    waiting = {_key(p) for p in queued(study)}
+    failures = Counter(_key(t.params) for t in trials if t.state == TrialState.FAIL)
+    return [p for p in points if _key(p) not in done | waiting and failures[_key(p)] <= max_retries]
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED_OK))
+
+
+def plan(study: optuna.Study, points: list[dict[str, Any]] | None, trials: int, max_retries: int) -> int:
+    """Reconcile, enqueue what must run, and return how many Tune trials to start.
+
+    Grid studies (points given) enqueue every missing point. Sampled studies retry the
+    configurations a dead driver left behind and sample the rest, up to `trials` finished."""
+    stale = fail_stale_trials(study)
+    if points is not None:
+        for point in grid_todo(study, points, max_retries):
+            study.enqueue_trial(point)
+        return len(queued(study))
+    for trial in stale:
+        study.enqueue_trial(trial.params)
+    return max(0, trials - finished_count(study))

@@ -1,0 +1,245 @@
+"""Run a named study: validate, reconcile the storage, schedule trials with Ray Tune, summarise.
+
+Order matters for "bad input loses nothing": every argument, the data and the storage URL are
+checked before the study is created or Ray is started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shlex
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.artifacts import upload_artifact
+
+from sidae.config import DATASETS, ConfigError
+from sidae.data import data_root, load_splits
+from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, redact
+from studies.budgets import BUDGETS, Budget
+from studies.catalogue import STUDIES, Study, grid_points
+from studies.objective import TrialContext, train_trial, trial_config
+from studies.reconcile import plan
+
+SCHEDULERS = ("asha", "none")
+
+
+class StudyError(ValueError):
+    """Bad study arguments; one line for the user."""
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    study: str
+    dataset: str = "mnist"
+    budget: str = "cpu"
+    name: str | None = None  # default <study>-<dataset>
+    storage: str | None = None  # default: SQLite file in the project folder
+    artifact_dir: str | None = None
+    data_dir: str | None = None
+    epochs: int | None = None
+    train_limit: int | None = None
+    trials: int | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)  # dotted config path -> value
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str | None = None  # Ray cluster HOST:PORT; None starts Ray locally
+    scheduler: str | None = None  # None: the study's default
+    max_concurrent: int | None = None
+    primary_fraction: float = 0.01
+    seed: int = 0  # the sampler's seed
+    time_budget_s: float | None = None
+    max_retries: int = 1
+    min_collapse_std: float = 0.0  # stop (prune) trials whose features collapsed below this
+    ray_dir: str | None = None
+    device: str = "auto"
+    progress: bool = True
+    command: str = ""  # how the user started it, stored on the study
+
+    @property
+    def study_name(self) -> str:
+        return self.name or f"{self.study}-{self.dataset}"
+
+
+def resolve_budget(opts: StudyOptions) -> Budget:
+    if opts.budget not in BUDGETS:
+        raise StudyError(f"unknown budget {opts.budget!r}; choose from {', '.join(BUDGETS)}")
+    changes = {k: v for k, v in (("epochs", opts.epochs), ("train_limit", opts.train_limit),
+                                 ("trials", opts.trials)) if v is not None}
+    for key, value in changes.items():
+        if value <= 0:
+            raise StudyError(f"--{key.replace('_', '-')} must be positive, got {value}")
+    return dataclasses.replace(BUDGETS[opts.budget], **changes)
+
+
+def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
+    """Everything that can be checked without touching the storage or Ray."""
+    if opts.study not in STUDIES:
+        raise StudyError(f"unknown study {opts.study!r}; choose from {', '.join(STUDIES)} (see --list)")
+    if opts.dataset not in DATASETS:
+        raise StudyError(f"unknown dataset {opts.dataset!r}; choose from {', '.join(DATASETS)}")
+    if opts.scheduler is not None and opts.scheduler not in SCHEDULERS:
+        raise StudyError(f"unknown scheduler {opts.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+    if opts.cpus_per_trial <= 0 or opts.gpus_per_trial < 0:
+        raise StudyError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    study, budget = STUDIES[opts.study], resolve_budget(opts)
+    ctx = TrialContext(dataset=opts.dataset, budget=budget, data_dir=str(data_root(opts.data_dir).resolve()),
+                       run_root="", primary_fraction=opts.primary_fraction,
+                       threads=max(1, int(opts.cpus_per_trial)), device=opts.device, fixed=dict(opts.fixed))
+    searched = _searched_params(study, budget, opts.dataset)
+    clash = sorted(set(opts.fixed) & searched)
+    if clash:
+        raise StudyError(f"--set {clash[0]} clashes with a parameter that study {study.name} searches")
+    try:
+        trial_config({}, ctx)  # the budget and --set values make a valid config
+    except ConfigError as error:
+        raise StudyError(str(error)) from None
+    return study, budget, ctx
+
+
+def _searched_params(study: Study, budget: Budget, dataset: str) -> set[str]:
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = probe.ask()
+    study.space(trial, budget, dataset)
+    return set(trial.params)
+
+
+def run_study(opts: StudyOptions) -> optuna.Study:
+    """Run (or resume) the study and return it."""
+    study, budget, ctx = validate(opts)
+    url = opts.storage or default_url()
+    storage = make_storage(url)  # StorageError for malformed or unreachable URLs; creates nothing then
+    config = trial_config({}, ctx)
+    load_splits(config.data)  # the data is there (downloaded once here, not by every worker)
+    artifact_root = artifact_dir_for(url, opts.artifact_dir)
+    artifact_store = make_artifact_store(artifact_root)
+    ctx = dataclasses.replace(ctx, run_root=str(artifact_root / "runs" / opts.study_name))
+    optuna_study = _open_study(opts, study, budget, storage)
+    points = grid_points(study, budget) if study.grid is not None else None
+    to_run = plan(optuna_study, points, budget.trials, opts.max_retries)
+    _print_header(opts, url, artifact_root, budget, to_run)
+    if to_run > 0:
+        _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
+    optuna_study = optuna.load_study(study_name=opts.study_name, storage=storage)
+    store_best_model(optuna_study, artifact_store)
+    return optuna_study
+
+
+def store_best_model(study: optuna.Study, artifact_store: Any) -> None:
+    """The best trial's weights as a study artifact (each time the best trial changes)."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return
+    best = max(complete, key=lambda t: t.value)
+    weights = Path(best.user_attrs.get("run_dir", "")) / "model.pt"
+    if study.user_attrs.get("best_model_trial") == best.number or not weights.is_file():
+        return
+    named = weights.with_name(f"best-trial-{best.number}-model.pt")
+    shutil.copyfile(weights, named)
+    upload_artifact(artifact_store=artifact_store, file_path=str(named), study_or_trial=study)
+    study.set_user_attr("best_model_trial", best.number)
+
+
+def _open_study(opts: StudyOptions, study: Study, budget: Budget, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Create the study, or load it if this name exists and holds the same kind of study."""
+    optuna_study = optuna.create_study(study_name=opts.study_name, storage=storage, direction="maximize",
+                                       load_if_exists=True)
+    identity = {"study": study.name, "dataset": opts.dataset}
+    held = {k: optuna_study.user_attrs.get(k) for k in identity}
+    if all(v is None for v in held.values()):
+        for key, value in {**identity, "budget": budget.name, "command": opts.command}.items():
+            optuna_study.set_user_attr(key, value)
+    elif held != identity:
+        raise StudyError(f"study name {opts.study_name!r} already holds a {held['study']} on {held['dataset']}; "
+                         "choose another --name")
+    return optuna_study
+
+
+def _scheduler(opts: StudyOptions, study: Study, budget: Budget) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if (opts.scheduler or study.scheduler) == "none" or budget.epochs < 2:
+        return FIFOScheduler()
+    # Rungs at grace, grace*3, ...: a third of the trials survive each rung.
+    return ASHAScheduler(time_attr="epoch", metric="knn_acc", mode="max", max_t=budget.epochs,
+                         grace_period=max(1, budget.epochs // 9), reduction_factor=3)
+
+
+def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
+          storage: optuna.storages.BaseStorage, artifact_store: Any, to_run: int) -> None:
+    import ray
+    from ray import tune
+
+    from studies.progress import StudyProgress
+    from studies.search import StudySearch, TrialIndex
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
+    if not ray.is_initialized():
+        # A local Ray instance listens on loopback only; a cluster is reached at its address.
+        local = {"_node_ip_address": "127.0.0.1"} if opts.address is None else {}
+        ray.init(address=opts.address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=True, **local)
+    index = TrialIndex()
+    search = StudySearch(partial(study.space, budget=budget, dataset=opts.dataset), study_name=opts.study_name,
+                         storage=storage, sampler=study.sampler(budget, opts.seed), artifact_store=artifact_store,
+                         index=index)
+    progress = StudyProgress(search, total=to_run, enabled=opts.progress)
+    trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx),
+                                    {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=search, scheduler=_scheduler(opts, study, budget), num_samples=to_run,
+                                    max_concurrent_trials=opts.max_concurrent or _default_concurrency(opts),
+                                    reuse_actors=True, time_budget_s=opts.time_budget_s),
+        run_config=tune.RunConfig(name=opts.study_name, storage_path=str(_ray_dir(opts)), verbose=0,
+                                  callbacks=[index, progress], failure_config=tune.FailureConfig(max_failures=0),
+                                  stop=collapse_stopper(opts.min_collapse_std) if opts.min_collapse_std > 0 else None),
+    )
+    tuner.fit()
+
+
+def collapse_stopper(threshold: float) -> Callable[[str, dict[str, Any]], bool]:
+    """Stop a trial whose representation collapsed: the std of its l2-normalised validation
+    features (about 1/sqrt(dim) when healthy, 0 when every image maps to one point) fell below
+    `threshold`. Such a trial can only waste its remaining epochs; it ends PRUNED."""
+
+    def stop(trial_id: str, result: dict[str, Any]) -> bool:
+        return float(result.get("collapse_std", float("inf"))) < threshold
+
+    return stop
+
+
+def _default_concurrency(opts: StudyOptions) -> int:
+    """As many trials at once as the cluster's CPUs (and GPUs) allow."""
+    import ray
+
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1) / opts.cpus_per_trial
+    if opts.gpus_per_trial > 0:
+        slots = min(slots, resources.get("GPU", 0) / opts.gpus_per_trial)
+    return max(1, int(slots))
+
+
+def _ray_dir(opts: StudyOptions) -> Path:
+    return Path(opts.ray_dir or Path.cwd() / "runs" / "ray").resolve()
+
+
+def _print_header(opts: StudyOptions, url: str, artifact_root: Path, budget: Budget, to_run: int) -> None:
+    print(f"study {opts.study_name} ({opts.study} on {opts.dataset}, budget {budget.name}: {budget.epochs} epochs, "
+          f"{budget.train_limit or 'all'} pre-training images)", file=sys.stderr)
+    print(f"storage {redact(url)}; artifacts {artifact_root}", file=sys.stderr)
+    print(f"{to_run} trial(s) to run" if to_run else "nothing left to run: every trial of this study is done",
+          file=sys.stderr)
+
+
+def dashboard_command(url: str, artifact_root: Path) -> str:
+    return f"optuna-dashboard {shlex.quote(redact(url))} --artifact-dir {shlex.quote(str(artifact_root))}"

@@ -1,0 +1,116 @@
+"""The study service end to end: real Ray (local), real Optuna storage (SQLite, PostgreSQL),
+real MNIST. Each smoke study here trains tiny trials for a few seconds each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.smoke_study import TINY, SmokeStudy, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def load(url: str, name: str = "w-sweep-mnist") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir: Path) -> None:
+    url = smoke_study.url
+    study = load(url)
+    assert sorted(t.params["w"] for t in study.trials) == [0.0, 0.5, 1.0]
+    for trial in study.trials:
+        assert trial.state == TrialState.COMPLETE
+        assert sorted(trial.intermediate_values) == [1, 2]  # validation kNN accuracy per epoch
+        assert 0.1 < trial.value <= 1.0  # validation linear probe at 1 % labels, above chance
+        attrs = trial.user_attrs
+        assert set(attrs["test_linear"]) == {"0.01", "0.1"}
+        assert attrs["seed"] == 0 and attrs["device"] == "cpu" and attrs["wall_seconds"] > 0
+        assert attrs["ray_trial_id"] and attrs["ray_node_id"] and Path(attrs["ray_logdir"]).is_dir()
+        assert "artifact:reconstructions" in attrs
+        assert any(k.startswith("artifacts:") for k in trial.system_attrs)  # what the dashboard lists
+    assert "SimSiam" in smoke_study.stdout and "DAE" in smoke_study.stdout and "optuna-dashboard" in smoke_study.stdout
+    assert study.user_attrs["best_model_trial"] in {t.number for t in study.trials}
+
+    again = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing left to run" in again.stderr
+    assert len(load(url).trials) == 3
+
+
+def test_stale_running_trial_is_failed_and_its_point_retried(tmp_path: Path, mnist_dir: Path) -> None:
+    """What a driver killed mid-trial leaves behind: a RUNNING trial with its grid point."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.create_study(study_name="w-sweep-mnist", storage=url, direction="maximize")
+    study.set_user_attr("study", "w-sweep")
+    study.set_user_attr("dataset", "mnist")
+    orphan = study.ask({"seed": optuna.distributions.CategoricalDistribution([0]),
+                        "w": optuna.distributions.CategoricalDistribution([0.0, 0.5, 1.0])})
+    done = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = load(url).trials
+    assert trials[orphan.number].state == TrialState.FAIL
+    assert "driver" in trials[orphan.number].user_attrs["fail_reason"]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["w"] for t in complete) == [0.0, 0.5, 1.0]
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path, mnist_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    # Every healthy trial's collapse indicator is far below 1: each is stopped after epoch 1.
+    pruned = run_cli("--study", "noise-sweep", *TINY, "--trials", "2", "--min-collapse-std", "1.0",
+                     "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    trials = load(url, "noise-sweep-mnist").trials
+    assert [t.state for t in trials] == [TrialState.PRUNED] * 2
+    assert all(sorted(t.intermediate_values) == [1] for t in trials)
+
+    failed = run_cli("--study", "augment-search", *TINY, "--trials", "1", "--set", "optim.base_lr=1e12",
+                     "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    assert failed.returncode == 0, failed.stderr[-3000:]
+    trial = load(url, "augment-search-mnist").trials[0]
+    assert trial.state == TrialState.FAIL
+    assert "TrainingDiverged" in trial.user_attrs["fail_reason"] and "learning rate" in trial.user_attrs["fail_reason"]
+
+
+def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_url: str) -> None:
+    done = run_cli("--study", "w-sweep", *TINY, "--storage", postgres_url, "--name", "w-sweep-pg",
+                   "--artifact-dir", str(tmp_path / "artifacts"), cwd=tmp_path, data_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = load(postgres_url, "w-sweep-pg")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert all(len(t.intermediate_values) == 2 for t in study.trials)
+
+
+def test_list(tmp_path: Path, mnist_dir: Path) -> None:
+    done = run_cli("--list", cwd=tmp_path, data_dir=mnist_dir)
+    assert done.returncode == 0
+    names = [line.split()[0] for line in done.stdout.splitlines()]
+    assert names == ["w-sweep", "noise-sweep", "augment-search", "joint"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--study", "x-sweep"], "unknown study 'x-sweep'"),
+        (["--study", "w-sweep", "--dataset", "svhn"], "unknown dataset 'svhn'"),
+        (["--study", "w-sweep", "--storage", "sqlite//nope.db"], "not a storage URL"),
+        (["--study", "w-sweep", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"], "cannot reach PostgreSQL"),
+        (["--study", "w-sweep", "--set", "w=0.5"], "clashes with a parameter"),
+        (["--study", "noise-sweep", "--set", "w=3"], "w must be in [0, 1]"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, mnist_dir: Path, args: list[str],
+                                                  message: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    done = run_cli(*args, "--budget", "smoke", cwd=work, data_dir=mnist_dir)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
+    assert "secret" not in done.stderr
+    assert list(work.iterdir()) == []
