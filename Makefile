@@ -1,6 +1,7 @@
 # One entry point for people and CI. Every target sets up .venv first (idempotent).
 PY := .venv/bin/python
-export SIDAE_DATA_DIR ?= $(abspath ../shared/data)
+# The real MNIST / Fashion-MNIST copy beside the checkout when there is one, else ./data (downloaded).
+export SIDAE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export RAY_USAGE_STATS_ENABLED := 0
 
 .PHONY: setup quickstart test bench
@@ -10,7 +11,7 @@ setup:
 
 # The main job on the embedded defaults.
 quickstart: setup
-	$(PY) -m sidae.train --dataset mnist --w 0.5 --epochs 1 --train-limit 5000 --out runs/quickstart
+	$(PY) studies/run.py --study w-sweep
 
 test: setup
 	$(PY) -m pytest
