@@ -5,8 +5,17 @@ L = w * L_siam + (1 - w) * L_rec; w = 1 is SimSiam, w = 0 a denoising autoencode
 package knows nothing of Optuna or Ray: it takes a typed config and a per-epoch callback.
 """
 
-from sidae.config import (AugmentConfig, ConfigError, DataConfig, EvalConfig, ModelConfig, NoiseConfig,
-                          OptimConfig, SidAEConfig, default_config)
+from sidae.config import (
+                          AugmentConfig,
+                          ConfigError,
+                          DataConfig,
+                          EvalConfig,
+                          ModelConfig,
+                          NoiseConfig,
+                          OptimConfig,
+                          SidAEConfig,
+                          default_config,
+)
 from sidae.data import DataError, DataSplits, ImageSet, load_splits
 from sidae.experiment import RunResult, run
 from sidae.trainer import TrainingDiverged, pretrain

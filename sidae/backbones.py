@@ -57,7 +57,7 @@ def resnet18(channels: int, width: int) -> nn.Sequential:
     and no max-pool, as in SimSiam's CIFAR experiments. Output dim: 8 * width."""
     widths = [width, 2 * width, 4 * width, 8 * width]
     stages = [_resnet_stage(c_in, c_out, 1 if i == 0 else 2)
-              for i, (c_in, c_out) in enumerate(zip([width] + widths[:-1], widths))]
+              for i, (c_in, c_out) in enumerate(zip([width] + widths[:-1], widths, strict=True))]
     return nn.Sequential(
         *_conv_bn_relu(channels, width, 3, 1),
         *stages,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "stl10", "imagefolder")
@@ -50,7 +50,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
-        _check(self.train_limit is None or self.train_limit > 0, f"train_limit must be positive, got {self.train_limit}")
+        _check(self.train_limit is None or self.train_limit > 0,
+               f"train_limit must be positive, got {self.train_limit}")
         _check(self.val_size > 0, f"val_size must be positive, got {self.val_size}")
         _check(self.image_size >= 8, f"image_size must be at least 8, got {self.image_size}")
 

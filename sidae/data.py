@@ -105,7 +105,8 @@ def _open(name: str, folder: Path, factory: Callable[[bool], Any], download: boo
         return factory(False)
     except Exception as error:  # torchvision raises RuntimeError, ValueError, OSError...
         present = folder.is_dir() and any(folder.iterdir())
-        problem = f"unreadable or corrupt files in {folder} ({_one_line(error)})" if present else f"no files in {folder}"
+        problem = (f"unreadable or corrupt files in {folder} ({_one_line(error)})" if present
+                   else f"no files in {folder}")
         if present or not download:
             raise DataError(f"{name}: {problem}; put torchvision's {name} files there or set "
                             "--data-dir / SIDAE_DATA_DIR to a folder that has them") from error

@@ -16,8 +16,15 @@ import torch
 
 from sidae.config import SidAEConfig
 from sidae.data import DataSplits, load_splits
-from sidae.evaluate import (extract_features, finetune, fraction_key, knn_accuracy, knn_bank_index, label_subset,
-                            linear_probes)
+from sidae.evaluate import (
+    extract_features,
+    finetune,
+    fraction_key,
+    knn_accuracy,
+    knn_bank_index,
+    label_subset,
+    linear_probes,
+)
 from sidae.model import SidAE
 from sidae.trainer import EpochCallback, pretrain
 

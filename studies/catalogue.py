@@ -98,4 +98,4 @@ def grid_points(study: Study, budget: Budget) -> list[dict[str, Any]]:
     """Every point of a grid study, in a stable order (the first parameter varies slowest)."""
     assert study.grid is not None
     grid = study.grid(budget)
-    return [dict(zip(grid, values)) for values in itertools.product(*grid.values())]
+    return [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]

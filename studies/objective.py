@@ -76,6 +76,7 @@ def final_report(result: RunResult, ctx: TrialContext, artifacts: dict[str, str]
         "test_finetune": result.finetune,
         "test_knn": result.knn,
         "wall_seconds": result.wall_seconds,
+        "train_seconds_total": sum(epoch["train_seconds"] for epoch in result.history),
         "device": result.device,
         "seed": result.config.seed,
         "epochs_done": len(result.history),

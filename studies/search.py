@@ -31,7 +31,8 @@ logger = logging.getLogger(__name__)
 
 # Keys of a trial's final report that are stored as user attributes.
 RESULT_ATTRS = ("test_linear", "test_finetune", "test_knn", "val_linear", "loss", "loss_siam", "loss_rec",
-                "collapse_std", "knn_acc", "wall_seconds", "device", "seed", "epochs_done", "images_per_second")
+                "collapse_std", "knn_acc", "wall_seconds", "train_seconds_total", "device", "seed", "epochs_done",
+                "images_per_second")
 IDENTITY_ATTRS = ("node", "node_ip", "ray_node_id", "pid", "run_dir")
 
 

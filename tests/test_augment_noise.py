@@ -77,7 +77,8 @@ def test_gaussian_noise_has_the_requested_sigma() -> None:
     assert out.min() >= 0 and out.max() <= 1
 
 
-@pytest.mark.parametrize(("kind", "level"), [("gaussian", -0.1), ("mask", 1.5), ("blur", 0.1), ("gaussian", float("nan"))])
+@pytest.mark.parametrize(("kind", "level"),
+                         [("gaussian", -0.1), ("mask", 1.5), ("blur", 0.1), ("gaussian", float("nan"))])
 def test_bad_noise_is_rejected(kind: str, level: float) -> None:
     with pytest.raises(ValueError):
         NoiseConfig(kind, level)

@@ -6,8 +6,16 @@ import dataclasses
 
 import pytest
 
-from sidae.config import (AugmentConfig, ConfigError, DataConfig, EvalConfig, ModelConfig, OptimConfig, SidAEConfig,
-                          default_config)
+from sidae.config import (
+    AugmentConfig,
+    ConfigError,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    OptimConfig,
+    SidAEConfig,
+    default_config,
+)
 
 
 def test_defaults_follow_the_data_set() -> None:

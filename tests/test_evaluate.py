@@ -47,7 +47,8 @@ def test_probes_separate_blobs_and_fail_on_noise() -> None:
 def test_linear_probes_keys_are_fractions() -> None:
     train_x, train_y = _blobs(400, 0)
     test_x, test_y = _blobs(100, 1)
-    scores = linear_probes(train_x, train_y, {"test": (test_x, test_y), "train": (train_x, train_y)}, (0.1, 1.0), seed=0)
+    targets = {"test": (test_x, test_y), "train": (train_x, train_y)}
+    scores = linear_probes(train_x, train_y, targets, (0.1, 1.0), seed=0)
     assert set(scores) == {"test", "train"}
     assert set(scores["test"]) == {"0.1", "1"} and all(0 <= v <= 1 for v in scores["test"].values())
     assert scores["train"]["1"] >= scores["test"]["1"] - 0.05  # scored on its own training data

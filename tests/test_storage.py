@@ -210,7 +210,7 @@ def test_two_processes_write_one_sqlite_file_without_locking_errors(tmp_path: Pa
         for _ in range(2)
     ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
-    for worker, (_, stderr) in zip(workers, outputs):
+    for worker, (_, stderr) in zip(workers, outputs, strict=True):
         assert "database is locked" not in stderr
         assert worker.returncode == 0, stderr
     trials = optuna.load_study(study_name="shared", storage=make_storage(url)).get_trials()

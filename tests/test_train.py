@@ -81,7 +81,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path: Path, mnist_
     assert seen == [2]  # epoch 1 came from the checkpoint
     straight = pretrain(cfg, data, progress=False)
     assert _without_timings(resumed.history) == _without_timings(straight.history)
-    for (name, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+    for (name, p), q in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
         assert torch.equal(p, q), name
     other = dataclasses.replace(cfg, w=0.9)
     with pytest.raises(ValueError, match="different configuration"):
