@@ -24,6 +24,7 @@ from sidae.data import DataError  # noqa: E402
 from storage import StorageError, artifact_dir_for, default_url  # noqa: E402
 from studies.budgets import BUDGETS  # noqa: E402
 from studies.catalogue import STUDIES  # noqa: E402
+from studies.lease import StudyBusy  # noqa: E402
 from studies.runner import SCHEDULERS, StudyError, StudyOptions, dashboard_command, run_study  # noqa: E402
 from studies.summary import best_summary, counts, w_sweep_table  # noqa: E402
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = run_study(opts)
-    except (StudyError, StorageError, DataError) as error:
+    except (StudyError, StudyBusy, StorageError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"\n{opts.study_name}: {counts(study)}")

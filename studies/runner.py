@@ -24,6 +24,7 @@ from optuna.artifacts import upload_artifact
 from sidae.config import DATASETS, ConfigError
 from sidae.data import data_root, load_splits
 from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, redact
+from studies import lease
 from studies.budgets import BUDGETS, Budget
 from studies.catalogue import STUDIES, Study, grid_points
 from studies.objective import TrialContext, train_trial, trial_config
@@ -124,12 +125,12 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     ctx = dataclasses.replace(ctx, run_root=str(artifact_root / "runs" / opts.study_name))
     optuna_study = _open_study(opts, study, budget, storage)
     points = grid_points(study, budget) if study.grid is not None else None
-    to_run = plan(optuna_study, points, budget.trials, opts.max_retries)
-    _print_header(opts, url, artifact_root, budget, to_run)
-    if to_run > 0:
-        _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
-    optuna_study = optuna.load_study(study_name=opts.study_name, storage=storage)
-    store_best_model(optuna_study, artifact_store)
+    with lease.held(optuna_study):  # StudyBusy if another live driver runs this study
+        to_run = plan(optuna_study, points, budget.trials, opts.max_retries)
+        _print_header(opts, url, artifact_root, budget, to_run)
+        if to_run > 0:
+            _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
+        store_best_model(optuna_study, artifact_store)
     return optuna_study
 
 
@@ -157,6 +158,7 @@ def _open_study(opts: StudyOptions, study: Study, budget: Budget, storage: optun
     if all(v is None for v in held.values()):
         for key, value in {**identity, "budget": budget.name, "command": opts.command}.items():
             optuna_study.set_user_attr(key, value)
+        # what it searches, data, budget, command: shown on the study's page in optuna-dashboard
     elif held != identity:
         raise StudyError(f"study name {opts.study_name!r} already holds a {held['study']} on {held['dataset']}; "
                          "choose another --name")
