@@ -21,10 +21,11 @@ import optuna  # noqa: E402
 
 from sidae.config import DATASETS  # noqa: E402
 from sidae.data import DataError  # noqa: E402
-from storage import StorageError, artifact_dir_for, default_url  # noqa: E402
+from storage import StorageError, default_url  # noqa: E402
 from studies.budgets import BUDGETS  # noqa: E402
 from studies.catalogue import STUDIES  # noqa: E402
 from studies.lease import StudyBusy  # noqa: E402
+from studies.notes import redacted_command  # noqa: E402
 from studies.runner import SCHEDULERS, StudyError, StudyOptions, dashboard_command, run_study  # noqa: E402
 from studies.summary import best_summary, counts, w_sweep_table  # noqa: E402
 
@@ -90,7 +91,7 @@ def options(args: argparse.Namespace, argv: list[str]) -> StudyOptions:
         time_budget_s=None if args.time_budget is None else args.time_budget * 60, max_retries=args.max_retries,
         min_collapse_std=args.min_collapse_std,
         ray_dir=args.ray_dir, device=args.device, progress=not args.quiet,
-        command=shlex.join(["python", "studies/run.py", *argv]))
+        command=redacted_command(shlex.join(["python", "studies/run.py", *argv])))
 
 
 def list_studies() -> str:
@@ -122,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(t.user_attrs.get("test_finetune") for t in study.trials):
             print("\ntest fine-tune accuracy by w")
             print(w_sweep_table(study, "test_finetune"))
-    url = opts.storage or default_url()
-    print(f"\nbrowse: {dashboard_command(url, artifact_dir_for(url, opts.artifact_dir))}")
+    print(f"\nbrowse: {dashboard_command(opts.storage or default_url(), opts.artifact_dir)}")
     return 0
 
 

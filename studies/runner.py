@@ -27,6 +27,7 @@ from storage import artifact_dir_for, default_url, make_artifact_store, make_sto
 from studies import lease
 from studies.budgets import BUDGETS, Budget
 from studies.catalogue import STUDIES, Study, grid_points
+from studies.notes import save_study_note
 from studies.objective import TrialContext, train_trial, trial_config
 from studies.reconcile import plan
 
@@ -159,6 +160,7 @@ def _open_study(opts: StudyOptions, study: Study, budget: Budget, storage: optun
         for key, value in {**identity, "budget": budget.name, "command": opts.command}.items():
             optuna_study.set_user_attr(key, value)
         # what it searches, data, budget, command: shown on the study's page in optuna-dashboard
+        save_study_note(optuna_study, study, budget, opts.dataset, opts.primary_fraction, opts.command)
     elif held != identity:
         raise StudyError(f"study name {opts.study_name!r} already holds a {held['study']} on {held['dataset']}; "
                          "choose another --name")
@@ -243,5 +245,7 @@ def _print_header(opts: StudyOptions, url: str, artifact_root: Path, budget: Bud
           file=sys.stderr)
 
 
-def dashboard_command(url: str, artifact_root: Path) -> str:
-    return f"optuna-dashboard {shlex.quote(redact(url))} --artifact-dir {shlex.quote(str(artifact_root))}"
+def dashboard_command(url: str, artifact_dir: str | None) -> str:
+    """How to browse this study (the password, if any, left for the user to fill in)."""
+    command = ["python", "studies/dashboard.py", "--storage", redact(url)]
+    return shlex.join(command + (["--artifact-dir", artifact_dir] if artifact_dir else []))

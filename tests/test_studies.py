@@ -32,7 +32,7 @@ def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir:
         assert attrs["ray_trial_id"] and attrs["ray_node_id"] and Path(attrs["ray_logdir"]).is_dir()
         assert "artifact:reconstructions" in attrs
         assert any(k.startswith("artifacts:") for k in trial.system_attrs)  # what the dashboard lists
-    assert "SimSiam" in smoke_study.stdout and "DAE" in smoke_study.stdout and "optuna-dashboard" in smoke_study.stdout
+    assert "SimSiam" in smoke_study.stdout and "DAE" in smoke_study.stdout and "studies/dashboard.py --storage" in smoke_study.stdout
     assert study.user_attrs["best_model_trial"] in {t.number for t in study.trials}
 
     again = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)

@@ -1,0 +1,90 @@
+"""Browse the stored studies in optuna-dashboard: `python studies/dashboard.py`.
+
+Every trial's page shows its parameters, its learning curve (validation kNN accuracy per epoch),
+its user attributes (test accuracies, losses, ...) and its artifacts: the reconstruction grid
+as an image, the weights as a download. Listens on 127.0.0.1 unless --host says otherwise.
+
+Safe beside a running study on the same SQLite file: the storage is opened through
+`storage.make_storage`, so the file is in WAL mode (this reader never blocks the study's writes)
+and every connection waits out another writer's lock instead of failing "database is locked".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIServer, make_server
+
+if __package__ in (None, ""):  # run as a script: make the project importable, not studies/ itself
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import optuna_dashboard  # noqa: E402
+from optuna.artifacts import FileSystemArtifactStore  # noqa: E402
+
+from storage import StorageError, artifact_dir_for, default_url, redact  # noqa: E402
+from studies.stored import open_existing_storage  # noqa: E402
+
+
+class ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
+    """One thread per request, as the `optuna-dashboard` command does. `run_server`'s default
+    server answers one request at a time, so a slow one (parameter importances on a big study, a
+    checkpoint download) would stall the page's polling and every image on it."""
+
+    daemon_threads = True  # Ctrl-C does not wait for a browser's open requests
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python studies/dashboard.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
+    p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    return p
+
+
+def artifact_store(url: str, override: str | None) -> FileSystemArtifactStore | None:
+    """The study's artifact store, or None (with a warning) when its folder is not there.
+
+    Not `storage.make_artifact_store`: that creates the folder and writes a test file, which a
+    viewer has no business doing (and cannot, on a read-only copy of a study)."""
+    folder = artifact_dir_for(url, override)
+    if not folder.is_dir():
+        print(f"warning: no artifact folder at {folder}; trial images will not show (see --artifact-dir)",
+              file=sys.stderr)
+        return None
+    return FileSystemArtifactStore(folder)
+
+
+def serve(url: str, artifact_dir: str | None, host: str, port: int) -> WSGIServer:
+    """A dashboard server bound to host:port (not yet serving); StorageError or OSError."""
+    app = optuna_dashboard.wsgi(open_existing_storage(url), artifact_store=artifact_store(url, artifact_dir))
+    return make_server(host, port, app, server_class=ThreadedWSGIServer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    url = args.storage or default_url()
+    try:
+        server = serve(url, args.artifact_dir, args.host, args.port)
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the port is taken, or the host is not an address of this machine
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    print(f"optuna-dashboard for {redact(url)} at http://{args.host}:{server.server_port}/dashboard "
+          "(Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

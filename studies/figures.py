@@ -1,0 +1,96 @@
+"""The report's figures as PNG files: accuracy against w, parameter importances, learning
+curves, and a trial's clean / noised / reconstructed grid with its rows named.
+
+matplotlib's object API (`Figure`, no pyplot): no global figure state and no GUI backend, so it
+runs headless and from threads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image
+from matplotlib.figure import Figure
+from optuna.trial import FrozenTrial
+
+from studies.summary import BASELINES, Spread
+
+DPI = 150
+GRID_ROWS = ("clean", "noised", "reconstructed")
+GRID_PADDING = 2  # pixels around each image in sidae.visualize's grid (torchvision make_grid)
+
+
+def w_sweep_figure(panels: dict[str, dict[float, dict[str, Spread]]], title: str, path: Path) -> Path:
+    """One panel per evaluation (e.g. "linear probe": summary.by_w's table), test accuracy
+    against w, one line per label fraction: mean with a band of +- one std over seeds; the
+    baselines' w (0: DAE, 1: SimSiam) marked."""
+    fig = Figure(figsize=(5.5 * len(panels), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (evaluation, table) in zip(axes, panels.items(), strict=True):
+        fractions = sorted({f for row in table.values() for f in row}, key=float)
+        for fraction in fractions:
+            ws = [w for w, row in table.items() if fraction in row]
+            spreads = [table[w][fraction] for w in ws]  # in percent below, as in the report's tables
+            line, = ax.plot(ws, [100 * s.mean for s in spreads], marker="o", label=f"{float(fraction):.0%} labels")
+            ax.fill_between(ws, [100 * (s.mean - s.std) for s in spreads], [100 * (s.mean + s.std) for s in spreads],
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+        for w, name in BASELINES.items():
+            ax.axvline(w, color="grey", linestyle=":", linewidth=1)
+            ax.text(w, 1.01, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)
+        ax.set_xticks(sorted(table))
+        ax.set_xlabel("w  (0: DAE, 1: SimSiam)")
+        ax.set_ylabel(f"test accuracy (%), {evaluation}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def importance_figure(importances: dict[str, float], title: str, path: Path) -> Path:
+    names = list(reversed(importances))  # most important at the top
+    fig = Figure(figsize=(6, 0.45 * len(names) + 1.4), layout="constrained")
+    ax = fig.subplots()
+    bars = ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.bar_label(bars, fmt="%.2f", padding=3, fontsize=8)
+    ax.set_xlim(0, 1.1)
+    ax.set_xlabel("importance for the objective (PED-ANOVA, as in optuna-dashboard)")
+    ax.set_title(title, fontsize=10)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def learning_curve_figure(trials: list[FrozenTrial], title: str, path: Path) -> Path:
+    """The intermediate values (validation kNN accuracy per epoch) of `trials`."""
+    fig = Figure(figsize=(6.5, 4), layout="constrained")
+    ax = fig.subplots()
+    for trial in trials:
+        epochs = sorted(trial.intermediate_values)
+        ax.plot(epochs, [trial.intermediate_values[e] for e in epochs], marker=".",
+                label=f"trial {trial.number} (objective {trial.value:.3f})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation kNN accuracy")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def reconstruction_figure(grid_png: Path, title: str, path: Path) -> Path:
+    """sidae.visualize's grid (three rows of images, in GRID_ROWS order) with its rows named."""
+    image = matplotlib.image.imread(grid_png)
+    row_height = (image.shape[0] - GRID_PADDING) / len(GRID_ROWS)
+    aspect = image.shape[0] / image.shape[1]
+    fig = Figure(figsize=(8, 8 * aspect + 0.6))
+    ax = fig.subplots()
+    ax.imshow(image, cmap="gray", interpolation="nearest")
+    ax.set_yticks([GRID_PADDING / 2 + (i + 0.5) * row_height for i in range(len(GRID_ROWS))], GRID_ROWS)
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title(title, fontsize=10)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    return path

@@ -1,0 +1,55 @@
+"""The study's note in optuna-dashboard (markdown, on the study's Note page): what the study
+searches, on which data, with which budget, and the command that reproduces it, so a study
+found in a shared database explains itself."""
+
+from __future__ import annotations
+
+import shlex
+
+import optuna
+from optuna_dashboard import save_note
+
+from storage import redact
+from studies.budgets import Budget
+from studies.catalogue import Study, grid_points
+
+
+def study_note(study: Study, budget: Budget, dataset: str, primary_fraction: float, command: str) -> str:
+    """The note's markdown; no heading: the dashboard shows the study's name above it, and the
+    report puts it under its own."""
+    fractions = ", ".join(f"{f:.0%}" for f in budget.label_fractions)
+    lines = [
+        f"**Searches** (study `{study.name}`): {study.summary}.",
+        f"**Data set**: `{dataset}`.",
+        f"**Budget** `{budget.name}`: {_budget_text(study, budget)}.",
+        f"**Objective**: validation linear-probe accuracy at {primary_fraction:.0%} labels (maximised); "
+        f"the learning curve is the validation kNN accuracy per epoch. Test-set accuracies at {fractions} labels "
+        "are the trials' user attributes `test_linear` (linear probe) and `test_finetune` (fine-tuning).",
+        "**Reproduce** (from the project folder; rerunning resumes the study):",
+        f"```\n{redacted_command(command) if command else '(started from Python: no command recorded)'}\n```",
+    ]
+    return "\n\n".join(lines) + "\n"
+
+
+def _budget_text(study: Study, budget: Budget) -> str:
+    images = f"{budget.train_limit} pre-training images" if budget.train_limit else "the whole training set"
+    parts = [f"{budget.epochs} epochs per trial on {images}"]
+    if study.grid is not None:
+        axes = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in study.grid(budget).items())
+        parts.append(f"grid of {len(grid_points(study, budget))} points ({axes})")
+    else:
+        parts.append(f"{budget.trials} trials")
+    parts.append(f"fine-tuning {budget.finetune_steps} steps" if budget.finetune_steps else "no fine-tuning")
+    return ", ".join(parts)
+
+
+def redacted_command(command: str) -> str:
+    """The command with any storage password replaced by ***: a note is shown to everyone who
+    opens the dashboard."""
+    return shlex.join(redact(word) for word in shlex.split(command))
+
+
+def save_study_note(optuna_study: optuna.Study, study: Study, budget: Budget, dataset: str,
+                    primary_fraction: float, command: str) -> None:
+    """Write the study's dashboard note (a new version each call; the dashboard shows the last)."""
+    save_note(optuna_study, study_note(study, budget, dataset, primary_fraction, command))
