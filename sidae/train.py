@@ -28,7 +28,7 @@ FLAG_FIELDS: dict[str, str] = {
     "noise": "noise.kind", "noise_level": "noise.level",
     "crop_scale_min": "augment.crop_scale_min", "flip_prob": "augment.flip_prob", "jitter": "augment.jitter",
     "grayscale_prob": "augment.grayscale_prob", "rotation": "augment.rotation", "translate": "augment.translate",
-    "epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.base_lr",
+    "optimizer": "optim.optimizer", "epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.base_lr",
     "weight_decay": "optim.weight_decay",
     "label_fractions": "eval.label_fractions", "finetune": "eval.finetune", "finetune_steps": "eval.finetune_steps",
 }
@@ -67,9 +67,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--pred-dim", type=int, help="predictor bottleneck width")
     g.add_argument("--decoder-width", type=int, help="channels of the last decoder stage")
     g = p.add_argument_group("training")
+    g.add_argument("--optimizer", help="sgd (SimSiam's recipe, the default) or adamw (for short budgets)")
     g.add_argument("--epochs", type=int, help="pre-training epochs (default 10)")
     g.add_argument("--batch-size", type=int, help="batch size (default 256)")
-    g.add_argument("--lr", type=float, help="base lr, scaled by batch/256 (default 0.05)")
+    g.add_argument("--lr", type=float, help="base lr, scaled by batch/256 (default 0.05; ~1e-3 for adamw)")
     g.add_argument("--weight-decay", type=float, help="SGD weight decay (default 1e-4)")
     g.add_argument("--seed", type=int, help="seed for init, views, noise and label subsets (default 0)")
     g.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")

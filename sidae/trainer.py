@@ -56,15 +56,16 @@ def build_model(cfg: SidAEConfig, data: DataSplits, device: torch.device) -> Sid
     return model.to(memory_format=torch.channels_last)
 
 
-def build_optimizer(model: SidAE, cfg: SidAEConfig) -> torch.optim.SGD:
-    """SGD over all parameters; the predictor is tagged so the schedule can keep its lr fixed
-    (SimSiam's fix_pred_lr). Modules that w switches off get no gradients and stay put."""
+def build_optimizer(model: SidAE, cfg: SidAEConfig) -> torch.optim.Optimizer:
+    """SGD (or AdamW) over all parameters; the predictor is tagged so the schedule can keep its
+    lr fixed (SimSiam's fix_pred_lr). Modules that w switches off get no gradients and stay put."""
     predictor = list(model.predictor.parameters())
     ids = {id(p) for p in predictor}
     rest = [p for p in model.parameters() if id(p) not in ids]
     groups = [{"params": rest, "fixed_lr": False}, {"params": predictor, "fixed_lr": cfg.optim.fix_pred_lr}]
-    return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                           weight_decay=cfg.optim.weight_decay)
+    if cfg.optim.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
 
 
 def set_cosine_lr(optimizer: torch.optim.Optimizer, base_lr: float, progress: float) -> float:

@@ -24,6 +24,10 @@ class Budget:
     finetune_steps: int | None  # None: no fine-tuning evaluation
     knn_bank_size: int
     label_fractions: tuple[float, ...] = (0.01, 0.1, 1.0)
+    # Few epochs need AdamW: SGD at SimSiam's lr hardly trains the decoder in that time (see
+    # sidae.config.OptimConfig). Paper-scale runs keep SimSiam's SGD recipe.
+    optimizer: str = "adamw"
+    base_lr: float = 1e-3
 
     def config_values(self) -> dict[str, Any]:
         """The budget as config overrides (dotted paths, see sidae.config.override)."""
@@ -34,6 +38,8 @@ class Budget:
             "eval.knn_bank_size": self.knn_bank_size,
             "eval.finetune": self.finetune_steps is not None,
             "eval.label_fractions": self.label_fractions,
+            "optim.optimizer": self.optimizer,
+            "optim.base_lr": self.base_lr,
         }
         if self.finetune_steps is not None:
             values["eval.finetune_steps"] = self.finetune_steps
@@ -48,5 +54,5 @@ BUDGETS: dict[str, Budget] = {
                   w_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), finetune_steps=100, knn_bank_size=5000),
     "gpu": Budget("gpu", epochs=200, train_limit=None, val_size=5000, trials=60, seeds=(0, 1, 2),
                   w_grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), finetune_steps=2000,
-                  knn_bank_size=10000),
+                  knn_bank_size=10000, optimizer="sgd", base_lr=0.05),
 }

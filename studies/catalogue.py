@@ -77,7 +77,8 @@ def _joint(trial: optuna.Trial, budget: Budget, dataset: str) -> None:
     trial.suggest_float("w", 0.0, 1.0)
     _noise(trial)
     _augment(trial, dataset)
-    trial.suggest_float("optim.base_lr", 0.01, 0.3, log=True)
+    # a decade either side of the budget's learning rate (AdamW's and SGD's differ 50-fold)
+    trial.suggest_float("optim.base_lr", budget.base_lr / 10, budget.base_lr * 10, log=True)
 
 
 STUDIES: dict[str, Study] = {

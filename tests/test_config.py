@@ -15,6 +15,7 @@ from sidae.config import (
     OptimConfig,
     SidAEConfig,
     default_config,
+    override,
 )
 
 
@@ -56,8 +57,6 @@ def test_bad_values_are_one_line_errors(build, message: str) -> None:  # type: i
 
 
 def test_override_by_dotted_path() -> None:
-    from sidae.config import override
-
     cfg = override(default_config("mnist"), {"w": 0.2, "noise.level": 0.5, "optim.epochs": 3})
     assert (cfg.w, cfg.noise.level, cfg.optim.epochs) == (0.2, 0.5, 3)
     assert cfg.noise.kind == default_config("mnist").noise.kind
@@ -65,3 +64,17 @@ def test_override_by_dotted_path() -> None:
         override(cfg, {"noise.sigma": 0.1})
     with pytest.raises(ConfigError, match="w must be in"):
         override(cfg, {"w": 2.0})
+
+
+def test_optimizer_choice() -> None:
+    import torch
+
+    from sidae.model import SidAE
+    from sidae.trainer import build_optimizer
+
+    cfg = override(default_config("mnist"), {"optim.optimizer": "adamw", "optim.base_lr": 1e-3})
+    model = SidAE(cfg.model, (1, 28, 28), (0.5,), (0.25,))
+    assert isinstance(build_optimizer(model, cfg), torch.optim.AdamW)
+    assert isinstance(build_optimizer(model, default_config("mnist")), torch.optim.SGD)
+    with pytest.raises(ConfigError, match="unknown optimizer 'lamb'"):
+        override(cfg, {"optim.optimizer": "lamb"})

@@ -32,7 +32,8 @@ def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir:
         assert attrs["ray_trial_id"] and attrs["ray_node_id"] and Path(attrs["ray_logdir"]).is_dir()
         assert "artifact:reconstructions" in attrs
         assert any(k.startswith("artifacts:") for k in trial.system_attrs)  # what the dashboard lists
-    assert "SimSiam" in smoke_study.stdout and "DAE" in smoke_study.stdout and "studies/dashboard.py --storage" in smoke_study.stdout
+    out = smoke_study.stdout
+    assert "SimSiam" in out and "DAE" in out and "studies/dashboard.py --storage" in out
     assert study.user_attrs["best_model_trial"] in {t.number for t in study.trials}
 
     again = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)
@@ -69,7 +70,8 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
     assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     assert all(sorted(t.intermediate_values) == [1] for t in trials)
 
-    failed = run_cli("--study", "augment-search", *TINY, "--trials", "1", "--set", "optim.base_lr=1e12",
+    failed = run_cli("--study", "augment-search", *TINY, "--trials", "1", "--set", "optim.optimizer=sgd",
+                     "--set", "optim.base_lr=1e12",
                      "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     assert failed.returncode == 0, failed.stderr[-3000:]
     trial = load(url, "augment-search-mnist").trials[0]
