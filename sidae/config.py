@@ -186,7 +186,9 @@ class SidAEConfig:
     """L = w * L_siam + (1 - w) * L_rec; w = 1 is SimSiam, w = 0 a denoising autoencoder.
 
     At w = 1 the views are not corrupted unless `noise_at_w1` (the noise only exists for the
-    denoising term), so w = 1 is exactly SimSiam.
+    denoising term), so w = 1 is exactly SimSiam. `normalize_losses` divides each term by a
+    running estimate of its size (see sidae.losses.balanced_total); off by default, so that w
+    keeps the paper's meaning.
     """
 
     w: float = 0.5
@@ -197,6 +199,7 @@ class SidAEConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     noise_at_w1: bool = False
+    normalize_losses: bool = False
     seed: int = 0
     device: str = "auto"  # auto: cuda if available, else cpu
 

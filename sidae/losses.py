@@ -23,6 +23,9 @@ class LossParts(NamedTuple):
     siam: Tensor  # SimSiam term, in [-1, 1]; 0 when not computed (w = 0)
     rec: Tensor  # reconstruction MSE; 0 when not computed (w = 1)
 
+    def detached(self) -> LossParts:
+        return LossParts(*(t.detach() for t in self))
+
 
 def negative_cosine(p: Tensor, z: Tensor) -> Tensor:
     """D(p, z) = -cos(p, stopgrad(z)), averaged over the batch.
@@ -57,4 +60,18 @@ def sidae_loss(w: float, out: SidAEOutput, x1: Tensor, x2: Tensor) -> LossParts:
         total = rec
     else:
         total = w * siam + (1.0 - w) * rec
-    return LossParts(total, siam.detach(), rec.detach())
+    return LossParts(total, siam, rec)
+
+
+def balanced_total(w: float, parts: LossParts, scales: Tensor) -> Tensor:
+    """Normalised weighting: w * (1 + L_siam) / s_siam + (1 - w) * L_rec / s_rec.
+
+    Each term is divided by a running estimate of its own size (`scales`), so that w sets the
+    terms' relative influence whatever their units: a negative cosine in [-1, 1] against an MSE
+    near 0.05 otherwise squeezes w's effect into a corner of [0, 1]. The +1 maps the cosine term
+    to [0, 2] without changing its gradient. At w = 0 or 1 there is one term and nothing to
+    balance: the plain loss is returned, so the baselines stay exactly SimSiam and the DAE.
+    """
+    if w in (0.0, 1.0):
+        return parts.total
+    return w * (parts.siam + 1) / scales[0] + (1 - w) * parts.rec / scales[1]

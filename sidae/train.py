@@ -20,7 +20,7 @@ from sidae.trainer import TrainingDiverged
 
 # CLI flag -> config field (dotted path, see sidae.config.override).
 FLAG_FIELDS: dict[str, str] = {
-    "w": "w", "seed": "seed", "device": "device", "noise_at_w1": "noise_at_w1",
+    "w": "w", "seed": "seed", "device": "device", "noise_at_w1": "noise_at_w1", "normalize_losses": "normalize_losses",
     "data_dir": "data.data_dir", "train_limit": "data.train_limit", "val_size": "data.val_size",
     "image_size": "data.image_size", "download": "data.download", "verify": "data.verify",
     "backbone": "model.backbone", "width": "model.width", "proj_dim": "model.proj_dim",
@@ -49,6 +49,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="where the data sets are (default $SIDAE_DATA_DIR, else ./data)")
     p.add_argument("--out", type=Path, help="run folder for results.json and checkpoint.pt")
     p.add_argument("--w", type=float, help="loss weight in [0, 1]: 1 = SimSiam, 0 = denoising AE (default 0.5)")
+    p.add_argument("--normalize-losses", action="store_true", default=None,
+                   help="divide each loss term by a running estimate of its size (w then balances comparable terms)")
     g = p.add_argument_group("noise")
     g.add_argument("--noise", help=f"noise kind: {', '.join(NOISE_KINDS)}")
     g.add_argument("--noise-level", type=float, help="gaussian sigma, or the fraction of pixels hit")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from sidae import checkpoint
@@ -22,7 +22,7 @@ from sidae.augment import augment
 from sidae.config import SidAEConfig
 from sidae.data import DataSplits
 from sidae.evaluate import collapse_std, extract_features, knn_accuracy, knn_bank_index, to_float
-from sidae.losses import LossParts, sidae_loss
+from sidae.losses import LossParts, balanced_total, sidae_loss
 from sidae.model import SidAE
 from sidae.noise import add_noise
 
@@ -83,18 +83,35 @@ def make_views(x: Tensor, cfg: SidAEConfig, generator: torch.Generator) -> tuple
     return x1, x2, add_noise(x1, cfg.noise, generator), add_noise(x2, cfg.noise, generator)
 
 
+class LossScales:
+    """Running (exponential moving average) sizes of the two loss terms, for normalised
+    weighting; the first batch's sizes seed it."""
+
+    MOMENTUM = 0.99
+
+    def __init__(self, values: Tensor | None = None) -> None:
+        self.values = values
+
+    def update(self, parts: LossParts) -> Tensor:
+        current = torch.stack([parts.siam.detach() + 1, parts.rec.detach()]).float().clamp(min=1e-8)
+        self.values = current if self.values is None else self.MOMENTUM * self.values + (1 - self.MOMENTUM) * current
+        return self.values
+
+
 def train_step(model: SidAE, optimizer: torch.optim.Optimizer, x: Tensor, cfg: SidAEConfig,
-               generator: torch.Generator) -> LossParts:
+               generator: torch.Generator, scales: LossScales | None = None) -> LossParts:
+    """One SGD step on a batch of clean images x; returns the (detached) loss parts."""
     x1, x2, x1_noised, x2_noised = make_views(x, cfg, generator)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if x.is_cuda else nullcontext()
     with autocast:
         out = model(x1_noised.contiguous(memory_format=torch.channels_last),
                     x2_noised.contiguous(memory_format=torch.channels_last), cfg.w)
         parts = sidae_loss(cfg.w, out, x1, x2)
+        total = parts.total if scales is None else balanced_total(cfg.w, parts, scales.update(parts))
     optimizer.zero_grad(set_to_none=True)
-    parts.total.backward()
+    total.backward()
     optimizer.step()
-    return parts
+    return parts.detached()
 
 
 def monitor(model: SidAE, data: DataSplits, bank_index: Tensor, k: int, device: torch.device) -> dict[str, float]:
@@ -108,7 +125,7 @@ def monitor(model: SidAE, data: DataSplits, bank_index: Tensor, k: int, device: 
 
 
 def _epoch(model: SidAE, optimizer: torch.optim.Optimizer, images: Tensor, cfg: SidAEConfig,
-           generator: torch.Generator, epoch: int, progress: bool) -> dict[str, float]:
+           generator: torch.Generator, scales: LossScales | None, epoch: int, progress: bool) -> dict[str, float]:
     batch = min(cfg.optim.batch_size, len(images))
     steps = max(1, len(images) // batch)  # drop the ragged last batch: BatchNorm needs full ones
     order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
@@ -118,12 +135,36 @@ def _epoch(model: SidAE, optimizer: torch.optim.Optimizer, images: Tensor, cfg: 
     for step in bar:
         lr = set_cosine_lr(optimizer, cfg.optim.lr, (epoch * steps + step) / (cfg.optim.epochs * steps))
         x = to_float(images[order[step * batch:(step + 1) * batch]], images.device)
-        parts = train_step(model, optimizer, x, cfg, generator)
-        sums += torch.stack([parts.total.detach().float(), parts.siam.float(), parts.rec.float()])
+        parts = train_step(model, optimizer, x, cfg, generator, scales)
+        sums += torch.stack([parts.total.float(), parts.siam.float(), parts.rec.float()])
     loss, siam, rec = (sums / steps).tolist()
     if not math.isfinite(loss):
         raise TrainingDiverged(f"loss is {loss} in epoch {epoch + 1} (lr {cfg.optim.lr:g}); lower the learning rate")
     return {"loss": loss, "loss_siam": siam, "loss_rec": rec, "lr": lr, "images": steps * batch}
+
+
+@dataclass
+class _TrainState:
+    """Everything a checkpoint must hold to continue a run exactly where it stopped."""
+
+    model: SidAE
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    scales: LossScales | None
+    history: list[dict[str, float]]
+
+    def to_dict(self, cfg: SidAEConfig) -> dict:
+        return {"config": cfg.to_dict(), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "history": self.history,
+                "loss_scales": None if self.scales is None else self.scales.values}
+
+    def load(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        self.history = list(state["history"])
+        if self.scales is not None:
+            self.scales.values = state["loss_scales"]
 
 
 def pretrain(cfg: SidAEConfig, data: DataSplits, *, callback: EpochCallback | None = None,
@@ -132,44 +173,33 @@ def pretrain(cfg: SidAEConfig, data: DataSplits, *, callback: EpochCallback | No
     of this same configuration."""
     device = resolve_device(cfg.device)
     model = build_model(cfg, data, device)
-    optimizer = build_optimizer(model, cfg)
-    generator = torch.Generator(device).manual_seed(cfg.seed)
-    history: list[dict[str, float]] = []
+    run = _TrainState(model, build_optimizer(model, cfg), torch.Generator(device).manual_seed(cfg.seed),
+                      LossScales() if cfg.normalize_losses else None, [])
     if checkpoint_path is not None and checkpoint_path.exists():
-        history = _resume(checkpoint_path, cfg, model, optimizer, generator, device)
+        run.load(_checkpoint_of(checkpoint_path, cfg, device))
     images = data.pretrain.images.to(device)  # uint8 in device memory: batches never cross the bus
     bank_index = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
-    for epoch in range(len(history), cfg.optim.epochs):
+    for epoch in range(len(run.history), cfg.optim.epochs):
         start = time.perf_counter()
-        metrics = _epoch(model, optimizer, images, cfg, generator, epoch, progress)
+        metrics = _epoch(model, run.optimizer, images, cfg, run.generator, run.scales, epoch, progress)
         train_seconds = time.perf_counter() - start
         metrics.update(monitor(model, data, bank_index, cfg.eval.knn_k, device))
         metrics.update(epoch=epoch + 1, train_seconds=train_seconds,
                        images_per_second=metrics.pop("images") / train_seconds)
-        history.append(metrics)
+        run.history.append(metrics)
         if checkpoint_path is not None:
-            checkpoint.save_atomic(_state(cfg, model, optimizer, generator, history), checkpoint_path)
+            checkpoint.save_atomic(run.to_dict(cfg), checkpoint_path)
         if callback is not None:
             callback(dict(metrics))
-    return PretrainResult(model, history, device)
+    return PretrainResult(model, run.history, device)
 
 
-def _state(cfg: SidAEConfig, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-           history: list[dict[str, float]]) -> dict:
-    return {"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "generator": generator.get_state(), "history": history}
-
-
-def _resume(path: Path, cfg: SidAEConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
-            generator: torch.Generator, device: torch.device) -> list[dict[str, float]]:
+def _checkpoint_of(path: Path, cfg: SidAEConfig, device: torch.device) -> dict:
     state = checkpoint.load(path, device)
     if _pretraining_fields(state["config"]) != _pretraining_fields(cfg.to_dict()):
         raise ValueError(f"checkpoint {path} was written by a different configuration; use another --out "
                          "or delete it")
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"].cpu())
-    return list(state["history"])
+    return state
 
 
 def _pretraining_fields(config: dict) -> dict:

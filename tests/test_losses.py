@@ -84,3 +84,20 @@ def test_loss_decreases_on_a_tiny_batch(w: float) -> None:
         assert last.siam < first.siam - 0.1
     if w < 1:
         assert last.rec < 0.9 * first.rec
+
+
+def test_normalised_weighting_balances_the_terms_and_keeps_the_baselines() -> None:
+    from sidae.losses import balanced_total
+
+    o = _outputs()
+    x1, x2 = torch.rand(8, 1, 28, 28), torch.rand(8, 1, 28, 28)
+    for w in (0.0, 1.0):
+        parts = sidae_loss(w, o, x1, x2)
+        assert torch.equal(balanced_total(w, parts, torch.tensor([5.0, 7.0])), parts.total)
+    parts = sidae_loss(0.5, o, x1, x2)
+    sizes = torch.stack([parts.siam.detach() + 1, parts.rec.detach()])
+    # divided by their own sizes, both terms count 1: w alone sets their balance
+    assert balanced_total(0.5, parts, sizes).item() == pytest.approx(1.0)
+    assert balanced_total(0.25, parts, sizes).item() == pytest.approx(1.0)
+    grad_siam, = torch.autograd.grad(balanced_total(0.5, parts, sizes), o.p1, retain_graph=True)
+    assert torch.allclose(grad_siam, torch.autograd.grad(0.5 * parts.siam / sizes[0], o.p1)[0])

@@ -70,8 +70,10 @@ def _without_timings(history: list[dict[str, float]]) -> list[dict[str, float]]:
     return [{k: v for k, v in epoch.items() if k not in ("train_seconds", "images_per_second")} for epoch in history]
 
 
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path: Path, mnist_dir: Path) -> None:
-    cfg = _tiny_cfg(mnist_dir, w=0.5)
+@pytest.mark.parametrize("normalize_losses", [False, True])
+def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path: Path, mnist_dir: Path,
+                                                          normalize_losses: bool) -> None:
+    cfg = _tiny_cfg(mnist_dir, w=0.5, normalize_losses=normalize_losses)
     data = load_splits(cfg.data)
     ckpt = tmp_path / "checkpoint.pt"
     with pytest.raises(_Crash):
