@@ -188,10 +188,10 @@ def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
     if not ray.is_initialized():
-        # A local Ray instance listens on loopback only; a cluster is reached at its address.
-        local = {"_node_ip_address": "127.0.0.1"} if opts.address is None else {}
+        # Local Ray (no address) keeps Ray 2.60's token authentication on: its ports open on the
+        # machine's address whatever node IP is asked for, so the token is what keeps others out.
         ray.init(address=opts.address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, configure_logging=True, **local)
+                 logging_level=logging.WARNING, configure_logging=True)
     index = TrialIndex()
     search = StudySearch(partial(study.space, budget=budget, dataset=opts.dataset), study_name=opts.study_name,
                          storage=storage, sampler=study.sampler(budget, opts.seed), artifact_store=artifact_store,

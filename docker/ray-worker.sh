@@ -1,0 +1,40 @@
+#!/bin/sh
+# A Ray worker node that owns GPUS_PER_WORKER of this host's GPUs; runs until stopped.
+#
+# Every replica of a scaled compose service gets the same device reservation, and compose gives
+# a replica no index to choose devices by (docker/compose#11863): with `count: 1` every replica
+# would share GPU 0. So the service reserves all GPUs and each replica claims a free slot here:
+# slot i is devices i*N .. i*N+N-1, held by an flock on the gpu-slots volume for as long as
+# this node runs (the lock dies with the process, so a restarted replica finds its slot free).
+#
+# Environment: RAY_HEAD_ADDRESS (host:port), GPUS_PER_WORKER (default 1), CPUS_PER_WORKER
+# (default: what Ray detects), GPU_SLOT_DIR (default /gpu-slots), and Ray's token variables.
+set -eu
+per=${GPUS_PER_WORKER:-1}
+slot_dir=${GPU_SLOT_DIR:-/gpu-slots}
+case "$per" in
+    '' | *[!0-9]* | 0) echo "ray-worker: GPUS_PER_WORKER must be a whole number >= 1, got '$per'" >&2; exit 2 ;;
+esac
+total=$(python -c 'import torch; print(torch.cuda.device_count())')
+slots=$((total / per))
+if [ "$slots" -eq 0 ]; then
+    echo "ray-worker: this container sees $total GPU(s), fewer than GPUS_PER_WORKER=$per" >&2
+    exit 1
+fi
+slot=0
+while [ "$slot" -lt "$slots" ]; do
+    exec 9>"$slot_dir/slot-$slot.lock"
+    if flock -n 9; then
+        first=$((slot * per))
+        CUDA_VISIBLE_DEVICES=$(seq -s, "$first" $((first + per - 1)))
+        export CUDA_VISIBLE_DEVICES
+        echo "ray-worker: GPU slot $slot of $slots: devices $CUDA_VISIBLE_DEVICES"
+        # exec keeps descriptor 9, and with it the slot, for the life of the node.
+        exec ray start --address "$RAY_HEAD_ADDRESS" --num-gpus "$per" ${CPUS_PER_WORKER:+--num-cpus "$CPUS_PER_WORKER"} \
+            --disable-usage-stats --block
+    fi
+    slot=$((slot + 1))
+done
+echo "ray-worker: all $slots slot(s) of $per GPU(s) on this host are taken; scale ray-worker down" \
+    "or lower GPUS_PER_WORKER" >&2
+exit 1

@@ -1,0 +1,240 @@
+"""docker/: what can be proven without a Docker engine. The compose file validates with
+`docker-compose config` (Debian's 1.29; CI installs it) and describes the cluster: the services,
+the GPU reservation, health checks, secrets from the env file only, nothing private published,
+one shared volume at one path. The Dockerfile installs what pyproject.toml needs. The shell
+entry points run here against stub `ray` and `python` commands."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomllib
+import yaml
+
+from tests.conftest import REPO
+
+DOCKER = REPO / "docker"
+COMPOSE = DOCKER / "docker-compose.yml"
+SECRETS = {"POSTGRES_PASSWORD": "pg-password-sentinel", "RAY_AUTH_TOKEN": "ray-token-sentinel"}
+SERVICES = {"postgres", "ray-head", "ray-worker", "dashboard", "runner"}
+RAY_SERVICES = {"ray-head", "ray-worker", "runner"}
+
+
+def compose(*args: str, secrets: dict[str, str], env_file: Path) -> subprocess.CompletedProcess[str]:
+    """`docker-compose -f docker/docker-compose.yml ARGS` with only `secrets` and `env_file` as
+    settings: neither the caller's environment nor a developer's docker/.env leaks in."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        pytest.fail("docker-compose is not installed; install it with "
+                    "`apt-get install -y --no-install-recommends docker-compose` (.ci/run does)", pytrace=False)
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **secrets}
+    return subprocess.run([binary, "-f", str(COMPOSE), "--env-file", str(env_file), *args],
+                          capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def empty_env_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("compose") / "empty.env"
+    path.write_text("")
+    return path
+
+
+@pytest.fixture(scope="module")
+def services(empty_env_file: Path) -> dict[str, Any]:
+    done = compose("config", secrets=SECRETS, env_file=empty_env_file)
+    assert done.returncode == 0, done.stderr
+    return yaml.safe_load(done.stdout)["services"]
+
+
+def mounts(service: dict[str, Any]) -> set[tuple[str, str]]:
+    """(source, target) of each volume, whichever form (short string or long mapping) compose printed."""
+    pairs = set()
+    for volume in service.get("volumes", []):
+        if isinstance(volume, str):
+            source, target = volume.split(":")[:2]
+        else:
+            source, target = volume["source"], volume["target"]
+        pairs.add((source, target))
+    return pairs
+
+
+def test_the_services_and_their_roles(services: dict[str, Any]) -> None:
+    assert set(services) == SERVICES
+    head = services["ray-head"]["command"]
+    assert head[:3] == ["ray", "start", "--head"] and "--block" in head
+    assert head[head.index("--num-cpus") + 1] == "0"  # trials run on the workers only
+    runner = services["runner"]
+    assert runner["profiles"] == ["submit"]  # `up` does not start a study; `run runner ...` does
+    entry = runner["entrypoint"]
+    assert entry[0] == "sidae-runner"  # joins as a node, then `python studies/run.py ARGS`
+    assert entry[entry.index("--address") + 1] == "ray-head:6379"
+    assert entry[entry.index("--storage") + 1] == "postgresql+psycopg://sidae@postgres:5432/sidae"
+    assert services["dashboard"]["environment"]["SIDAE_STORAGE_URL"] == entry[entry.index("--storage") + 1]
+    assert services["dashboard"]["command"][:2] == ["python", "studies/dashboard.py"]
+
+
+def test_gpu_workers_reserve_nvidia_gpus(services: dict[str, Any]) -> None:
+    devices = services["ray-worker"]["deploy"]["resources"]["reservations"]["devices"]
+    assert [d["driver"] for d in devices] == ["nvidia"]
+    assert "gpu" in devices[0]["capabilities"] and devices[0]["count"] == "all"
+    assert services["ray-worker"]["command"] == ["sidae-ray-worker"]  # claims its share: see the stub test below
+    assert "container_name" not in services["ray-worker"]  # would forbid --scale
+
+
+def test_health_checks_and_start_order(services: dict[str, Any]) -> None:
+    assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
+    assert services["ray-head"]["healthcheck"]["test"][1:3] == ["ray", "health-check"]
+    healthy = {"condition": "service_healthy"}
+    assert services["ray-worker"]["depends_on"] == {"ray-head": healthy}
+    assert services["dashboard"]["depends_on"] == {"postgres": healthy}
+    assert services["runner"]["depends_on"] == {"postgres": healthy, "ray-head": healthy}
+
+
+def test_secrets_reach_exactly_the_services_that_need_them(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        env = service.get("environment", {})
+        if name in RAY_SERVICES:  # one token, token authentication on, on every Ray process
+            assert env["RAY_AUTH_TOKEN"] == SECRETS["RAY_AUTH_TOKEN"] and env["RAY_AUTH_MODE"] == "token"
+        else:
+            assert "RAY_AUTH_TOKEN" not in env
+        password_vars = {k for k, v in env.items() if v == SECRETS["POSTGRES_PASSWORD"]}
+        expected = {"postgres": {"POSTGRES_PASSWORD"}, "dashboard": {"PGPASSWORD"}, "runner": {"PGPASSWORD"}}
+        assert password_vars == expected.get(name, set()), name
+        rest = yaml.safe_dump({k: v for k, v in service.items() if k != "environment"})
+        assert not [s for s in SECRETS.values() if s in rest], f"{name}: a secret outside the environment"
+
+
+def test_no_secret_is_written_in_the_compose_file() -> None:
+    text = COMPOSE.read_text()
+    for line in text.splitlines():
+        if re.search(r"(PASSWORD|TOKEN)\s*:", line):  # every assignment interpolates, failing when unset
+            assert re.search(r":\s*\$\{(POSTGRES_PASSWORD|RAY_AUTH_TOKEN):\?", line), line
+    assert not re.search(r"://[^/@\s:]+:[^@\s]+@", text), "a URL with a password"
+    example = (DOCKER / ".env.example").read_text()
+    assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M) and re.search(r"^RAY_AUTH_TOKEN=$", example, re.M)
+    assert ".env" in (DOCKER / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_a_missing_secret_fails_clearly(missing: str, empty_env_file: Path) -> None:
+    done = compose("config", secrets={k: v for k, v in SECRETS.items() if k != missing}, env_file=empty_env_file)
+    assert done.returncode != 0
+    assert missing in done.stderr and "docker/.env" in done.stderr and "make-env.sh" in done.stderr
+
+
+def test_only_the_dashboard_is_published_and_on_loopback(services: dict[str, Any]) -> None:
+    for name in SERVICES - {"dashboard"}:
+        assert "ports" not in services[name], name
+    for port in services["dashboard"]["ports"]:
+        host_ip = port.split(":")[0] if isinstance(port, str) else port["host_ip"]
+        assert host_ip == "127.0.0.1"
+
+
+def test_shared_storage_at_one_path_on_every_node(services: dict[str, Any]) -> None:
+    for name in ("ray-worker", "runner", "dashboard"):
+        assert ("shared", "/shared") in mounts(services[name]), name
+    for name in ("ray-worker", "runner"):
+        assert "/data" in {target for _, target in mounts(services[name])}, name
+    assert ("postgres", "/var/lib/postgresql/data") in mounts(services["postgres"])
+    entry = services["runner"]["entrypoint"]
+    assert entry[entry.index("--artifact-dir") + 1].startswith("/shared/")
+    assert entry[entry.index("--ray-dir") + 1].startswith("/shared/")
+    assert "/shared/artifacts" in services["dashboard"]["command"]
+
+
+def test_make_env_writes_private_fresh_secrets_that_compose_accepts(tmp_path: Path) -> None:
+    for name in ("make-env.sh", ".env.example"):
+        shutil.copy(DOCKER / name, tmp_path / name)
+    made = subprocess.run(["sh", str(tmp_path / "make-env.sh")], capture_output=True, text=True, timeout=30)
+    assert made.returncode == 0, made.stderr
+    env_file = tmp_path / ".env"
+    assert env_file.stat().st_mode & 0o777 == 0o600
+    values = dict(re.findall(r"^(POSTGRES_PASSWORD|RAY_AUTH_TOKEN)=(.*)$", env_file.read_text(), re.M))
+    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in values.values()) and len(set(values.values())) == 2
+    assert not [v for v in values.values() if v in made.stdout + made.stderr]
+    assert compose("config", "--quiet", secrets={}, env_file=env_file).returncode == 0
+    again = subprocess.run(["sh", str(tmp_path / "make-env.sh")], capture_output=True, text=True, timeout=30)
+    assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_dockerfile_installs_what_pyproject_needs() -> None:
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    copied = {src.rstrip("/") for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for src in line.split()[:-1]}
+    assert {"pyproject.toml", project["project"]["readme"]} <= copied
+    packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    assert packages <= copied
+    assert all((REPO / src).exists() for src in copied), copied
+    assert 'pip install ".[cluster]"' in dockerfile and "cluster" in project["project"]["optional-dependencies"]
+    # The torch builds the project is tested with (scripts/setup.sh), CUDA or CPU by build argument.
+    setup = (REPO / "scripts" / "setup.sh").read_text()
+    for name in ("torch", "torchvision"):
+        pinned = re.search(rf'"{name}==([^"]+)"', setup).group(1)
+        assert f"ARG {name.upper()}_VERSION={pinned}" in dockerfile
+    assert "ARG TORCH_VARIANT=cuda" in dockerfile and "download.pytorch.org/whl/cpu" in dockerfile
+    assert "/usr/local/bin/sidae-ray-worker" in dockerfile and "/usr/local/bin/sidae-runner" in dockerfile
+    assert re.search(r"^USER (?!root)", dockerfile, re.M)
+    ignored = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+    assert ".venv" in ignored and ".git" in ignored
+
+
+def stub(folder: Path, name: str, body: str) -> None:
+    path = folder / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    process.kill()
+    process.communicate()
+
+
+def test_each_ray_worker_replica_claims_gpus_of_its_own(tmp_path: Path) -> None:
+    """Four GPUs, two per replica: two replicas get devices 0,1 and 2,3; a third has none left."""
+    bin_dir, slots = tmp_path / "bin", tmp_path / "slots"
+    bin_dir.mkdir()
+    slots.mkdir()
+    stub(bin_dir, "python", "echo 4")  # torch.cuda.device_count()
+    stub(bin_dir, "ray", 'echo "ray $* devices=$CUDA_VISIBLE_DEVICES"; exec sleep 120')  # a node: holds its slot
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "GPU_SLOT_DIR": str(slots),
+           "GPUS_PER_WORKER": "2", "RAY_HEAD_ADDRESS": "ray-head:6379"}
+    script = str(DOCKER / "ray-worker.sh")
+    replicas = []
+    try:
+        for _ in range(2):
+            replicas.append(subprocess.Popen(["sh", script], env=env, stdout=subprocess.PIPE, text=True))
+            replicas[-1].stdout.readline()  # "GPU slot i of 2": this replica holds its lock now
+        lines = [replica.stdout.readline() for replica in replicas]
+        assert sorted(line.split("devices=")[1].strip() for line in lines) == ["0,1", "2,3"]
+        assert all("--address ray-head:6379 --num-gpus 2" in line for line in lines)
+        third = subprocess.run(["sh", script], env=env, capture_output=True, text=True, timeout=30)
+        assert third.returncode == 1 and "taken" in third.stderr
+    finally:
+        for replica in replicas:
+            stop(replica)
+    freed = subprocess.Popen(["sh", script], env=env, stdout=subprocess.PIPE, text=True)  # a restart finds its slot
+    try:
+        assert "GPU slot 0 of 2" in freed.stdout.readline()
+    finally:
+        stop(freed)
+    wrong = subprocess.run(["sh", script], env={**env, "GPUS_PER_WORKER": "0"}, capture_output=True, text=True)
+    assert wrong.returncode == 2 and "GPUS_PER_WORKER" in wrong.stderr
+
+
+def test_runner_joins_the_cluster_then_runs_the_study(tmp_path: Path) -> None:
+    stub(tmp_path, "python", 'echo "python $*"')
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "RAY_HEAD_ADDRESS": "ray-head:6379"}
+    stub(tmp_path, "ray", 'echo "$*" >> "$(dirname "$0")/ray.calls"')
+    done = subprocess.run(["sh", str(DOCKER / "runner.sh"), "--study", "w-sweep"], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == "python studies/run.py --study w-sweep"
+    assert (tmp_path / "ray.calls").read_text().startswith("start --address ray-head:6379 --num-cpus 0 --num-gpus 0")
+    stub(tmp_path, "ray", 'echo "cannot reach the head"; exit 1')
+    failed = subprocess.run(["sh", str(DOCKER / "runner.sh")], env=env, capture_output=True, text=True, timeout=30)
+    assert failed.returncode == 1 and "could not join" in failed.stderr and "cannot reach the head" in failed.stderr
