@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sidae.augment import augment
-from sidae.config import AugmentConfig
+from sidae.config import SidAEConfig
 from sidae.data import ImageSet
 
 _FEATURE_BATCH = 1024
@@ -150,21 +150,22 @@ def fraction_key(fraction: float) -> str:
 
 
 def finetune(encoder: nn.Module, feat_dim: int, train: ImageSet, test: ImageSet, num_classes: int,
-             aug: AugmentConfig, steps: int, lr: float, seed: int, device: torch.device,
-             batch_size: int = 128) -> float:
+             cfg: SidAEConfig, device: torch.device, batch_size: int = 128) -> float:
     """Train a copy of the encoder plus a linear head on the labelled set (with the pre-training
-    augmentations, one view), SGD with cosine decay; return test accuracy. Passing a freshly
-    initialised encoder gives the supervised baseline on the same labels."""
+    augmentations, one view) for cfg.eval.finetune_steps of SGD with cosine decay; return test
+    accuracy. A freshly initialised encoder gives the supervised baseline on the same labels."""
+    steps, seed = cfg.eval.finetune_steps, cfg.seed
     torch.manual_seed(seed)
     generator = torch.Generator(device).manual_seed(seed)
     model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(feat_dim, num_classes)).to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4, nesterov=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.eval.finetune_lr, momentum=0.9, weight_decay=5e-4,
+                                nesterov=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     batch_size = max(2, min(batch_size, len(train)))  # BatchNorm needs two samples
     labels = train.labels.to(device)
     for _ in range(steps):
         idx = torch.randint(len(train), (batch_size,), generator=generator, device=device)
-        x = augment(to_float(train.images[idx.to(train.images.device)], device), aug, generator)
+        x = augment(to_float(train.images[idx.to(train.images.device)], device), cfg.augment, generator)
         loss = F.cross_entropy(model(x), labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

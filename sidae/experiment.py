@@ -26,7 +26,7 @@ from sidae.evaluate import (
     linear_probes,
 )
 from sidae.model import SidAE
-from sidae.trainer import EpochCallback, pretrain
+from sidae.trainer import EpochCallback, build_model, pretrain, resolve_device
 
 RESULTS_FILE = "results.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -56,9 +56,9 @@ def evaluate(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.dev
     Only the labelled images some probe or the kNN bank uses are encoded: with small label
     fractions that is a small part of the pool."""
     fractions = cfg.eval.label_fractions
-    subsets = {f: label_subset(data.train.labels, f, cfg.seed) for f in fractions}
+    subsets = [label_subset(data.train.labels, f, cfg.seed) for f in fractions]
     bank = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
-    needed = torch.unique(torch.cat([bank, *subsets.values()]))
+    needed = torch.unique(torch.cat([bank, *subsets]))
     pool_x = torch.zeros(len(data.train), model.feat_dim, device=device)
     pool_x[needed.to(device)] = extract_features(model.encoder, data.train.images[needed], device)
     val_x = extract_features(model.encoder, data.val.images, device)
@@ -71,11 +71,26 @@ def evaluate(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.dev
         probes = linear_probes(pool_x, pool_y, {"test": (test_x, test_y), "val": (val_x, val_y)}, fractions, cfg.seed)
         out["linear"], out["val_linear"] = probes["test"], probes["val"]
     if cfg.eval.finetune:
-        for fraction, subset in subsets.items():
-            out["finetune"][fraction_key(fraction)] = finetune(
-                model.encoder, model.feat_dim, data.train.subset(subset), data.test, data.num_classes, cfg.augment,
-                cfg.eval.finetune_steps, cfg.eval.finetune_lr, cfg.seed, device)
+        out["finetune"] = finetune_fractions(model, data, cfg, device)
     return out
+
+
+def finetune_fractions(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device) -> dict[str, float]:
+    """Test accuracy after fine-tuning the model's encoder (plus a linear head) on each label
+    fraction of the training set."""
+    scores = {}
+    for fraction in cfg.eval.label_fractions:
+        labelled = data.train.subset(label_subset(data.train.labels, fraction, cfg.seed))
+        scores[fraction_key(fraction)] = finetune(model.encoder, model.feat_dim, labelled, data.test,
+                                                  data.num_classes, cfg, device)
+    return scores
+
+
+def supervised_baseline(cfg: SidAEConfig, data: DataSplits) -> dict[str, float]:
+    """The reason to pre-train at all: the same backbone fine-tuned from a random initialisation
+    on the same labels, with the same steps, augmentations and seed."""
+    device = resolve_device(cfg.device)
+    return finetune_fractions(build_model(cfg, data, device), data, cfg, device)
 
 
 def run(cfg: SidAEConfig, *, out_dir: Path | None = None, callback: EpochCallback | None = None,

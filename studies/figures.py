@@ -20,10 +20,12 @@ GRID_ROWS = ("clean", "noised", "reconstructed")
 GRID_PADDING = 2  # pixels around each image in sidae.visualize's grid (torchvision make_grid)
 
 
-def w_sweep_figure(panels: dict[str, dict[float, dict[str, Spread]]], title: str, path: Path) -> Path:
+def w_sweep_figure(panels: dict[str, dict[float, dict[str, Spread]]], title: str, path: Path,
+                   references: dict[str, dict[str, Spread]] | None = None) -> Path:
     """One panel per evaluation (e.g. "linear probe": summary.by_w's table), test accuracy
     against w, one line per label fraction: mean with a band of +- one std over seeds; the
-    baselines' w (0: DAE, 1: SimSiam) marked."""
+    baselines' w (0: DAE, 1: SimSiam) marked. `references` (panel -> fraction -> spread) draws
+    a method without w, the supervised baseline, as a dashed level in its fraction's colour."""
     fig = Figure(figsize=(5.5 * len(panels), 4.2), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (evaluation, table) in zip(axes, panels.items(), strict=True):
@@ -34,6 +36,10 @@ def w_sweep_figure(panels: dict[str, dict[float, dict[str, Spread]]], title: str
             line, = ax.plot(ws, [100 * s.mean for s in spreads], marker="o", label=f"{float(fraction):.0%} labels")
             ax.fill_between(ws, [100 * (s.mean - s.std) for s in spreads], [100 * (s.mean + s.std) for s in spreads],
                             color=line.get_color(), alpha=0.2, linewidth=0)
+            reference = (references or {}).get(evaluation, {}).get(fraction)
+            if reference is not None:
+                ax.axhline(100 * reference.mean, color=line.get_color(), linestyle="--", linewidth=1,
+                           label=f"{float(fraction):.0%}, supervised from scratch")
         for w, name in BASELINES.items():
             ax.axvline(w, color="grey", linestyle=":", linewidth=1)
             ax.text(w, 1.01, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)

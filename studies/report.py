@@ -30,7 +30,7 @@ from storage import StorageError, artifact_dir_for, default_url, redact  # noqa:
 from studies import figures  # noqa: E402
 from studies.notes import redacted_command  # noqa: E402
 from studies.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished  # noqa: E402
-from studies.summary import BASELINES, Spread, by_w, complete_trials, counts, method_name  # noqa: E402
+from studies.summary import SUPERVISED, Spread, by_w, complete_trials, counts, method_table  # noqa: E402
 
 EVALUATIONS = {"test_linear": "linear probe", "test_finetune": "fine-tune"}  # user attr -> name
 
@@ -50,17 +50,17 @@ def pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-def paper_table(table: dict[float, dict[str, Spread]]) -> list[str]:
-    """One row per method (the baselines first, then SidAE by w), one column per label fraction,
-    the best mean of each column in bold."""
+def paper_table(table: dict[str, dict[str, Spread]]) -> list[str]:
+    """One row per method (by w: DAE first, SimSiam last, then the supervised baseline), one
+    column per label fraction, the best mean of each column in bold."""
     fractions = sorted({f for row in table.values() for f in row}, key=float)
     best = {f: max(row[f].mean for row in table.values() if f in row) for f in fractions}
     seeds = max(s.n for row in table.values() for s in row.values())
     lines = ["| method | " + " | ".join(f"{float(f):.0%} labels" for f in fractions) + " |",
              "|---|" + "---:|" * len(fractions)]
-    for w in sorted(table, key=lambda w: (w not in BASELINES, w)):
-        cells = [_cell(table[w].get(f), seeds, best[f]) for f in fractions]
-        lines.append(f"| {method_name(w)} | " + " | ".join(cells) + " |")
+    for method, row in table.items():
+        cells = [_cell(row.get(f), seeds, best[f]) for f in fractions]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -74,14 +74,16 @@ def _cell(value: Spread | None, seeds: int, best: float) -> str:
     return f"**{text}**" if value.mean == best else text
 
 
-def w_sweep_section(name: str, trials: list[FrozenTrial], out: Path) -> list[str]:
-    tables = {attr: by_w(trials, attr) for attr in EVALUATIONS}
-    panels = {EVALUATIONS[attr]: table for attr, table in tables.items() if table}
+def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -> list[str]:
+    tables = {attr: method_table(study, attr) for attr in EVALUATIONS}
+    panels = {EVALUATIONS[attr]: table for attr in EVALUATIONS if (table := by_w(trials, attr))}
     if not panels:
         return ["## Accuracy against w", "", "No complete trial has test accuracies yet.", ""]
     seeds = max(s.n for table in panels.values() for row in table.values() for s in row.values())
     spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed: no spread"
-    figures.w_sweep_figure(panels, f"{name}: test accuracy against w ({spread})", out / "w_sweep.png")
+    supervised = tables["test_finetune"].get(SUPERVISED)
+    figures.w_sweep_figure(panels, f"{study.study_name}: test accuracy against w ({spread})", out / "w_sweep.png",
+                           references={EVALUATIONS["test_finetune"]: supervised} if supervised else None)
     lines = ["## Accuracy against w", "", "![test accuracy against w](w_sweep.png)", ""]
     for attr, title in (("test_linear", "Linear evaluation"), ("test_finetune", "Fine-tuning")):
         lines += [f"### {title}", ""]
@@ -90,6 +92,9 @@ def w_sweep_section(name: str, trials: list[FrozenTrial], out: Path) -> list[str
                       *paper_table(tables[attr]), ""]
         else:
             lines += [f"No {EVALUATIONS[attr]} results: this study's budget does not run it.", ""]
+    if supervised:
+        lines += [f"`{SUPERVISED}`: the same backbone fine-tuned from a random initialisation on the same labels, "
+                  "steps and seeds (no pre-training): the bar pre-training has to clear.", ""]
     return lines
 
 
@@ -189,7 +194,7 @@ def write_report(study: optuna.Study, url: str, artifact_folder: Path, out: Path
     best = sorted(trials, key=lambda t: t.value, reverse=True)[:top]
     lines = header(study, url, len(trials))
     if study.user_attrs.get("study") == "w-sweep":
-        lines += w_sweep_section(study.study_name, trials, out)
+        lines += w_sweep_section(study, trials, out)
     lines += best_trials_section(best)
     lines += importance_section(study, out)
     lines += learning_curve_section(study.study_name, best, out)

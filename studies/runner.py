@@ -25,6 +25,7 @@ from sidae.config import DATASETS, ConfigError
 from sidae.data import data_root, load_splits
 from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, redact
 from studies import lease
+from studies.baseline import record_supervised_baseline
 from studies.budgets import BUDGETS, Budget
 from studies.catalogue import STUDIES, Study, grid_points
 from studies.notes import save_study_note
@@ -132,6 +133,7 @@ def run_study(opts: StudyOptions) -> optuna.Study:
         if to_run > 0:
             _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
         store_best_model(optuna_study, artifact_store)
+        record_supervised_baseline(optuna_study, ctx)
     return optuna_study
 
 

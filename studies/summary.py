@@ -11,6 +11,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 BASELINES = {1.0: "SimSiam", 0.0: "DAE"}
+SUPERVISED = "supervised"  # the backbone fine-tuned from scratch on the same labels (studies.baseline)
+SUPERVISED_ATTR = "supervised_finetune"
 
 
 @dataclass(frozen=True)
@@ -45,19 +47,33 @@ def by_w(trials: list[FrozenTrial], attr: str) -> dict[float, dict[str, Spread]]
             for w, per in sorted(values.items())}
 
 
+def method_table(study: optuna.Study, attr: str) -> dict[str, dict[str, Spread]]:
+    """Rows "DAE", "SidAE w=...", "SimSiam" (by w) and, for fine-tuning, the supervised
+    baseline; columns are label fractions; cells spread over seeds."""
+    table = {method_name(w): row for w, row in by_w(complete_trials(study), attr).items()}
+    supervised = study.user_attrs.get(SUPERVISED_ATTR) or {}
+    if attr == "test_finetune" and supervised:
+        per_fraction: dict[str, list[float]] = defaultdict(list)
+        for scores in supervised.values():
+            for fraction, accuracy in scores.items():
+                per_fraction[fraction].append(float(accuracy))
+        table[SUPERVISED] = {f: spread(v) for f, v in sorted(per_fraction.items(), key=lambda kv: float(kv[0]))}
+    return table
+
+
 def w_sweep_table(study: optuna.Study, attr: str = "test_linear") -> str:
-    """Rows per w, columns per label fraction; the best mean per column is starred."""
-    table = by_w(complete_trials(study), attr)
+    """Rows per method, columns per label fraction; the best mean per column is starred."""
+    table = method_table(study, attr)
     if not table:
         return f"(no complete trials with {attr} yet)"
     fractions = sorted({f for row in table.values() for f in row}, key=float)
     best = {f: max(row[f].mean for row in table.values() if f in row) for f in fractions}
     width = 22
     lines = [f"{'method':<16}" + "".join(f"{float(f):>{width}.0%}" for f in fractions) + "   seeds"]
-    for w, row in table.items():
+    for method, row in table.items():
         cells = "".join(f"{_starred(row[f], best[f]):>{width}}" if f in row else f"{'-':>{width}}" for f in fractions)
         seeds = max(s.n for s in row.values())
-        lines.append(f"{method_name(w):<16}{cells}   {seeds}")
+        lines.append(f"{method:<16}{cells}   {seeds}")
     return "\n".join(lines)
 
 

@@ -33,6 +33,8 @@ class SmokeStudy:
 def smoke_study(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> SmokeStudy:
     folder = tmp_path_factory.mktemp("smoke-study")
     url = f"sqlite:///{folder / 'studies.db'}"
-    done = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=folder, data_dir=mnist_dir)
+    # A few fine-tuning steps, so the fine-tune tables and the supervised baseline exist too.
+    done = run_cli("--study", "w-sweep", *TINY, "--set", "eval.finetune=True", "--set", "eval.finetune_steps=20",
+                   "--storage", url, cwd=folder, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     return SmokeStudy(folder, url, "w-sweep-mnist", folder / "studies-artifacts", done.stdout)

@@ -67,7 +67,12 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
         best = max(t.user_attrs["test_linear"][fraction] for t in trials)
         bold = [cells[column] for cells in by_method.values() if cells[column].startswith("**")]
         assert bold == [f"**{100 * best:.2f}**"]
-    assert "No fine-tune results" in section(text, "### Fine-tuning")  # the smoke budget does not fine-tune
+    header, *rows = table_rows(section(text, "### Fine-tuning"))
+    tuned = {row[0]: row[1:] for row in rows}
+    supervised = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.url).user_attrs[
+        "supervised_finetune"]["0"]
+    assert set(tuned) == {method_name(t.params["w"]) for t in trials} | {"supervised"}
+    assert [c.strip("*") for c in tuned["supervised"]] == [f"{100 * supervised[f]:.2f}" for f in fractions]
 
     best_rows = table_rows(section(text, "## Best trials"))[1:]
     ranked = sorted(trials, key=lambda t: t.value, reverse=True)

@@ -35,6 +35,10 @@ def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir:
     out = smoke_study.stdout
     assert "SimSiam" in out and "DAE" in out and "studies/dashboard.py --storage" in out
     assert study.user_attrs["best_model_trial"] in {t.number for t in study.trials}
+    supervised = study.user_attrs["supervised_finetune"]  # fine-tuned from scratch, per seed
+    assert set(supervised) == {"0"} and set(supervised["0"]) == {"0.01", "0.1"}
+    assert all(0.1 < acc <= 1 for acc in supervised["0"].values())
+    assert "supervised" in out
 
     again = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)
     assert again.returncode == 0, again.stderr[-3000:]
