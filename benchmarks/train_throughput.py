@@ -1,0 +1,112 @@
+"""Images/s of a full SidAE training step against the bare model on the same batch.
+
+The full step is what sidae.trainer._epoch does per batch of 256: slice uint8 images from an
+in-memory tensor on the device, convert them to float (sidae.evaluate.to_float), and run
+sidae.trainer.train_step (two augmented views, noise, forward/backward, SGD step). The bare step
+runs the same train_step on pre-made float views (same model, same w), so
+ratio_to_bare_model = full / bare is the share of the step's time left to the model; the rest
+is the batched view pipeline. Target: ratio >= 0.9 on CPU. Images are random uint8, so no data
+files are needed. --compile also times the full step with torch.compile(model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from common import (
+    BATCH,
+    Step,
+    emit,
+    float_batches,
+    images_per_second,
+    parser,
+    setup,
+    synthetic_splits,
+    train_step_on_views,
+)
+
+from sidae.config import SidAEConfig, default_config
+from sidae.evaluate import to_float
+from sidae.trainer import build_model, build_optimizer, make_views, train_step
+
+CPU_RESNET_WIDTH = 16  # 0.85 s a step on 2 CPU cores; the full width, 64, has 16x the convolution work
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    dataset: str  # which sidae.config.default_config
+    shape: tuple[int, int, int]
+    w: float
+
+
+CASES = {case.name: case for case in (
+    Case("mnist_w0", "mnist", (1, 28, 28), 0.0),
+    Case("mnist_w0.5", "mnist", (1, 28, 28), 0.5),
+    Case("mnist_w1", "mnist", (1, 28, 28), 1.0),
+    Case("rgb32_w0.5", "cifar10", (3, 32, 32), 0.5),
+)}
+
+
+def full_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, cfg: SidAEConfig,
+              generator: torch.Generator) -> Step:
+    """One step of sidae.trainer._epoch per call."""
+    batches = float_batches(images, generator)
+    return lambda: train_step(model, optimizer, next(batches), cfg, generator)
+
+
+def run_case(case: Case, args: argparse.Namespace, device: torch.device) -> None:
+    cfg = default_config(case.dataset, w=case.w)
+    if cfg.model.backbone == "resnet18":
+        width = args.resnet_width or (cfg.model.width if device.type == "cuda" else CPU_RESNET_WIDTH)
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, width=width))
+        emit(f"{case.name}_resnet_width", width)
+    data = synthetic_splits(case.dataset, case.shape, 8 * BATCH)
+    model = build_model(cfg, data, device)
+    optimizer = build_optimizer(model, cfg)
+    generator = torch.Generator(device).manual_seed(cfg.seed)
+    images = data.pretrain.images.to(device)
+    views = make_views(to_float(images[:BATCH], device), cfg, generator)
+    views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+    steps = {"full": full_step(model, optimizer, images, cfg, generator),
+             "bare": lambda: train_step_on_views(model, optimizer, views, cfg, generator)}
+    if args.compile:
+        torch.compiler.reset()  # else the previous case's shapes make dynamo recompile with dynamic shapes
+        compiled = torch.compile(model)
+        steps["compiled"] = full_step(compiled, optimizer, images, cfg, generator)
+        start = time.perf_counter()
+        steps["compiled"]()  # the cold compile of forward and backward
+        compile_seconds = time.perf_counter() - start
+    rates = images_per_second(steps, device, args.repeats, args.repeat_seconds)
+    emit(f"{case.name}_images_per_second", rates["full"])
+    emit(f"{case.name}_bare_images_per_second", rates["bare"])
+    emit(f"{case.name}_ratio_to_bare_model", rates["full"] / rates["bare"])
+    if args.compile:
+        saved_per_image = 1 / rates["full"] - 1 / rates["compiled"]
+        emit(f"{case.name}_compiled_images_per_second", rates["compiled"])
+        emit(f"{case.name}_compile_speedup", rates["compiled"] / rates["full"])
+        emit(f"{case.name}_compile_seconds", compile_seconds)
+        emit(f"{case.name}_compile_break_even_images",
+             compile_seconds / saved_per_image if saved_per_image > 0 else math.inf)
+
+
+def main() -> None:
+    p = parser(__doc__)
+    p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    p.add_argument("--resnet-width", type=int, default=None,
+                   help=f"ResNet-18 width for rgb32 (default: 64 on cuda, {CPU_RESNET_WIDTH} on cpu)")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile(model)")
+    args = p.parse_args()
+    device = setup(args)
+    emit("batch_size", BATCH)
+    for name in args.cases:
+        run_case(CASES[name], args, device)
+
+
+if __name__ == "__main__":
+    main()
