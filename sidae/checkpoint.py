@@ -1,8 +1,9 @@
-"""Atomic checkpoint files: written to a temporary name, then renamed, so a crash mid-write
-never leaves a half file that a resume would load."""
+"""Atomic checkpoint files: written to a temporary name, flushed to disk, then renamed, so a
+crash never leaves a half file that a resume would load."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,20 @@ import torch
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
+    """torch.save `state` to `path` atomically.
+
+    Serialised in memory first and written with Python's own file I/O: torch.save streaming to
+    a full disk fails with an opaque "enforce fail at inline_container.cc" instead of the
+    OSError (errno 28, "No space left on device") a user can act on."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        torch.save(state, tmp)
+        with open(tmp, "wb") as file:
+            file.write(buffer.getbuffer())
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
