@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from storage.errors import StorageError
+from storage.resilient import ResilientRDBStorage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SQLITE_FILE = PROJECT_ROOT / "studies.db"
@@ -88,7 +89,8 @@ def parse(url: str) -> URL:
 
 
 def make_storage(url: str) -> optuna.storages.RDBStorage:
-    """An Optuna RDBStorage for `url`, tables created, connection proven.
+    """An Optuna RDBStorage for `url`, tables created, connection proven; once open, it waits
+    out a database restart (storage.resilient).
 
     RDBStorage's constructor connects at once (it creates the tables and stamps the schema
     version), so a wrong password or a stopped server surfaces here, as a one-line
@@ -118,7 +120,7 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
     full = parsed.render_as_string(hide_password=False).replace("{", "{{").replace("}", "}}")
     try:
         with schema_lock:
-            return optuna.storages.RDBStorage(full, engine_kwargs=engine_kwargs)
+            return ResilientRDBStorage(full, engine_kwargs=engine_kwargs)
     except SQLAlchemyError as error:
         raise StorageError(f"{failure} at {redact(url)}: {_reason(error, parsed.password)}") from error
 
