@@ -31,7 +31,8 @@ class StudyBusy(RuntimeError):
     """Another live driver holds the study."""
 
 
-def _read(study: optuna.Study) -> dict[str, Any] | None:
+def holder(study: optuna.Study) -> dict[str, Any] | None:
+    """The lease as stored {id, host, pid, heartbeat}, or None if no driver holds the study."""
     value = study._storage.get_study_system_attrs(study._study_id).get(KEY)
     return value if isinstance(value, dict) and not value.get("released") else None
 
@@ -62,13 +63,13 @@ def _refuse(study: optuna.Study, lease: dict[str, Any]) -> StudyBusy:
 
 def acquire(study: optuna.Study) -> str:
     """Take the study's lease or raise StudyBusy; returns this driver's lease id."""
-    held = _read(study)
+    held = holder(study)
     if held is not None and is_alive(held, time.time()):
         raise _refuse(study, held)
     lease_id = uuid.uuid4().hex
     _write(study, {"id": lease_id, "host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()})
     time.sleep(SETTLE_S)
-    held = _read(study)
+    held = holder(study)
     if held is None or held["id"] != lease_id:
         raise _refuse(study, held or {"pid": "?", "host": "?", "heartbeat": time.time()})
     return lease_id
@@ -76,7 +77,7 @@ def acquire(study: optuna.Study) -> str:
 
 def _heartbeat(study: optuna.Study, lease_id: str, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_S):
-        held = _read(study)
+        held = holder(study)
         if held is None or held["id"] != lease_id:
             return  # taken over (we were presumed dead): nothing sensible to refresh
         _write(study, {**held, "heartbeat": time.time()})
@@ -94,6 +95,6 @@ def held(study: optuna.Study) -> Iterator[str]:
     finally:
         stop.set()
         beat.join()
-        current = _read(study)
+        current = holder(study)
         if current is not None and current["id"] == lease_id:
             _write(study, {**current, "released": True})

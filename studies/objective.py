@@ -8,6 +8,8 @@ that are stored as user attributes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import socket
 from collections.abc import Mapping
@@ -96,15 +98,21 @@ def save_trial_files(result: RunResult, data: DataSplits, run_dir: Path) -> dict
     return {"reconstructions": str(grid), "model": str(weights)}
 
 
+def run_key(cfg: SidAEConfig) -> str:
+    """A trial's folder name: a digest of its whole config. A configuration that is run again
+    (Ray retrying a crashed trial, or the next driver retrying one a dead driver left behind)
+    finds its last epoch's checkpoint there and resumes instead of starting over."""
+    return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
 def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     """Ray Tune function trainable for one trial."""
     from ray import tune  # imported here so that importing this module does not need ray
 
     torch.set_num_threads(ctx.threads)
-    trial_id = tune.get_context().get_trial_id()
-    run_dir = Path(ctx.run_root) / trial_id
-    identity = {"node": socket.gethostname(), **_ray_node(), "pid": os.getpid(), "run_dir": str(run_dir)}
     cfg = trial_config(params, ctx)
+    run_dir = Path(ctx.run_root) / run_key(cfg)
+    identity = {"node": socket.gethostname(), **_ray_node(), "pid": os.getpid(), "run_dir": str(run_dir)}
 
     def report_epoch(metrics: dict[str, float]) -> None:
         if metrics["epoch"] < cfg.optim.epochs:  # the last epoch is reported with the evaluation

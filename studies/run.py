@@ -73,7 +73,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--min-collapse-std", type=float, default=0.0,
                    help="prune trials whose collapse indicator (std of l2-normalised features, ~1/sqrt(dim) "
                         "when healthy) drops below this (default 0: off)")
-    g.add_argument("--max-retries", type=int, default=1, help="retries of a failed grid point (default 1)")
+    g.add_argument("--trial-retries", type=int, default=1,
+                   help="restarts of a crashed trial, from its last epoch's checkpoint (default 1)")
+    g.add_argument("--max-retries", type=int, default=1,
+                   help="retries, at the next run of the study, of a grid point that failed (default 1)")
     g.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     g.add_argument("--ray-dir", help="Ray Tune's experiment folder (default runs/ray)")
@@ -89,7 +92,7 @@ def options(args: argparse.Namespace, argv: list[str]) -> StudyOptions:
         gpus_per_trial=args.gpus_per_trial, address=args.address, scheduler=args.scheduler,
         max_concurrent=args.max_concurrent, primary_fraction=args.primary_fraction, seed=args.seed,
         time_budget_s=None if args.time_budget is None else args.time_budget * 60, max_retries=args.max_retries,
-        min_collapse_std=args.min_collapse_std,
+        trial_retries=args.trial_retries, min_collapse_std=args.min_collapse_std,
         ray_dir=args.ray_dir, device=args.device, progress=not args.quiet,
         command=redacted_command(shlex.join(["python", "studies/run.py", *argv])))
 

@@ -23,7 +23,7 @@ from optuna.artifacts import upload_artifact
 
 from sidae.config import DATASETS, ConfigError
 from sidae.data import data_root, load_splits
-from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, redact
+from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, parse, redact
 from studies import lease
 from studies.baseline import record_supervised_baseline
 from studies.budgets import BUDGETS, Budget
@@ -60,7 +60,8 @@ class StudyOptions:
     primary_fraction: float = 0.01
     seed: int = 0  # the sampler's seed
     time_budget_s: float | None = None
-    max_retries: int = 1
+    max_retries: int = 1  # next-run retries of a grid point that failed
+    trial_retries: int = 1  # in-run restarts of a crashed trial (Ray), from its last checkpoint
     min_collapse_std: float = 0.0  # stop (prune) trials whose features collapsed below this
     ray_dir: str | None = None
     device: str = "auto"
@@ -119,9 +120,9 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     """Run (or resume) the study and return it."""
     study, budget, ctx = validate(opts)
     url = opts.storage or default_url()
-    storage = make_storage(url)  # StorageError for malformed or unreachable URLs; creates nothing then
-    config = trial_config({}, ctx)
-    load_splits(config.data)  # the data is there (downloaded once here, not by every worker)
+    parse(url)  # a malformed URL fails here, before anything is read or written
+    load_splits(trial_config({}, ctx).data)  # the data is there (downloaded once here, not by every worker)
+    storage = make_storage(url)  # StorageError for an unreachable or unusable database; creates nothing then
     artifact_root = artifact_dir_for(url, opts.artifact_dir)
     artifact_store = make_artifact_store(artifact_root)
     ctx = dataclasses.replace(ctx, run_root=str(artifact_root / "runs" / opts.study_name))
@@ -207,7 +208,8 @@ def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
                                     max_concurrent_trials=opts.max_concurrent or _default_concurrency(opts),
                                     reuse_actors=True, time_budget_s=opts.time_budget_s),
         run_config=tune.RunConfig(name=opts.study_name, storage_path=str(_ray_dir(opts)), verbose=0,
-                                  callbacks=[index, progress], failure_config=tune.FailureConfig(max_failures=0),
+                                  callbacks=[index, progress],
+                                  failure_config=tune.FailureConfig(max_failures=opts.trial_retries),
                                   stop=collapse_stopper(opts.min_collapse_std) if opts.min_collapse_std > 0 else None),
     )
     tuner.fit()
