@@ -1,0 +1,219 @@
+"""Failures made to happen for real, then the storage checked: a Ray worker killed with -9, the
+driver killed with -9 and rerun, PostgreSQL stopped and started under a running study, two
+drivers on one study, a full disk, a read-only database. (The dashboard reading a SQLite file
+while a study writes it is in test_dashboard.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from studies import lease
+from tests.postgres import PostgresServer
+from tests.smoke_study import REPO, TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+# Trials long enough (4 epochs) to be caught in the middle.
+LONGER = [*TINY, "--epochs", "4", "--train-limit", "2048"]
+W_GRID = [0.0, 0.5, 1.0]
+
+
+def start_cli(*args: str, cwd: Path, data_dir: Path) -> subprocess.Popen[str]:
+    """`studies/run.py ARGS` in the background, in a process group of its own (so that killing
+    it can take its Ray processes along when the test cleans up)."""
+    return subprocess.Popen([sys.executable, str(REPO / "studies" / "run.py"), "--data-dir", str(data_dir), *args],
+                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+@contextmanager
+def background(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def trials(url: str, name: str = "w-sweep-mnist") -> list[optuna.trial.FrozenTrial]:
+    try:
+        return optuna.load_study(study_name=name, storage=url).trials
+    except KeyError:  # the study is not created yet
+        return []
+
+
+def reported_epochs(url: str) -> int:
+    return sum(len(t.intermediate_values) for t in trials(url))
+
+
+def ray_workers() -> list[int]:
+    """Pids of Ray's trial processes on this machine (their process title names the trainable)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"ray::ImplicitFunc" in (entry / "cmdline").read_bytes():
+                pids.append(int(entry.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return sorted(pids)
+
+
+def assert_grid_complete_once(url: str) -> None:
+    """Every grid point COMPLETE exactly once, nothing left RUNNING."""
+    found = trials(url)
+    assert not [t for t in found if t.state == TrialState.RUNNING]
+    complete = sorted(t.params["w"] for t in found if t.state == TrialState.COMPLETE)
+    assert complete == W_GRID
+
+
+def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path, mnist_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    with background(start_cli("--study", "w-sweep", *LONGER, "--max-concurrent", "1", "--storage", url,
+                              cwd=tmp_path, data_dir=mnist_dir)) as driver:
+        wait_for(lambda: reported_epochs(url) >= 1 and ray_workers(), "the first trial's first epoch")
+        victim = ray_workers()[0]
+        os.kill(victim, signal.SIGKILL)
+        _, stderr = driver.communicate(timeout=600)
+    assert driver.returncode == 0, stderr[-3000:]
+    assert_grid_complete_once(url)
+    first = min(trials(url), key=lambda t: t.number)
+    assert first.user_attrs["pid"] == victim  # the trial whose process was killed...
+    assert first.state == TrialState.COMPLETE  # ...was restarted by Ray and finished
+    assert sorted(first.intermediate_values) == [1, 2, 3, 4]
+    assert "Failure # 1" in (Path(first.user_attrs["ray_logdir"]) / "error.txt").read_text()
+
+
+def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mnist_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    command = ["--study", "w-sweep", *LONGER, "--max-concurrent", "1", "--storage", url]
+    with background(start_cli(*command, cwd=tmp_path, data_dir=mnist_dir)) as driver:
+        wait_for(lambda: any(t.state == TrialState.COMPLETE for t in trials(url)) and reported_epochs(url) >= 6,
+                 "one complete trial and the next one under way")
+        os.kill(driver.pid, signal.SIGKILL)  # the driver only: its Ray processes must go with it
+        driver.wait()
+        wait_for(lambda: not ray_workers(), "the dead driver's Ray workers to exit", timeout=60)
+    before = {t.number: t.state for t in trials(url)}
+    assert TrialState.RUNNING in before.values()
+
+    done = run_cli(*command, cwd=tmp_path, data_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = trials(url)
+    for trial in after:
+        if before.get(trial.number) == TrialState.COMPLETE:
+            assert trial.state == TrialState.COMPLETE  # kept, not rerun
+        if before.get(trial.number) == TrialState.RUNNING:
+            assert trial.state == TrialState.FAIL and "driver" in trial.user_attrs["fail_reason"]
+    assert_grid_complete_once(url)
+    retried = [t for t in after if t.number not in before]
+    resumed = [t for t in retried if t.params["w"] in {after[n].params["w"] for n, s in before.items()
+                                                        if s == TrialState.RUNNING}]
+    # The retried configuration found the dead trial's checkpoint: it reported only later epochs.
+    assert resumed and min(resumed[0].intermediate_values) > 1
+
+
+def test_a_postgresql_restart_mid_study_is_waited_out(tmp_path: Path, mnist_dir: Path,
+                                                      postgres_server: PostgresServer) -> None:
+    url = postgres_server.url
+    name = "w-sweep-restart"
+    with background(start_cli("--study", "w-sweep", *LONGER, "--name", name, "--storage", url,
+                              "--artifact-dir", str(tmp_path / "artifacts"), cwd=tmp_path,
+                              data_dir=mnist_dir)) as driver:
+        wait_for(lambda: sum(len(t.intermediate_values) for t in trials(url, name)) >= 1, "a first epoch")
+        with postgres_server.stopped():
+            time.sleep(8)  # trials keep reporting epochs into the outage
+        _, stderr = driver.communicate(timeout=600)
+    assert driver.returncode == 0, stderr[-3000:]
+    found = trials(url, name)
+    assert sorted(t.params["w"] for t in found if t.state == TrialState.COMPLETE) == W_GRID
+    assert all(sorted(t.intermediate_values) == [1, 2, 3, 4] for t in found)
+
+
+def test_a_second_driver_on_the_same_study_refuses(tmp_path: Path, mnist_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    command = ["--study", "w-sweep", *LONGER, "--storage", url]
+    with background(start_cli(*command, cwd=tmp_path, data_dir=mnist_dir)) as first:
+        wait_for(lambda: reported_epochs(url) >= 1, "the first driver's first epoch")
+        second = run_cli(*command, cwd=tmp_path, data_dir=mnist_dir)
+        assert second.returncode == 2
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is being run by another driver" in lines[0]
+        assert f"pid {first.pid} " in lines[0]
+        _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr[-3000:]
+    assert_grid_complete_once(url)
+    study = optuna.load_study(study_name="w-sweep-mnist", storage=url)
+    assert lease.holder(study) is None  # released at the end
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 2 MB file system (tmpfs; the tests run as root in CI): a checkpoint does not fit."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    assert done.returncode == 0, f"cannot mount a tmpfs (tests need root): {done.stderr.strip()}"
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(tmp_path: Path, mnist_dir: Path,
+                                                                     small_disk: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    done = run_cli("--study", "w-sweep", *TINY, "--trial-retries", "0", "--storage", url,
+                   "--artifact-dir", str(small_disk), cwd=tmp_path, data_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = trials(url)
+    assert sorted(t.params["w"] for t in found) == W_GRID  # every trial was tried
+    for trial in found:
+        assert trial.state == TrialState.FAIL
+        assert "No space left on device" in trial.user_attrs["fail_reason"]
+
+
+def test_a_read_only_database_is_a_one_line_error(tmp_path: Path, mnist_dir: Path, small_disk: Path) -> None:
+    url = f"sqlite:///{small_disk / 'studies.db'}"
+    # in another process, so that no open connection keeps the file system busy
+    subprocess.run([sys.executable, "-c", f"import optuna; optuna.create_study(study_name='kept', storage='{url}')"],
+                   check=True, capture_output=True)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    done = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot open SQLite database"), done.stderr
+    assert [s.study_name for s in optuna.study.get_all_study_summaries(url)] == ["kept"]  # nothing lost
+
+
+def test_corrupt_data_files_are_a_one_line_error(tmp_path: Path) -> None:
+    from tests import formats
+
+    formats.write_mnist(tmp_path / "data", "MNIST", n_train=100, n_test=20)
+    images = tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:500])
+    done = run_cli("--study", "w-sweep", *TINY, "--storage", f"sqlite:///{tmp_path / 'studies.db'}",
+                   cwd=tmp_path, data_dir=tmp_path / "data")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unreadable or corrupt files" in lines[0]
+    assert not (tmp_path / "studies.db").exists()
