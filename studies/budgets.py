@@ -51,7 +51,7 @@ BUDGETS: dict[str, Budget] = {
                     w_grid=(0.0, 0.5, 1.0), finetune_steps=None, knn_bank_size=2000,
                     label_fractions=(0.01, 0.1)),
     "cpu": Budget("cpu", epochs=3, train_limit=20000, val_size=5000, trials=12, seeds=(0, 1, 2),
-                  w_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), finetune_steps=100, knn_bank_size=5000),
+                  w_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), finetune_steps=300, knn_bank_size=5000),
     "gpu": Budget("gpu", epochs=200, train_limit=None, val_size=5000, trials=60, seeds=(0, 1, 2),
                   w_grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), finetune_steps=2000,
                   knn_bank_size=10000, optimizer="sgd", base_lr=0.05),
