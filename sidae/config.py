@@ -248,11 +248,16 @@ DATASET_DEFAULTS: dict[str, tuple[ModelConfig, AugmentConfig]] = {
 }
 
 
+# STL-10 has 5,000 labelled training images (and 100,000 unlabelled ones): keep most for the probes.
+VAL_SIZES = {"stl10": 1000}
+
+
 def default_config(dataset: str = "mnist", **overrides: Any) -> SidAEConfig:
     """The recommended configuration for a data set; `overrides` replace top-level fields."""
     _check(dataset in DATASETS, f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     model, augment = DATASET_DEFAULTS[dataset]
-    base = SidAEConfig(data=DataConfig(dataset=dataset), model=model, augment=augment)
+    data = DataConfig(dataset=dataset, val_size=VAL_SIZES.get(dataset, DataConfig.val_size))
+    base = SidAEConfig(data=data, model=model, augment=augment)
     return dataclasses.replace(base, **overrides)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -17,6 +19,8 @@ from sidae.config import BACKBONES, DATASETS, NOISE_KINDS, ConfigError, SidAECon
 from sidae.data import DataError
 from sidae.experiment import RESULTS_FILE, RunResult, run
 from sidae.trainer import TrainingDiverged
+
+T = TypeVar("T")
 
 # CLI flag -> config field (dotted path, see sidae.config.override).
 FLAG_FIELDS: dict[str, str] = {
@@ -34,11 +38,16 @@ FLAG_FIELDS: dict[str, str] = {
 }
 
 
-def _fractions(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.01,0.1,1, got {text!r}") from None
+def comma_separated(cast: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
+    """An argparse type for lists like 0.01,0.1,1 (floats) or 0,1,2 (ints)."""
+
+    def parse(text: str) -> tuple[T, ...]:
+        try:
+            return tuple(cast(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {cast.__name__}s, got {text!r}") from None
+
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -86,7 +95,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--no-verify", dest="verify", action="store_false", default=None,
                    help="accept CIFAR/STL files whose MD5 differs from torchvision's")
     g = p.add_argument_group("evaluation")
-    g.add_argument("--label-fractions", type=_fractions, help="comma-separated, in (0, 1] (default 0.01,0.1,1)")
+    g.add_argument("--label-fractions", type=comma_separated(float),
+                   help="comma-separated, in (0, 1] (default 0.01,0.1,1)")
     g.add_argument("--no-finetune", dest="finetune", action="store_false", default=None,
                    help="skip the fine-tuning evaluation")
     g.add_argument("--finetune-steps", type=int, help="SGD steps per fine-tuning run (default 300)")

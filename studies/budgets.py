@@ -17,7 +17,7 @@ class Budget:
     name: str
     epochs: int
     train_limit: int | None  # pre-training images (None: the whole training set)
-    val_size: int
+    val_size: int | None  # validation images (None: the data set's default)
     trials: int  # for model-based samplers; grid studies run their whole grid
     seeds: tuple[int, ...]  # repeats of each grid point, so a difference can be told from noise
     w_grid: tuple[float, ...]
@@ -34,7 +34,6 @@ class Budget:
         values: dict[str, Any] = {
             "optim.epochs": self.epochs,
             "data.train_limit": self.train_limit,
-            "data.val_size": self.val_size,
             "eval.knn_bank_size": self.knn_bank_size,
             "eval.finetune": self.finetune_steps is not None,
             "eval.label_fractions": self.label_fractions,
@@ -43,6 +42,8 @@ class Budget:
         }
         if self.finetune_steps is not None:
             values["eval.finetune_steps"] = self.finetune_steps
+        if self.val_size is not None:
+            values["data.val_size"] = self.val_size
         return values
 
 
@@ -50,9 +51,9 @@ BUDGETS: dict[str, Budget] = {
     "smoke": Budget("smoke", epochs=2, train_limit=2048, val_size=1000, trials=3, seeds=(0,),
                     w_grid=(0.0, 0.5, 1.0), finetune_steps=None, knn_bank_size=2000,
                     label_fractions=(0.01, 0.1)),
-    "cpu": Budget("cpu", epochs=3, train_limit=20000, val_size=5000, trials=12, seeds=(0, 1, 2),
+    "cpu": Budget("cpu", epochs=3, train_limit=20000, val_size=None, trials=12, seeds=(0, 1, 2),
                   w_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), finetune_steps=300, knn_bank_size=5000),
-    "gpu": Budget("gpu", epochs=200, train_limit=None, val_size=5000, trials=60, seeds=(0, 1, 2),
+    "gpu": Budget("gpu", epochs=200, train_limit=None, val_size=None, trials=60, seeds=(0, 1, 2),
                   w_grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), finetune_steps=2000,
                   knn_bank_size=10000, optimizer="sgd", base_lr=0.05),
 }

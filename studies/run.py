@@ -21,6 +21,7 @@ import optuna  # noqa: E402
 
 from sidae.config import DATASETS  # noqa: E402
 from sidae.data import DataError  # noqa: E402
+from sidae.train import comma_separated  # noqa: E402
 from storage import StorageError, default_url  # noqa: E402
 from studies.budgets import BUDGETS  # noqa: E402
 from studies.catalogue import STUDIES  # noqa: E402
@@ -58,6 +59,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, help="pre-training epochs per trial")
     g.add_argument("--train-limit", type=int, help="pre-training images per trial")
     g.add_argument("--trials", type=int, help="trials of a sampled (non-grid) study")
+    g.add_argument("--w-grid", type=comma_separated(float), help="w values of a w-sweep, e.g. 0,0.5,0.9,1")
+    g.add_argument("--seeds", type=comma_separated(int), help="seeds each grid point is repeated with, e.g. 0,1,2")
     g.add_argument("--set", dest="fixed", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
                    help="fix a config field for every trial, e.g. --set w=0.9 --set noise.kind=mask "
                         "(dotted paths of sidae.config.SidAEConfig)")
@@ -88,9 +91,10 @@ def options(args: argparse.Namespace, argv: list[str]) -> StudyOptions:
     return StudyOptions(
         study=args.study, dataset=args.dataset, budget=args.budget, name=args.name, storage=args.storage,
         artifact_dir=args.artifact_dir, data_dir=args.data_dir, epochs=args.epochs, train_limit=args.train_limit,
-        trials=args.trials, fixed=dict(args.fixed), cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, address=args.address, scheduler=args.scheduler,
-        max_concurrent=args.max_concurrent, primary_fraction=args.primary_fraction, seed=args.seed,
+        trials=args.trials, w_grid=args.w_grid, seeds=args.seeds, fixed=dict(args.fixed),
+        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
+        scheduler=args.scheduler, max_concurrent=args.max_concurrent, primary_fraction=args.primary_fraction,
+        seed=args.seed,
         time_budget_s=None if args.time_budget is None else args.time_budget * 60, max_retries=args.max_retries,
         trial_retries=args.trial_retries, min_collapse_std=args.min_collapse_std,
         ray_dir=args.ray_dir, device=args.device, progress=not args.quiet,

@@ -51,6 +51,8 @@ class StudyOptions:
     epochs: int | None = None
     train_limit: int | None = None
     trials: int | None = None
+    w_grid: tuple[float, ...] | None = None
+    seeds: tuple[int, ...] | None = None
     fixed: dict[str, Any] = field(default_factory=dict)  # dotted config path -> value
     cpus_per_trial: float = 1.0
     gpus_per_trial: float = 0.0
@@ -74,14 +76,18 @@ class StudyOptions:
 
 
 def resolve_budget(opts: StudyOptions) -> Budget:
+    """The named budget with the user's --epochs, --train-limit, --trials, --w-grid, --seeds."""
     if opts.budget not in BUDGETS:
         raise StudyError(f"unknown budget {opts.budget!r}; choose from {', '.join(BUDGETS)}")
-    changes = {k: v for k, v in (("epochs", opts.epochs), ("train_limit", opts.train_limit),
-                                 ("trials", opts.trials)) if v is not None}
-    for key, value in changes.items():
+    counts = {k: v for k, v in (("epochs", opts.epochs), ("train_limit", opts.train_limit),
+                                ("trials", opts.trials)) if v is not None}
+    for key, value in counts.items():
         if value <= 0:
             raise StudyError(f"--{key.replace('_', '-')} must be positive, got {value}")
-    return dataclasses.replace(BUDGETS[opts.budget], **changes)
+    if opts.w_grid is not None and not all(0.0 <= w <= 1.0 for w in opts.w_grid):
+        raise StudyError(f"--w-grid values must be in [0, 1], got {','.join(map(str, opts.w_grid))}")
+    grids = {k: tuple(dict.fromkeys(v)) for k, v in (("w_grid", opts.w_grid), ("seeds", opts.seeds)) if v}
+    return dataclasses.replace(BUDGETS[opts.budget], **counts, **grids)
 
 
 def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:

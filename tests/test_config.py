@@ -78,3 +78,8 @@ def test_optimizer_choice() -> None:
     assert isinstance(build_optimizer(model, default_config("mnist")), torch.optim.SGD)
     with pytest.raises(ConfigError, match="unknown optimizer 'lamb'"):
         override(cfg, {"optim.optimizer": "lamb"})
+
+
+def test_stl10_keeps_most_of_its_5000_labels_for_the_probes() -> None:
+    assert default_config("stl10").data.val_size == 1000
+    assert default_config("cifar10").data.val_size == 5000

@@ -121,3 +121,15 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, mnist_dir: Pat
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
     assert "secret" not in done.stderr
     assert list(work.iterdir()) == []
+
+
+def test_budget_overrides() -> None:
+    from studies.runner import StudyError, StudyOptions, resolve_budget
+
+    budget = resolve_budget(StudyOptions(study="w-sweep", budget="cpu", epochs=5, w_grid=(0.0, 0.9, 0.9, 1.0),
+                                         seeds=(3,)))
+    assert (budget.epochs, budget.w_grid, budget.seeds) == (5, (0.0, 0.9, 1.0), (3,))
+    with pytest.raises(StudyError, match="--w-grid values must be in"):
+        resolve_budget(StudyOptions(study="w-sweep", w_grid=(0.5, 1.5)))
+    with pytest.raises(StudyError, match="--epochs must be positive"):
+        resolve_budget(StudyOptions(study="w-sweep", epochs=0))
