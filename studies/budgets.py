@@ -1,7 +1,7 @@
 """Compute budgets: how much each trial trains and how many trials a study runs.
 
 smoke: seconds to a minute per trial, for tests and first contact.
-cpu:   the default; a study that finishes on a 2-core laptop in about 15 minutes.
+cpu:   the default; a study that finishes on a 2-core laptop in about 20 minutes.
 gpu:   paper-scale pre-training, for a cluster of GPU workers.
 Explicit command-line flags override a budget's fields.
 """
