@@ -4,7 +4,8 @@ DIR/report.md with PNG figures beside it. For any study: the best trials, parame
 the learning curves of the top trials and the best trial's clean / noised / reconstructed
 images. For a w-sweep also: test accuracy against w (one line per label fraction, mean and
 spread over seeds) and the paper's "method x label fraction" tables for linear evaluation and
-fine-tuning, best per column in bold. On a study that is still running it reports the trials
+fine-tuning, best per column in bold, and whether the paper's claim holds at each label
+fraction (studies/claim.py). On a study that is still running it reports the trials
 complete so far, and says so.
 """
 
@@ -28,6 +29,7 @@ from optuna_dashboard import get_note  # noqa: E402
 
 from storage import StorageError, artifact_dir_for, default_url, redact  # noqa: E402
 from studies import figures  # noqa: E402
+from studies.claim import claim_lines  # noqa: E402
 from studies.notes import redacted_command  # noqa: E402
 from studies.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished  # noqa: E402
 from studies.summary import SUPERVISED, Spread, by_w, complete_trials, counts, method_table  # noqa: E402
@@ -95,7 +97,7 @@ def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -
     if supervised:
         lines += [f"`{SUPERVISED}`: the same backbone fine-tuned from a random initialisation on the same labels, "
                   "steps and seeds (no pre-training): the bar pre-training has to clear.", ""]
-    return lines
+    return lines + claim_lines(trials, EVALUATIONS)
 
 
 def best_trials_section(top: list[FrozenTrial]) -> list[str]:

@@ -74,6 +74,16 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
     assert set(tuned) == {method_name(t.params["w"]) for t in trials} | {"supervised"}
     assert [c.strip("*") for c in tuned["supervised"]] == [f"{100 * supervised[f]:.2f}" for f in fractions]
 
+    claim = table_rows(section(text, "### Does the claim hold?"))  # one seed: w = 0.5 is the only inner w
+    assert claim[0][1:3] == ["SidAE w=0.5 − DAE", "SidAE w=0.5 − SimSiam"]
+    assert len(claim) == 1 + 2 * len(fractions)
+    linear = {t.params["w"]: t.user_attrs["test_linear"][fractions[0]] for t in trials}
+
+    def paired(baseline: float) -> str:  # one seed: the difference in points, and whether SidAE won
+        return f"{100 * (linear[0.5] - linear[baseline]):+.2f} ({int(linear[0.5] > linear[baseline])}/1)"
+
+    assert claim[1][:3] == [f"linear probe, {float(fractions[0]):.0%} labels", paired(0.0), paired(1.0)]
+
     best_rows = table_rows(section(text, "## Best trials"))[1:]
     ranked = sorted(trials, key=lambda t: t.value, reverse=True)
     assert [int(row[0]) for row in best_rows] == [t.number for t in ranked]
