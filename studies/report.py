@@ -15,7 +15,7 @@ import argparse
 import sys
 import tempfile
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the project importable, not studies/ itself
@@ -170,7 +170,7 @@ def header(study: optuna.Study, url: str, done: int) -> list[str]:
             if {"study", "dataset", "budget"} <= attrs.keys() else "")  # set by studies/run.py
     lines = [f"# Study report: {study.study_name}", "",
              f"{kind}Trials: {counts(study)}. Storage: `{redact(url)}`. "
-             f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.", ""]
+             f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", ""]
     todo = unfinished(study)
     if todo:
         waiting = ", ".join(f"{n} {state}" for state, n in todo.items())
