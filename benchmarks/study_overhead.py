@@ -1,0 +1,61 @@
+"""Scheduling overhead of the study service: how much of the workers' time goes to trials.
+
+Runs a smoke w-sweep through `studies/run.py` (local Ray, SQLite) with one trial per core and
+compares the time the trials spent working with the capacity the run held:
+
+    worker_utilisation = sum(trial wall time inside sidae.run) / (study wall time * slots)
+    training_fraction  = sum(time in pre-training epochs)      / (study wall time * slots)
+
+Everything else is overhead: Ray start-up, actor start, imports, data loading, storage writes.
+Target: worker_utilisation >= 0.8 for trials of about a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_study(folder: Path, args: argparse.Namespace, extra: list[str]) -> tuple[float, str]:
+    url = f"sqlite:///{folder / 'studies.db'}"
+    command = [sys.executable, str(REPO / "studies" / "run.py"), "--study", "w-sweep", "--budget", "smoke",
+               "--epochs", str(args.epochs), "--train-limit", str(args.train_limit), "--seeds", args.seeds,
+               "--storage", url, "--quiet", "--max-concurrent", str(args.slots), "--ray-dir", str(folder / "ray"),
+               *extra]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
+    return time.perf_counter() - start, url
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--epochs", type=int, default=6, help="epochs per trial (6 x 4096 images: about a minute)")
+    p.add_argument("--train-limit", type=int, default=4096)
+    p.add_argument("--slots", type=int, default=os.cpu_count() or 2, help="trials at once (1 CPU each)")
+    p.add_argument("--seeds", default="0,1", help="seeds per w: 0,1 makes 6 trials, whole rounds of 2 slots")
+    args, extra = p.parse_known_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, url = run_study(Path(tmp), args, extra)
+        trials = optuna.load_study(study_name="w-sweep-mnist", storage=url).get_trials(states=(TrialState.COMPLETE,))
+    working = sum(t.user_attrs["wall_seconds"] for t in trials)
+    training = sum(t.user_attrs["train_seconds_total"] for t in trials)
+    print(f"trials: {len(trials)}")
+    print(f"slots: {args.slots}")
+    print(f"study_wall_seconds: {wall:.1f}")
+    print(f"mean_trial_seconds: {working / max(1, len(trials)):.1f}")
+    print(f"worker_utilisation: {working / (wall * args.slots):.3f}")
+    print(f"training_fraction: {training / (wall * args.slots):.3f}")
+
+
+if __name__ == "__main__":
+    main()
