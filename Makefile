@@ -4,7 +4,7 @@ PY := .venv/bin/python
 export SIDAE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: setup quickstart test bench
+.PHONY: setup quickstart test bench bench-studies
 
 setup:
 	bash scripts/setup.sh
@@ -20,3 +20,9 @@ bench: setup
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/augment_pipeline.py
 	$(PY) benchmarks/linear_probe.py
+
+# The study service's own figures: minutes each, not seconds (benchmarks/README.md).
+bench-studies: setup
+	$(PY) benchmarks/study_overhead.py
+	$(PY) benchmarks/early_stopping.py
+	$(PY) benchmarks/cluster_scaling.py
