@@ -72,12 +72,28 @@ def verdict(vs_dae: Margin, vs_simsiam: Margin) -> str:
     return "holds" if unanimous else "unclear"
 
 
-def claim_lines(trials: list[FrozenTrial], evaluations: dict[str, str]) -> list[str]:
-    """The markdown section: one row per evaluation (user attr -> name) and label fraction."""
+@dataclass(frozen=True)
+class ClaimRow:
+    """One evaluation at one label fraction: SidAE against each baseline, and SimSiam against the DAE."""
+
+    evaluation: str
+    fraction: str
+    vs_dae: Margin
+    vs_simsiam: Margin
+    siamese: Margin
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.vs_dae, self.vs_simsiam)
+
+
+def claim_rows(trials: list[FrozenTrial], evaluations: dict[str, str]) -> tuple[float | None, list[ClaimRow]]:
+    """The chosen w and a row per evaluation (user attr -> name) and label fraction; no rows
+    unless both baselines and some w in (0, 1) are complete."""
     table = by_w_and_seed(trials)
     w = chosen_w(table)
     if w is None or DAE not in table or SIMSIAM not in table:
-        return []
+        return w, []
     rows = []
     for attr, name in evaluations.items():
         fractions = sorted({f for t in table[w].values() for f in t.user_attrs.get(attr) or {}}, key=float)
@@ -85,8 +101,13 @@ def claim_lines(trials: list[FrozenTrial], evaluations: dict[str, str]) -> list[
             vs_dae, vs_simsiam = (margin(table[w], table[b], attr, fraction) for b in (DAE, SIMSIAM))
             siamese = margin(table[SIMSIAM], table[DAE], attr, fraction)
             if vs_dae and vs_simsiam and siamese:
-                rows.append(f"| {name}, {float(fraction):.0%} labels | {vs_dae} | {vs_simsiam} | "
-                            f"{verdict(vs_dae, vs_simsiam)} | {siamese} |")
+                rows.append(ClaimRow(name, fraction, vs_dae, vs_simsiam, siamese))
+    return w, rows
+
+
+def claim_lines(trials: list[FrozenTrial], evaluations: dict[str, str]) -> list[str]:
+    """The report's markdown section (empty when there is nothing to compare)."""
+    w, rows = claim_rows(trials, evaluations)
     if not rows:
         return []
     return ["### Does the claim hold?", "",
@@ -97,4 +118,17 @@ def claim_lines(trials: list[FrozenTrial], evaluations: dict[str, str]) -> list[
             "it is behind either on average. The last column asks whether the Siamese part matters more: "
             "SimSiam minus the DAE.", "",
             f"| evaluation | SidAE w={w:g} − DAE | SidAE w={w:g} − SimSiam | claim | SimSiam − DAE |",
-            "|---|---:|---:|---|---:|", *rows, ""]
+            "|---|---:|---:|---|---:|",
+            *(f"| {r.evaluation}, {float(r.fraction):.0%} labels | {r.vs_dae} | {r.vs_simsiam} | {r.verdict} | "
+              f"{r.siamese} |" for r in rows), ""]
+
+
+def claim_summary(trials: list[FrozenTrial], attr: str = "test_linear") -> str | None:
+    """One line for the terminal: the verdict per label fraction of one evaluation; None when
+    there is nothing to compare."""
+    w, rows = claim_rows(trials, {attr: attr})
+    if not rows:
+        return None
+    verdicts = ", ".join(f"{float(r.fraction):.0%} {r.verdict}" for r in rows)
+    return (f"paper's claim, SidAE at w={w:g} (chosen on validation) against the DAE and SimSiam, "
+            f"test linear probe: {verdicts}")

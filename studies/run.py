@@ -25,10 +25,11 @@ from sidae.train import comma_separated  # noqa: E402
 from storage import StorageError, default_url  # noqa: E402
 from studies.budgets import BUDGETS  # noqa: E402
 from studies.catalogue import STUDIES  # noqa: E402
+from studies.claim import claim_summary  # noqa: E402
 from studies.lease import StudyBusy  # noqa: E402
 from studies.notes import redacted_command  # noqa: E402
 from studies.runner import SCHEDULERS, StudyError, StudyOptions, dashboard_command, run_study  # noqa: E402
-from studies.summary import best_summary, counts, w_sweep_table  # noqa: E402
+from studies.summary import best_summary, complete_trials, counts, w_sweep_table  # noqa: E402
 
 
 def _assignment(text: str) -> tuple[str, object]:
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(t.user_attrs.get("test_finetune") for t in study.trials):
             print("\ntest fine-tune accuracy by w")
             print(w_sweep_table(study, "test_finetune"))
+        claim = claim_summary(complete_trials(study))
+        if claim:
+            print(f"\n{claim} (margins: studies/report.py)")
     print(f"\nbrowse: {dashboard_command(opts.storage or default_url(), opts.artifact_dir)}")
     return 0
 

@@ -8,7 +8,7 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
-from studies.claim import Margin, by_w_and_seed, chosen_w, claim_lines, margin, verdict
+from studies.claim import Margin, by_w_and_seed, chosen_w, claim_lines, claim_summary, margin, verdict
 
 DISTRIBUTIONS = {"w": FloatDistribution(0.0, 1.0), "seed": IntDistribution(0, 9)}
 
@@ -58,3 +58,6 @@ def test_claim_section_rows() -> None:
     assert rows == ["| linear probe, 1% labels | +3.50 ± 2.12 (2/2) | +1.50 ± 3.54 (1/2) | unclear "
                     "| +2.00 ± 1.41 (2/2) |"]
     assert claim_lines([t for t in trials if t.params["w"] != 1.0], {"test_linear": "linear probe"}) == []
+    assert claim_summary(trials) == ("paper's claim, SidAE at w=0.5 (chosen on validation) against the DAE and "
+                                     "SimSiam, test linear probe: 1% unclear")
+    assert claim_summary(trials[:2]) is None  # the DAE alone: nothing to compare

@@ -3,6 +3,7 @@ real MNIST. Each smoke study here trains tiny trials for a few seconds each."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -39,6 +40,8 @@ def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir:
     assert set(supervised) == {"0"} and set(supervised["0"]) == {"0.01", "0.1"}
     assert all(0.1 < acc <= 1 for acc in supervised["0"].values())
     assert "supervised" in out
+    assert re.search(r"paper's claim, SidAE at w=0\.5 \(chosen on validation\).*: 1% (holds|unclear|no), "
+                     r"10% (holds|unclear|no)", out)
 
     again = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)
     assert again.returncode == 0, again.stderr[-3000:]
