@@ -18,6 +18,8 @@ DATASETS = ("mnist", "fashion-mnist", "cifar10", "stl10", "imagefolder")
 BACKBONES = ("convnet", "resnet18")
 NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
 OPTIMIZERS = ("sgd", "adamw")
+# What fine-tuning augments with: the pre-training views, or only the data set's flips.
+FINETUNE_AUGMENTS = ("pretrain", "flip")
 
 
 class ConfigError(ValueError):
@@ -168,6 +170,9 @@ class EvalConfig:
     finetune: bool = True
     finetune_steps: int = 300
     finetune_lr: float = 0.05
+    # "pretrain" keeps fine-tuning and the supervised baseline on one protocol with pre-training;
+    # "flip" is lighter: better with many labels and few steps, worse with few labels (it overfits).
+    finetune_augment: str = "pretrain"
     knn_k: int = 20
     knn_bank_size: int = 10000  # training images in the per-epoch kNN monitor's memory bank
 
@@ -177,6 +182,8 @@ class EvalConfig:
             _check(0.0 < fraction <= 1.0, f"label fraction must be in (0, 1], got {fraction}")
         _check(self.finetune_steps > 0, f"finetune_steps must be positive, got {self.finetune_steps}")
         _check(self.finetune_lr > 0, f"finetune_lr must be positive, got {self.finetune_lr}")
+        _check(self.finetune_augment in FINETUNE_AUGMENTS, f"unknown finetune_augment "
+               f"{self.finetune_augment!r}; choose from {', '.join(FINETUNE_AUGMENTS)}")
         _check(self.knn_k > 0, f"knn_k must be positive, got {self.knn_k}")
         _check(self.knn_bank_size > 0, f"knn_bank_size must be positive, got {self.knn_bank_size}")
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sidae.augment import augment
-from sidae.config import SidAEConfig
+from sidae.config import AugmentConfig, SidAEConfig
 from sidae.data import ImageSet
 
 _FEATURE_BATCH = 1024
@@ -149,11 +149,19 @@ def fraction_key(fraction: float) -> str:
     return f"{fraction:g}"
 
 
+def finetune_augmentation(cfg: SidAEConfig) -> AugmentConfig:
+    """The augmentation of fine-tuning (cfg.eval.finetune_augment): the pre-training one, or
+    only its horizontal flips (no crop, affine warp or colour change)."""
+    if cfg.eval.finetune_augment == "pretrain":
+        return cfg.augment
+    return AugmentConfig(crop_scale_min=1.0, flip_prob=cfg.augment.flip_prob, jitter=0.0, grayscale_prob=0.0)
+
+
 def finetune(encoder: nn.Module, feat_dim: int, train: ImageSet, test: ImageSet, num_classes: int,
              cfg: SidAEConfig, device: torch.device, batch_size: int = 128) -> float:
-    """Train a copy of the encoder plus a linear head on the labelled set (with the pre-training
-    augmentations, one view) for cfg.eval.finetune_steps of SGD with cosine decay; return test
-    accuracy. A freshly initialised encoder gives the supervised baseline on the same labels."""
+    """Train a copy of the encoder plus a linear head on the labelled set (one view per image,
+    augmented as finetune_augmentation says) for cfg.eval.finetune_steps of SGD with cosine
+    decay; return test accuracy. A freshly initialised encoder gives the supervised baseline on the same labels."""
     steps, seed = cfg.eval.finetune_steps, cfg.seed
     torch.manual_seed(seed)
     generator = torch.Generator(device).manual_seed(seed)
@@ -163,9 +171,10 @@ def finetune(encoder: nn.Module, feat_dim: int, train: ImageSet, test: ImageSet,
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     batch_size = max(2, min(batch_size, len(train)))  # BatchNorm needs two samples
     labels = train.labels.to(device)
+    views = finetune_augmentation(cfg)
     for _ in range(steps):
         idx = torch.randint(len(train), (batch_size,), generator=generator, device=device)
-        x = augment(to_float(train.images[idx.to(train.images.device)], device), cfg.augment, generator)
+        x = augment(to_float(train.images[idx.to(train.images.device)], device), views, generator)
         loss = F.cross_entropy(model(x), labels[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

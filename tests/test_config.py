@@ -48,6 +48,7 @@ def test_noised_only_where_the_denoising_term_exists() -> None:
         (lambda: EvalConfig(label_fractions=(0.0,)), "label fraction"),
         (lambda: EvalConfig(label_fractions=(1.01,)), "label fraction"),
         (lambda: default_config("svhn"), "unknown dataset"),
+        (lambda: EvalConfig(finetune_augment="mixup"), "unknown finetune_augment 'mixup'"),
     ],
 )
 def test_bad_values_are_one_line_errors(build, message: str) -> None:  # type: ignore[no-untyped-def]

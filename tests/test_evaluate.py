@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sidae.evaluate import collapse_std, knn_accuracy, label_subset, linear_probe, linear_probes
+from sidae.augment import augment
+from sidae.config import AugmentConfig, default_config, override
+from sidae.evaluate import (
+    collapse_std,
+    finetune_augmentation,
+    knn_accuracy,
+    label_subset,
+    linear_probe,
+    linear_probes,
+)
 
 
 def _blobs(n: int, seed: int, classes: int = 4, dim: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
@@ -59,3 +68,16 @@ def test_collapse_indicator() -> None:
     collapsed = torch.ones(512, 64) + 1e-4 * torch.randn(512, 64)
     assert collapse_std(spread) == pytest.approx(64 ** -0.5, rel=0.1)
     assert collapse_std(collapsed) < 1e-3
+
+
+def test_finetune_augmentation_keeps_only_the_flips_when_asked() -> None:
+    cfg = default_config("fashion-mnist")  # crops, rotation, translation, jitter and flips
+    assert finetune_augmentation(cfg) == cfg.augment  # by default: the pre-training views
+    flips = finetune_augmentation(override(cfg, {"eval.finetune_augment": "flip"}))
+    assert flips == AugmentConfig(crop_scale_min=1.0, flip_prob=cfg.augment.flip_prob, jitter=0.0, grayscale_prob=0.0)
+    images = torch.rand(64, 1, 28, 28)
+    view = augment(images, flips, torch.Generator().manual_seed(0))
+    same = ((view - images).abs().flatten(1).amax(1) < 1e-5)
+    mirrored = ((view - images.flip(-1)).abs().flatten(1).amax(1) < 1e-5)
+    assert bool((same | mirrored).all())  # each image is itself or its mirror (sampled exactly)
+    assert 0 < int(mirrored.sum()) < 64
