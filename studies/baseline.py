@@ -12,7 +12,8 @@ import sys
 import optuna
 import torch
 
-from sidae.data import load_splits
+from sidae.config import DataConfig
+from sidae.data import DataSplits, load_splits
 from sidae.experiment import supervised_baseline
 from studies.objective import TrialContext, trial_config
 from studies.summary import SUPERVISED_ATTR, complete_trials
@@ -29,7 +30,10 @@ def record_supervised_baseline(study: optuna.Study, ctx: TrialContext) -> None:
     if not configs:
         return
     torch.set_num_threads(os.cpu_count() or 1)
+    splits: dict[DataConfig, DataSplits] = {}  # the seeds share their data: decode it once
     for seed, cfg in sorted(configs.items()):
         print(f"supervised baseline (no pre-training), seed {seed}...", file=sys.stderr, flush=True)
-        stored[seed] = supervised_baseline(cfg, load_splits(cfg.data))
+        if cfg.data not in splits:
+            splits[cfg.data] = load_splits(cfg.data)
+        stored[seed] = supervised_baseline(cfg, splits[cfg.data])
         study.set_user_attr(SUPERVISED_ATTR, stored)
