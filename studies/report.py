@@ -77,7 +77,7 @@ def _cell(value: Spread | None, seeds: int, best: float) -> str:
 
 
 def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -> list[str]:
-    tables = {attr: method_table(study, attr) for attr in EVALUATIONS}
+    tables = {attr: method_table(study, trials, attr) for attr in EVALUATIONS}
     panels = {EVALUATIONS[attr]: table for attr in EVALUATIONS if (table := by_w(trials, attr))}
     if not panels:
         return ["## Accuracy against w", "", "No complete trial has test accuracies yet.", ""]

@@ -47,10 +47,10 @@ def by_w(trials: list[FrozenTrial], attr: str) -> dict[float, dict[str, Spread]]
             for w, per in sorted(values.items())}
 
 
-def method_table(study: optuna.Study, attr: str) -> dict[str, dict[str, Spread]]:
-    """Rows "DAE", "SidAE w=...", "SimSiam" (by w) and, for fine-tuning, the supervised
-    baseline; columns are label fractions; cells spread over seeds."""
-    table = {method_name(w): row for w, row in by_w(complete_trials(study), attr).items()}
+def method_table(study: optuna.Study, trials: list[FrozenTrial], attr: str) -> dict[str, dict[str, Spread]]:
+    """Rows "DAE", "SidAE w=...", "SimSiam" (by w, from the study's complete `trials`) and, for
+    fine-tuning, the supervised baseline; columns are label fractions; cells spread over seeds."""
+    table = {method_name(w): row for w, row in by_w(trials, attr).items()}
     supervised = study.user_attrs.get(SUPERVISED_ATTR) or {}
     if attr == "test_finetune" and supervised:
         per_fraction: dict[str, list[float]] = defaultdict(list)
@@ -63,7 +63,7 @@ def method_table(study: optuna.Study, attr: str) -> dict[str, dict[str, Spread]]
 
 def w_sweep_table(study: optuna.Study, attr: str = "test_linear") -> str:
     """Rows per method, columns per label fraction; the best mean per column is starred."""
-    table = method_table(study, attr)
+    table = method_table(study, complete_trials(study), attr)
     if not table:
         return f"(no complete trials with {attr} yet)"
     fractions = sorted({f for row in table.values() for f in row}, key=float)
