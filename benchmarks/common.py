@@ -15,6 +15,7 @@ import math
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -23,7 +24,8 @@ from unittest import mock
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python benchmarks/x.py` without installing
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `python benchmarks/x.py` without installing
 
 from sidae import trainer  # noqa: E402
 from sidae.config import SidAEConfig  # noqa: E402
@@ -149,3 +151,17 @@ def images_per_second(steps: dict[str, Step], device: torch.device, repeats: int
         for name, step in steps.items():
             rates[name].append(counts[name] * images_per_step / _timed(step, counts[name], device))
     return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def timed_study(folder: Path, *args: str) -> tuple[float, str]:
+    """Run `python studies/run.py ARGS` quietly with its SQLite file, artifacts (trial folders
+    and checkpoints) and Ray folder all in `folder`; return its wall seconds and storage URL.
+    A folder of its own per run: trial folders are named by config, so a second study of the
+    same grid beside the first would resume from the first one's checkpoints."""
+    folder.mkdir(parents=True, exist_ok=True)
+    url = f"sqlite:///{folder / 'studies.db'}"
+    command = [sys.executable, str(REPO / "studies" / "run.py"), *args, "--storage", url, "--quiet",
+               "--ray-dir", str(folder / "ray")]
+    start = time.perf_counter()
+    subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
+    return time.perf_counter() - start, url

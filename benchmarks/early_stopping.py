@@ -9,26 +9,17 @@ objective is the validation linear probe either way).
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
-
-REPO = Path(__file__).resolve().parents[1]
+from common import timed_study
 
 
 def run(folder: Path, scheduler: str, args: argparse.Namespace) -> dict[str, float]:
-    url = f"sqlite:///{folder / f'{scheduler}.db'}"
-    command = [sys.executable, str(REPO / "studies" / "run.py"), "--study", "w-sweep", "--budget", "cpu",
-               "--epochs", str(args.epochs), "--train-limit", str(args.train_limit), "--set", "eval.finetune=False",
-               "--scheduler", scheduler, "--storage", url, "--quiet", "--ray-dir", str(folder / "ray"),
-               "--max-concurrent", str(args.concurrent)]
-    start = time.perf_counter()
-    subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
-    wall = time.perf_counter() - start
+    wall, url = timed_study(folder / scheduler, "--study", "w-sweep", "--budget", "cpu", "--epochs", str(args.epochs),
+                            "--train-limit", str(args.train_limit), "--set", "eval.finetune=False",
+                            "--scheduler", scheduler, "--max-concurrent", str(args.concurrent))
     trials = optuna.load_study(study_name="w-sweep-mnist", storage=url).trials
     complete = [t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     return {"epochs": sum(len(t.intermediate_values) for t in trials), "wall": wall,

@@ -14,27 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import optuna
+from common import timed_study
 from optuna.trial import TrialState
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_study(folder: Path, args: argparse.Namespace, extra: list[str]) -> tuple[float, str]:
-    url = f"sqlite:///{folder / 'studies.db'}"
-    command = [sys.executable, str(REPO / "studies" / "run.py"), "--study", "w-sweep", "--budget", "smoke",
-               "--epochs", str(args.epochs), "--train-limit", str(args.train_limit), "--seeds", args.seeds,
-               "--storage", url, "--quiet", "--max-concurrent", str(args.slots), "--ray-dir", str(folder / "ray"),
-               *extra]
-    start = time.perf_counter()
-    subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
-    return time.perf_counter() - start, url
 
 
 def main() -> None:
@@ -45,7 +30,9 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1", help="seeds per w: 0,1 makes 6 trials, whole rounds of 2 slots")
     args, extra = p.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
-        wall, url = run_study(Path(tmp), args, extra)
+        wall, url = timed_study(Path(tmp), "--study", "w-sweep", "--budget", "smoke", "--epochs", str(args.epochs),
+                                "--train-limit", str(args.train_limit), "--seeds", args.seeds,
+                                "--max-concurrent", str(args.slots), *extra)
         trials = optuna.load_study(study_name="w-sweep-mnist", storage=url).get_trials(states=(TrialState.COMPLETE,))
     working = sum(t.user_attrs["wall_seconds"] for t in trials)
     training = sum(t.user_attrs["train_seconds_total"] for t in trials)
