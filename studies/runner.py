@@ -22,7 +22,8 @@ import optuna
 from optuna.artifacts import upload_artifact
 
 from sidae.config import DATASETS, ConfigError
-from sidae.data import data_root, load_splits
+from sidae.data import data_root
+from sidae.fetch import fetch
 from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, parse, redact
 from studies import lease
 from studies.baseline import record_supervised_baseline
@@ -127,7 +128,7 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     study, budget, ctx = validate(opts)
     url = opts.storage or default_url()
     parse(url)  # a malformed URL fails here, before anything is read or written
-    load_splits(trial_config({}, ctx).data)  # the data is there (downloaded once here, not by every worker)
+    fetch(trial_config({}, ctx).data)  # downloaded here, once, if missing: the workers read with downloads off
     storage = make_storage(url)  # StorageError for an unreachable or unusable database; creates nothing then
     artifact_root = artifact_dir_for(url, opts.artifact_dir)
     artifact_store = make_artifact_store(artifact_root)

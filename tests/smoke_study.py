@@ -14,10 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--budget", "smoke", "--train-limit", "512", "--quiet"]
 
 
-def run_cli(*args: str, cwd: Path, data_dir: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """`python studies/run.py ARGS` as a user runs it."""
+def run_cli(*args: str, cwd: Path, data_dir: Path, timeout: float = 900,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python studies/run.py ARGS` as a user runs it (in `env`, default: this process's)."""
     return subprocess.run([sys.executable, str(REPO / "studies" / "run.py"), "--data-dir", str(data_dir), *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @dataclass(frozen=True)
