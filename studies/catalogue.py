@@ -33,7 +33,10 @@ class Study:
 
     def sampler(self, budget: Budget, seed: int) -> optuna.samplers.BaseSampler:
         if self.grid is not None:
-            return optuna.samplers.GridSampler(self.grid(budget), seed=seed)
+            # Every grid point is enqueued (studies.reconcile.plan), so the sampler never picks
+            # one. Optuna's GridSampler must not be used here: it reads a `grid_id` that enqueued
+            # trials lack, a KeyError once a single grid point is left (a one-point grid).
+            return optuna.samplers.RandomSampler(seed=seed)
         # multivariate TPE with groups models the conditional noise-level parameter properly
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
 

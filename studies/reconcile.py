@@ -3,7 +3,9 @@
 Optuna's heartbeats and RetryFailedTrialCallback only work inside `study.optimize`, not with the
 ask/tell that Ray's OptunaSearch uses, so a driver that died leaves its trials RUNNING forever.
 Before scheduling anything, the next driver marks those trials FAIL (with the reason) and puts
-their configurations back in the queue; completed and pruned work is kept and never rerun.
+their configurations back in the queue. Completed work, and trials the scheduler pruned on
+purpose, are kept and never rerun; a trial that the time budget cut is not done: its grid point
+runs again, and a sampled study samples another in its place.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-FINISHED_OK = (TrialState.COMPLETE, TrialState.PRUNED)
+# Why a PRUNED trial stopped: the scheduler (ASHA, the collapse guard) judged it on purpose, or
+# the time budget ran out (then its configuration is not done: the next start reruns it).
+STOPPED_BY = "stopped_by"
+BY_SCHEDULER, BY_TIME_BUDGET = "scheduler", "time-budget"
 STALE_REASON = "left RUNNING by a driver that stopped; marked FAIL and retried at the next start"
 
 
@@ -39,18 +44,25 @@ def queued(study: optuna.Study) -> list[dict[str, Any]]:
             for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
 
 
+def is_done(trial: FrozenTrial) -> bool:
+    """COMPLETE, or PRUNED by the scheduler: what a rerun must not run again."""
+    if trial.state == TrialState.PRUNED:
+        return trial.user_attrs.get(STOPPED_BY) != BY_TIME_BUDGET
+    return trial.state == TrialState.COMPLETE
+
+
 def grid_todo(study: optuna.Study, points: list[dict[str, Any]], max_retries: int) -> list[dict[str, Any]]:
-    """Grid points still to run: neither COMPLETE nor PRUNED, not already queued, and failed at
-    most max_retries times (a point that keeps failing is reported, not retried forever)."""
+    """Grid points still to run: not done, not already queued, and failed at most max_retries
+    times (a point that keeps failing is reported, not retried forever)."""
     trials = study.get_trials(deepcopy=False)
-    done = {_key(t.params) for t in trials if t.state in FINISHED_OK}
+    done = {_key(t.params) for t in trials if is_done(t)}
     waiting = {_key(p) for p in queued(study)}
     failures = Counter(_key(t.params) for t in trials if t.state == TrialState.FAIL)
     return [p for p in points if _key(p) not in done | waiting and failures[_key(p)] <= max_retries]
 
 
 def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED_OK))
+    return sum(is_done(t) for t in study.get_trials(deepcopy=False))
 
 
 def plan(study: optuna.Study, points: list[dict[str, Any]] | None, trials: int, max_retries: int) -> int:

@@ -73,7 +73,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, e.g. 0.5 (default 0)")
     g.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
     g.add_argument("--scheduler", help=f"early stopping: {', '.join(SCHEDULERS)} (default: the study's)")
-    g.add_argument("--time-budget", type=float, help="stop the study after this many minutes; cut trials end PRUNED")
+    g.add_argument("--time-budget", type=float,
+                   help="stop the study after this many minutes; cut and unstarted trials end PRUNED "
+                        "(stopped_by time-budget) and run at the next start")
     g.add_argument("--min-collapse-std", type=float, default=0.0,
                    help="prune trials whose collapse indicator (std of l2-normalised features, ~1/sqrt(dim) "
                         "when healthy) drops below this (default 0: off)")

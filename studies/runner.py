@@ -205,7 +205,7 @@ def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
     index = TrialIndex()
     search = StudySearch(partial(study.space, budget=budget, dataset=opts.dataset), study_name=opts.study_name,
                          storage=storage, sampler=study.sampler(budget, opts.seed), artifact_store=artifact_store,
-                         index=index)
+                         index=index, time_budget_s=opts.time_budget_s)
     progress = StudyProgress(search, total=to_run, enabled=opts.progress)
     trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx),
                                     {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
@@ -220,6 +220,7 @@ def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
                                   stop=collapse_stopper(opts.min_collapse_std) if opts.min_collapse_std > 0 else None),
     )
     tuner.fit()
+    search.end_unfinished()
 
 
 def collapse_stopper(threshold: float) -> Callable[[str, dict[str, Any]], bool]:

@@ -5,8 +5,9 @@ Optuna's NopPruner and tells a trial that the Tune scheduler stopped early as CO
 low-rung value. `StudySearch` keeps OptunaSearch's ask/tell and changes what is recorded:
   - every epoch's validation kNN accuracy is an intermediate value (the learning curve);
   - a trial that finished its evaluation is COMPLETE with the validation linear-probe accuracy;
-    one that the scheduler (or a time budget) stopped first is PRUNED; one that raised is FAIL,
-    with the reason;
+    one that the scheduler stopped first is PRUNED (user attribute `stopped_by`: "scheduler"),
+    and so is one that the time budget cut or never let start (`stopped_by`: "time-budget",
+    rerun at the next start); one that raised is FAIL, with the reason;
   - the Ray trial id and log folder, the node it ran on, its test-set accuracies, losses, wall
     time, device and seed become user attributes, and its files become Optuna artifacts.
 The driver is the only process that writes to the database: workers report through Ray.
@@ -15,6 +16,7 @@ The driver is the only process that writes to the database: workers report throu
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,8 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils.util import unflatten_dict
+
+from studies.reconcile import BY_SCHEDULER, BY_TIME_BUDGET, STOPPED_BY
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +64,10 @@ def error_line(trial: Trial | None) -> str:
 class StudySearch(OptunaSearch):
     def __init__(self, space: Callable[[optuna.Trial], None], *, study_name: str, storage: optuna.storages.BaseStorage,
                  sampler: optuna.samplers.BaseSampler, artifact_store: optuna.artifacts.FileSystemArtifactStore,
-                 index: TrialIndex) -> None:
+                 index: TrialIndex, time_budget_s: float | None = None) -> None:
         super().__init__(space, metric="objective", mode="max", sampler=sampler, study_name=study_name,
                          storage=storage)
+        self._deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
         self._store = storage
         self._artifacts = artifact_store
         self._index = index
@@ -106,7 +111,20 @@ class StudySearch(OptunaSearch):
             self._record_result(ot_trial, final)
         else:
             state = TrialState.PRUNED
-        self._ot_study.tell(ot_trial, value, state=state)
+            past_deadline = self._deadline is not None and time.monotonic() >= self._deadline
+            ot_trial.set_user_attr(STOPPED_BY, BY_TIME_BUDGET if past_deadline else BY_SCHEDULER)
+        self._tell(trial_id, value, state)
+
+    def end_unfinished(self) -> None:
+        """After Tune returns: trials it never finished (the time budget cut them while running,
+        or before they started) end PRUNED by the time budget instead of staying RUNNING."""
+        for trial_id, ot_trial in self._ot_trials.items():
+            if trial_id not in self._completed_trials:
+                ot_trial.set_user_attr(STOPPED_BY, BY_TIME_BUDGET)
+                self._tell(trial_id, None, TrialState.PRUNED)
+
+    def _tell(self, trial_id: str, value: float | None, state: TrialState) -> None:
+        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
         self.outcomes[trial_id] = state
         self._completed_trials.add(trial_id)
 

@@ -136,3 +136,28 @@ def test_budget_overrides() -> None:
         resolve_budget(StudyOptions(study="w-sweep", w_grid=(0.5, 1.5)))
     with pytest.raises(StudyError, match="--epochs must be positive"):
         resolve_budget(StudyOptions(study="w-sweep", epochs=0))
+
+
+def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_path: Path, mnist_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    longer = [*TINY, "--epochs", "4", "--train-limit", "2048"]  # a trial takes longer than the budget
+    cut = run_cli("--study", "w-sweep", *longer, "--time-budget", "0.15", "--storage", url, cwd=tmp_path,
+                  data_dir=mnist_dir)
+    assert cut.returncode == 0, cut.stderr[-3000:]
+    trials = load(url).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    stopped = [t for t in trials if t.state == TrialState.PRUNED]
+    assert stopped and all(t.user_attrs["stopped_by"] == "time-budget" for t in stopped)
+
+    rerun = run_cli("--study", "w-sweep", *longer, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    complete = [t for t in load(url).trials if t.state == TrialState.COMPLETE]
+    assert sorted(t.params["w"] for t in complete) == [0.0, 0.5, 1.0]
+
+
+def test_a_one_point_grid_completes(tmp_path: Path, mnist_dir: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    done = run_cli("--study", "w-sweep", *TINY, "--w-grid", "0.5", "--seeds", "0", "--storage", url, cwd=tmp_path,
+                   data_dir=mnist_dir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [(t.state, t.params) for t in load(url).trials] == [(TrialState.COMPLETE, {"seed": 0, "w": 0.5})]
