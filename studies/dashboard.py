@@ -45,16 +45,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def artifact_store(url: str, override: str | None) -> FileSystemArtifactStore | None:
-    """The study's artifact store, or None (with a warning) when its folder is not there.
+def artifact_store(url: str, override: str | None) -> FileSystemArtifactStore:
+    """The study's artifact store, read from its folder at each request.
 
     Not `storage.make_artifact_store`: that creates the folder and writes a test file, which a
-    viewer has no business doing (and cannot, on a read-only copy of a study)."""
+    viewer has no business doing (and cannot, on a read-only copy of a study). A folder that is
+    not there yet is no reason to turn artifacts off: the first study run beside a fresh
+    dashboard (a new cluster's shared volume) creates it, and its images show from then on."""
     folder = artifact_dir_for(url, override)
     if not folder.is_dir():
-        print(f"warning: no artifact folder at {folder}; trial images will not show (see --artifact-dir)",
-              file=sys.stderr)
-        return None
+        print(f"note: no artifact folder at {folder} yet; trial images show once a study creates it "
+              "(see --artifact-dir)", file=sys.stderr)
     return FileSystemArtifactStore(folder)
 
 
