@@ -7,14 +7,24 @@
 # slot i is devices i*N .. i*N+N-1, held by an flock on the gpu-slots volume for as long as
 # this node runs (the lock dies with the process, so a restarted replica finds its slot free).
 #
+# GPUS_PER_WORKER=0 (docker/compose.cpu.yml) makes a CPU-only node: no slot, no GPU.
+#
 # Environment: RAY_HEAD_ADDRESS (host:port), GPUS_PER_WORKER (default 1), CPUS_PER_WORKER
 # (default: what Ray detects), GPU_SLOT_DIR (default /gpu-slots), and Ray's token variables.
 set -eu
 per=${GPUS_PER_WORKER:-1}
 slot_dir=${GPU_SLOT_DIR:-/gpu-slots}
 case "$per" in
-    '' | *[!0-9]* | 0) echo "ray-worker: GPUS_PER_WORKER must be a whole number >= 1, got '$per'" >&2; exit 2 ;;
+    '' | *[!0-9]*) echo "ray-worker: GPUS_PER_WORKER must be a whole number, got '$per'" >&2; exit 2 ;;
 esac
+start_node() {  # ray start NUM_GPUS: this node, until it is stopped
+    exec ray start --address "$RAY_HEAD_ADDRESS" --num-gpus "$1" ${CPUS_PER_WORKER:+--num-cpus "$CPUS_PER_WORKER"} \
+        --disable-usage-stats --block
+}
+if [ "$per" -eq 0 ]; then
+    echo "ray-worker: no GPU (GPUS_PER_WORKER=0)"
+    start_node 0
+fi
 total=$(python -c 'import torch; print(torch.cuda.device_count())')
 slots=$((total / per))
 if [ "$slots" -eq 0 ]; then
@@ -29,9 +39,7 @@ while [ "$slot" -lt "$slots" ]; do
         CUDA_VISIBLE_DEVICES=$(seq -s, "$first" $((first + per - 1)))
         export CUDA_VISIBLE_DEVICES
         echo "ray-worker: GPU slot $slot of $slots: devices $CUDA_VISIBLE_DEVICES"
-        # exec keeps descriptor 9, and with it the slot, for the life of the node.
-        exec ray start --address "$RAY_HEAD_ADDRESS" --num-gpus "$per" ${CPUS_PER_WORKER:+--num-cpus "$CPUS_PER_WORKER"} \
-            --disable-usage-stats --block
+        start_node "$per"  # exec keeps descriptor 9, and with it the slot, for the life of the node
     fi
     slot=$((slot + 1))
 done

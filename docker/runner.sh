@@ -5,9 +5,17 @@
 # one), so the runner container first joins the cluster as a node that offers no CPUs or GPUs:
 # trials are never scheduled here. The node goes away with the container.
 #
-# Environment: RAY_HEAD_ADDRESS (host:port) and Ray's token variables; the storage password
-# comes from PGPASSWORD.
+# GPUs per trial: the arguments' --gpus-per-trial, else GPUS_PER_TRIAL (compose sets it: 0.5
+# by default, 0 with docker/compose.cpu.yml). Without a reservation Ray would place every trial
+# of a worker on its GPU at once, however many there are.
+#
+# Environment: RAY_HEAD_ADDRESS (host:port), GPUS_PER_TRIAL (default 0) and Ray's token
+# variables; the storage password comes from PGPASSWORD.
 set -eu
+case " $* " in
+    *" --gpus-per-trial "* | *" --gpus-per-trial="*) ;;
+    *) set -- "$@" --gpus-per-trial "${GPUS_PER_TRIAL:-0}" ;;
+esac
 log=/tmp/ray-start.log
 if ! ray start --address "$RAY_HEAD_ADDRESS" --num-cpus 0 --num-gpus 0 --disable-usage-stats >"$log" 2>&1; then
     echo "runner: could not join the Ray cluster at $RAY_HEAD_ADDRESS:" >&2

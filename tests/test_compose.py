@@ -1,8 +1,9 @@
 """docker/: what can be proven without a Docker engine. The compose file validates with
 `docker-compose config` (Debian's 1.29; CI installs it) and describes the cluster: the services,
 the GPU reservation, health checks, secrets from the env file only, nothing private published,
-one shared volume at one path. The Dockerfile installs what pyproject.toml needs. The shell
-entry points run here against stub `ray` and `python` commands."""
+one shared volume at one path; docker/compose.cpu.yml swaps the GPU workers for CPU ones. The
+Dockerfile installs what pyproject.toml needs. The shell entry points run here against stub
+`ray` and `python` commands. (tests/test_docker_cluster.py starts the cluster for real.)"""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from tests.conftest import REPO
 
 DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"
+CPU_OVERRIDE = DOCKER / "compose.cpu.yml"
 SECRETS = {"POSTGRES_PASSWORD": "pg-password-sentinel", "RAY_AUTH_TOKEN": "ray-token-sentinel"}
-SERVICES = {"postgres", "ray-head", "ray-worker", "dashboard", "runner"}
-RAY_SERVICES = {"ray-head", "ray-worker", "runner"}
+SERVICES = {"postgres", "ray-head", "ray-worker", "ray-cpu-worker", "dashboard", "runner"}
+RAY_SERVICES = {"ray-head", "ray-worker", "ray-cpu-worker", "runner"}
 
 
-def compose(*args: str, secrets: dict[str, str], env_file: Path) -> subprocess.CompletedProcess[str]:
+def compose(*args: str, secrets: dict[str, str], env_file: Path,
+            files: tuple[Path, ...] = (COMPOSE,)) -> subprocess.CompletedProcess[str]:
     """`docker-compose -f docker/docker-compose.yml ARGS` with only `secrets` and `env_file` as
     settings: neither the caller's environment nor a developer's docker/.env leaks in."""
     binary = shutil.which("docker-compose")
@@ -34,7 +37,8 @@ def compose(*args: str, secrets: dict[str, str], env_file: Path) -> subprocess.C
         pytest.fail("docker-compose is not installed; install it with "
                     "`apt-get install -y --no-install-recommends docker-compose` (.ci/run does)", pytrace=False)
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **secrets}
-    return subprocess.run([binary, "-f", str(COMPOSE), "--env-file", str(env_file), *args],
+    file_args = [arg for file in files for arg in ("-f", str(file))]
+    return subprocess.run([binary, *file_args, "--env-file", str(env_file), *args],
                           capture_output=True, text=True, env=env, timeout=120)
 
 
@@ -85,13 +89,33 @@ def test_gpu_workers_reserve_nvidia_gpus(services: dict[str, Any]) -> None:
     assert "gpu" in devices[0]["capabilities"] and devices[0]["count"] == "all"
     assert services["ray-worker"]["command"] == ["sidae-ray-worker"]  # claims its share: see the stub test below
     assert "container_name" not in services["ray-worker"]  # would forbid --scale
+    cpu_worker = services["ray-cpu-worker"]  # docker/compose.cpu.yml's; not started here
+    assert cpu_worker["scale"] == 0 and "deploy" not in cpu_worker
+    assert cpu_worker["command"] == ["sidae-ray-worker"] and cpu_worker["environment"]["GPUS_PER_WORKER"] == "0"
+    # Trials reserve GPUs unless the runner's arguments say otherwise: they replace `command`.
+    runner = services["runner"]
+    assert runner["environment"]["GPUS_PER_TRIAL"] == "0.5" and "--gpus-per-trial" not in runner["command"]
+
+
+def test_the_cpu_override_runs_without_gpus(empty_env_file: Path) -> None:
+    done = compose("config", secrets=SECRETS, env_file=empty_env_file, files=(COMPOSE, CPU_OVERRIDE))
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    started = {name for name, service in services.items() if service.get("scale", 1) > 0}
+    assert started == SERVICES - {"ray-worker"}  # the only service with an NVIDIA reservation
+    assert not [name for name in started if "deploy" in services[name]]
+    assert services["runner"]["environment"]["GPUS_PER_TRIAL"] == "0"
+    for name, service in services.items():
+        if "build" in service:
+            assert service["build"]["args"]["TORCH_VARIANT"] == "cpu", name
+            assert service["image"].startswith("sidae-studies-cpu:"), name  # not the CUDA image's tag
 
 
 def test_health_checks_and_start_order(services: dict[str, Any]) -> None:
     assert "pg_isready" in services["postgres"]["healthcheck"]["test"]
     assert services["ray-head"]["healthcheck"]["test"][1:3] == ["ray", "health-check"]
     healthy = {"condition": "service_healthy"}
-    assert services["ray-worker"]["depends_on"] == {"ray-head": healthy}
+    assert services["ray-worker"]["depends_on"] == services["ray-cpu-worker"]["depends_on"] == {"ray-head": healthy}
     assert services["dashboard"]["depends_on"] == {"postgres": healthy}
     assert services["runner"]["depends_on"] == {"postgres": healthy, "ray-head": healthy}
 
@@ -137,9 +161,9 @@ def test_only_the_dashboard_is_published_and_on_loopback(services: dict[str, Any
 
 
 def test_shared_storage_at_one_path_on_every_node(services: dict[str, Any]) -> None:
-    for name in ("ray-worker", "runner", "dashboard"):
+    for name in ("ray-worker", "ray-cpu-worker", "runner", "dashboard"):
         assert ("shared", "/shared") in mounts(services[name]), name
-    for name in ("ray-worker", "runner"):
+    for name in ("ray-worker", "ray-cpu-worker", "runner"):
         assert "/data" in {target for _, target in mounts(services[name])}, name
     assert ("postgres", "/var/lib/postgresql/data") in mounts(services["postgres"])
     entry = services["runner"]["entrypoint"]
@@ -166,21 +190,27 @@ def test_make_env_writes_private_fresh_secrets_that_compose_accepts(tmp_path: Pa
 def test_dockerfile_installs_what_pyproject_needs() -> None:
     dockerfile = (DOCKER / "Dockerfile").read_text()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    copied = {src.rstrip("/") for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for src in line.split()[:-1]}
+    defaults = dict(re.findall(r"^ARG (\w+)=(\S*)$", dockerfile, re.M))  # a COPY source may name a build argument
+    copied = {re.sub(r"\$\{(\w+)\}", lambda arg: defaults[arg.group(1)], src).rstrip("/")
+              for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for src in line.split()[:-1]}
     assert {"pyproject.toml", project["project"]["readme"]} <= copied
     packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
     assert packages <= copied
     assert all((REPO / src).exists() for src in copied), copied
-    assert 'pip install ".[cluster]"' in dockerfile and "cluster" in project["project"]["optional-dependencies"]
+    assert "cluster" in project["project"]["optional-dependencies"]
+    # The dependencies in a layer of their own, then the project itself.
+    assert 'p["dependencies"] + p["optional-dependencies"]["cluster"]' in dockerfile
+    assert 'pip install --no-deps ".[cluster]"' in dockerfile
     # The torch builds the project is tested with (scripts/setup.sh), CUDA or CPU by build argument.
     setup = (REPO / "scripts" / "setup.sh").read_text()
     for name in ("torch", "torchvision"):
         pinned = re.search(rf'"{name}==([^"]+)"', setup).group(1)
         assert f"ARG {name.upper()}_VERSION={pinned}" in dockerfile
     assert "ARG TORCH_VARIANT=cuda" in dockerfile and "download.pytorch.org/whl/cpu" in dockerfile
+    assert re.search(r"^ARG BASE_IMAGE=python:3.11-slim\nFROM \$\{BASE_IMAGE\}$", dockerfile, re.M)
     assert "/usr/local/bin/sidae-ray-worker" in dockerfile and "/usr/local/bin/sidae-runner" in dockerfile
     assert re.search(r"^USER (?!root)", dockerfile, re.M)
-    ignored = (DOCKER / "Dockerfile.dockerignore").read_text().splitlines()
+    ignored = (REPO / ".dockerignore").read_text().splitlines()  # the one docker-compose 1.29 reads
     assert ".venv" in ignored and ".git" in ignored
 
 
@@ -223,7 +253,13 @@ def test_each_ray_worker_replica_claims_gpus_of_its_own(tmp_path: Path) -> None:
         assert "GPU slot 0 of 2" in freed.stdout.readline()
     finally:
         stop(freed)
-    wrong = subprocess.run(["sh", script], env={**env, "GPUS_PER_WORKER": "0"}, capture_output=True, text=True)
+    cpu = subprocess.Popen(["sh", script], env={**env, "GPUS_PER_WORKER": "0"}, stdout=subprocess.PIPE, text=True)
+    try:  # docker/compose.cpu.yml's worker: no slot, no GPU
+        assert cpu.stdout.readline() == "ray-worker: no GPU (GPUS_PER_WORKER=0)\n"
+        assert "--address ray-head:6379 --num-gpus 0 " in cpu.stdout.readline()
+    finally:
+        stop(cpu)
+    wrong = subprocess.run(["sh", script], env={**env, "GPUS_PER_WORKER": "one"}, capture_output=True, text=True)
     assert wrong.returncode == 2 and "GPUS_PER_WORKER" in wrong.stderr
 
 
@@ -233,7 +269,14 @@ def test_runner_joins_the_cluster_then_runs_the_study(tmp_path: Path) -> None:
     stub(tmp_path, "ray", 'echo "$*" >> "$(dirname "$0")/ray.calls"')
     done = subprocess.run(["sh", str(DOCKER / "runner.sh"), "--study", "w-sweep"], env=env, capture_output=True,
                           text=True, timeout=30)
-    assert done.returncode == 0 and done.stdout.strip() == "python studies/run.py --study w-sweep"
+    assert done.returncode == 0 and done.stdout.strip() == "python studies/run.py --study w-sweep --gpus-per-trial 0"
+    reserved = subprocess.run(["sh", str(DOCKER / "runner.sh"), "--study", "w-sweep"], capture_output=True, text=True,
+                              env={**env, "GPUS_PER_TRIAL": "0.5"}, timeout=30)
+    assert reserved.stdout.strip() == "python studies/run.py --study w-sweep --gpus-per-trial 0.5"
+    for given in (["--gpus-per-trial", "1"], ["--gpus-per-trial=1"]):  # the user's word wins
+        told = subprocess.run(["sh", str(DOCKER / "runner.sh"), *given], capture_output=True, text=True,
+                              env={**env, "GPUS_PER_TRIAL": "0.5"}, timeout=30)
+        assert told.stdout.split()[2:] == given
     assert (tmp_path / "ray.calls").read_text().startswith("start --address ray-head:6379 --num-cpus 0 --num-gpus 0")
     stub(tmp_path, "ray", 'echo "cannot reach the head"; exit 1')
     failed = subprocess.run(["sh", str(DOCKER / "runner.sh")], env=env, capture_output=True, text=True, timeout=30)
