@@ -12,6 +12,7 @@ import os
 import shlex
 import shutil
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -26,7 +27,6 @@ from sidae.data import data_root
 from sidae.fetch import fetch
 from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, parse, redact
 from studies import lease
-from studies.baseline import record_supervised_baseline
 from studies.budgets import BUDGETS, Budget
 from studies.catalogue import STUDIES, Study, grid_points
 from studies.notes import save_study_note
@@ -135,13 +135,21 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     ctx = dataclasses.replace(ctx, run_root=str(artifact_root / "runs" / opts.study_name))
     optuna_study = _open_study(opts, study, budget, storage)
     points = grid_points(study, budget) if study.grid is not None else None
+    from studies import baseline  # imports Ray: only once the input is known to be good
+
     with lease.held(optuna_study):  # StudyBusy if another live driver runs this study
         to_run = plan(optuna_study, points, budget.trials, opts.max_retries)
         _print_header(opts, url, artifact_root, budget, to_run)
-        if to_run > 0:
-            _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
+        seeds = baseline.missing_seeds(optuna_study, ctx, points if points is not None else [{}])
+        if to_run > 0 or seeds:
+            _init_ray(opts)
+            started = time.monotonic()
+            pending = baseline.submit(seeds, ctx, opts.cpus_per_trial, opts.gpus_per_trial)
+            if to_run > 0:
+                _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
+            in_time = opts.time_budget_s is None or time.monotonic() - started < opts.time_budget_s
+            baseline.record(optuna_study, pending, wait=in_time)
         store_best_model(optuna_study, artifact_store)
-        record_supervised_baseline(optuna_study, ctx)
     return optuna_study
 
 
@@ -187,21 +195,25 @@ def _scheduler(opts: StudyOptions, study: Study, budget: Budget) -> Any:
                          grace_period=max(1, budget.epochs // 9), reduction_factor=3)
 
 
-def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
-          storage: optuna.storages.BaseStorage, artifact_store: Any, to_run: int) -> None:
+def _init_ray(opts: StudyOptions) -> None:
     import ray
-    from ray import tune
-
-    from studies.progress import StudyProgress
-    from studies.search import StudySearch, TrialIndex
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
     if not ray.is_initialized():
         # Local Ray (no address) keeps Ray 2.60's token authentication on: its ports open on the
         # machine's address whatever node IP is asked for, so the token is what keeps others out.
         ray.init(address=opts.address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING, configure_logging=True)
+
+
+def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
+          storage: optuna.storages.BaseStorage, artifact_store: Any, to_run: int) -> None:
+    from ray import tune
+
+    from studies.progress import StudyProgress
+    from studies.search import StudySearch, TrialIndex
+
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
     index = TrialIndex()
     search = StudySearch(partial(study.space, budget=budget, dataset=opts.dataset), study_name=opts.study_name,
                          storage=storage, sampler=study.sampler(budget, opts.seed), artifact_store=artifact_store,
