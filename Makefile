@@ -13,16 +13,22 @@ setup:
 quickstart: setup
 	$(PY) studies/run.py --study w-sweep
 
+# System parts first (installed when root on Debian/Ubuntu, else one line saying what to
+# install), then the real MNIST the tests read (downloaded into SIDAE_DATA_DIR if missing).
 test: setup
+	bash scripts/check-system.sh --install
+	$(PY) -m sidae.fetch mnist
 	$(PY) -m pytest
 
 bench: setup
+	$(PY) -m sidae.fetch mnist
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/augment_pipeline.py
 	$(PY) benchmarks/linear_probe.py
 
 # The study service's own figures: minutes each, not seconds (benchmarks/README.md).
 bench-studies: setup
+	$(PY) -m sidae.fetch mnist
 	$(PY) benchmarks/study_overhead.py
 	$(PY) benchmarks/early_stopping.py
 	$(PY) benchmarks/cluster_scaling.py
