@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from sidae.augment import augment
 from sidae.config import AugmentConfig, SidAEConfig
-from sidae.data import ImageSet
+from sidae.data import DataSplits, ImageSet
 
 _FEATURE_BATCH = 1024
 _WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # linear-probe L2 grid, chosen on held-out labels
@@ -58,6 +58,15 @@ def label_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
         take = max(1, round(fraction * len(members)))
         picked.append(members[torch.randperm(len(members), generator=generator)[:take]])
     return torch.sort(torch.cat(picked)).values
+
+
+def describe_splits(data: DataSplits, fractions: tuple[float, ...]) -> str:
+    """One line with the split sizes and the labelled images each label fraction uses, which
+    every run prints: on a small folder it shows what is left for pre-training and the probes."""
+    used = ", ".join(f"{fraction * 100:g} % = {len(label_subset(data.train.labels, fraction, 0)):,}"
+                     for fraction in fractions)
+    return (f"{data.name}: {len(data.pretrain):,} pre-training, {len(data.train):,} labelled pool, "
+            f"{len(data.val):,} validation, {len(data.test):,} test images; labelled images per fraction: {used}")
 
 
 def knn_bank_index(pool_size: int, bank_size: int, seed: int) -> Tensor:

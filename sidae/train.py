@@ -1,6 +1,7 @@
 """Pre-train SidAE on one data set and evaluate it: `python -m sidae.train --help`.
 
 Example: python -m sidae.train --dataset mnist --w 0.5 --epochs 5 --out runs/x
+         python -m sidae.train --dataset cifar10-jpeg --data-dir ../shared/data --epochs 1 --out runs/c
 Writes <out>/results.json (config, per-epoch history, linear / fine-tune test accuracy per
 label fraction) and <out>/checkpoint.pt; rerunning the same command resumes from it.
 """
@@ -15,8 +16,20 @@ from typing import TypeVar
 
 import torch
 
-from sidae.config import BACKBONES, DATASETS, NOISE_KINDS, ConfigError, SidAEConfig, default_config, override
-from sidae.data import DataError
+from sidae.config import (
+    BACKBONES,
+    CPU_FINETUNE_STEPS,
+    CPU_MODEL,
+    DATASETS,
+    NOISE_KINDS,
+    ConfigError,
+    SidAEConfig,
+    default_config,
+    override,
+    uses_gpu,
+)
+from sidae.data import DataError, load_splits
+from sidae.evaluate import describe_splits
 from sidae.experiment import RESULTS_FILE, RunResult, run
 from sidae.trainer import TrainingDiverged
 
@@ -53,9 +66,15 @@ def comma_separated(cast: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sidae.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Unset options take the data set's defaults (see sidae/config.py: DATASET_DEFAULTS).")
+        epilog="Unset options take the data set's defaults (see sidae/config.py: DATASET_DEFAULTS). On a CPU the "
+               f"ResNet-18 data sets (cifar10, cifar10-jpeg, stl10, imagefolder) default to a REDUCED network (width "
+               f"{CPU_MODEL.width}, projector {CPU_MODEL.proj_dim}) and --finetune-steps "
+               f"{CPU_FINETUNE_STEPS}, so a first run takes minutes; on a GPU "
+               "they default to the paper's full-width ResNet-18 (width 64).")
     p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)} (default mnist)")
-    p.add_argument("--data-dir", help="where the data sets are (default $SIDAE_DATA_DIR, else ./data)")
+    p.add_argument("--data-dir", help="where the data sets are (default $SIDAE_DATA_DIR, else ./data); for "
+                   "imagefolder the folder holding train/<class>/* and test/<class>/*; cifar10-jpeg reads "
+                   "<data-dir>/CIFAR10-JPEG")
     p.add_argument("--out", type=Path, help="run folder for results.json and checkpoint.pt")
     p.add_argument("--w", type=float, help="loss weight in [0, 1]: 1 = SimSiam, 0 = denoising AE (default 0.5)")
     p.add_argument("--normalize-losses", action="store_true", default=None,
@@ -73,7 +92,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--translate", type=float, help="max translation as a fraction of the side")
     g = p.add_argument_group("model")
     g.add_argument("--backbone", help=f"encoder: {', '.join(BACKBONES)}")
-    g.add_argument("--width", type=int, help="channels of the first encoder stage")
+    g.add_argument("--width", type=int, help="channels of the first encoder stage (ResNet-18: 64 on a GPU, "
+                   f"{CPU_MODEL.width} on a CPU)")
     g.add_argument("--proj-dim", type=int, help="projector width")
     g.add_argument("--pred-dim", type=int, help="predictor bottleneck width")
     g.add_argument("--decoder-width", type=int, help="channels of the last decoder stage")
@@ -88,8 +108,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     g = p.add_argument_group("data")
     g.add_argument("--train-limit", type=int, help="pre-train on a fixed subset of N images")
-    g.add_argument("--val-size", type=int, help="validation images carved from the training set (default 5000)")
-    g.add_argument("--image-size", type=int, help="imagefolder: resize images to this side (default 32)")
+    g.add_argument("--val-size", type=int, help="validation images carved from the training set (default: a tenth "
+                   "of it, at most 5000)")
+    g.add_argument("--image-size", type=int, help="image folders: resize images to this side (default 32)")
     g.add_argument("--no-download", dest="download", action="store_false", default=None,
                    help="never try to download missing data")
     g.add_argument("--no-verify", dest="verify", action="store_false", default=None,
@@ -99,7 +120,8 @@ def parser() -> argparse.ArgumentParser:
                    help="comma-separated, in (0, 1] (default 0.01,0.1,1)")
     g.add_argument("--no-finetune", dest="finetune", action="store_false", default=None,
                    help="skip the fine-tuning evaluation")
-    g.add_argument("--finetune-steps", type=int, help="SGD steps per fine-tuning run (default 300)")
+    g.add_argument("--finetune-steps", type=int, help="SGD steps per fine-tuning run (default 300; "
+                   f"{CPU_FINETUNE_STEPS} for a ResNet-18 on a CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -107,7 +129,16 @@ def parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> SidAEConfig:
     """The data set's default config with every flag the user gave applied on top."""
     given = {path: getattr(args, flag) for flag, path in FLAG_FIELDS.items() if getattr(args, flag) is not None}
-    return override(default_config(args.dataset), given)
+    return override(default_config(args.dataset, device=args.device or "auto"), given)
+
+
+def reduced_note(cfg: SidAEConfig) -> str | None:
+    """Say so when the run uses the CPU's reduced network instead of the paper's."""
+    if cfg.model != CPU_MODEL or uses_gpu(cfg.device):
+        return None
+    return (f"note: on a CPU {cfg.data.dataset} defaults to a reduced ResNet-18 (width {cfg.model.width}, not the "
+            "paper's 64); on a GPU it trains the full width (or pass --width 64 --decoder-width 64 --proj-dim 2048 "
+            "--pred-dim 512)")
 
 
 def summary(result: RunResult) -> str:
@@ -132,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         cfg = config_from_args(args)
-        result = run(cfg, out_dir=args.out, progress=not args.quiet)
+        data = load_splits(cfg.data)
+        for line in (reduced_note(cfg), describe_splits(data, cfg.eval.label_fractions)):
+            if line:
+                print(line, flush=True)
+        result = run(cfg, out_dir=args.out, data=data, progress=not args.quiet)
     except (ConfigError, DataError, TrainingDiverged, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -59,10 +59,11 @@ def write_stl10(root: Path, n_train: int, n_test: int, n_unlabeled: int) -> None
             (folder / f"{name}_y.bin").write_bytes((balanced_labels(n) + 1).tobytes())
 
 
-def write_image_folder(root: Path, n_per_class: int, classes: int = 3, size: int = 40) -> None:
+def write_image_folder(root: Path, n_per_class: int, classes: int = 3, size: int = 40, suffix: str = ".png") -> None:
+    """<root>/{train,test}/class<c>/<i><suffix>: image i of random_images(..., seed 0 / 1) in class i % classes."""
     for split, seed in (("train", 0), ("test", 1)):
         images = random_images(n_per_class * classes, (3, size, size), seed)
         for i, image in enumerate(images):
-            path = root / split / f"class{i % classes}" / f"{i}.png"
+            path = root / split / f"class{i % classes}" / f"{i}{suffix}"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image.transpose(1, 2, 0)).save(path)

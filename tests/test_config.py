@@ -7,6 +7,8 @@ import dataclasses
 import pytest
 
 from sidae.config import (
+    CPU_FINETUNE_STEPS,
+    CPU_MODEL,
     AugmentConfig,
     ConfigError,
     DataConfig,
@@ -83,4 +85,14 @@ def test_optimizer_choice() -> None:
 
 def test_stl10_keeps_most_of_its_5000_labels_for_the_probes() -> None:
     assert default_config("stl10").data.val_size == 1000
-    assert default_config("cifar10").data.val_size == 5000
+    assert default_config("cifar10").data.val_size is None  # automatic: 5,000 of 50,000
+
+
+def test_a_cpu_gets_a_reduced_resnet_and_a_gpu_the_papers() -> None:
+    for dataset in ("cifar10", "cifar10-jpeg", "stl10", "imagefolder"):
+        assert default_config(dataset, device="cuda").model == ModelConfig("resnet18", 64, 2048, 512, 64)
+        cpu = default_config(dataset, device="cpu")
+        assert cpu.model == CPU_MODEL and cpu.eval.finetune_steps == CPU_FINETUNE_STEPS and cpu.device == "cpu"
+    for dataset in ("mnist", "fashion-mnist"):  # published results: the same on either device
+        assert default_config(dataset, device="cpu") == dataclasses.replace(default_config(dataset, device="cuda"),
+                                                                          device="cpu")
