@@ -1,10 +1,17 @@
-"""An Optuna RDBStorage that waits out a database restart instead of failing the study.
+"""An Optuna storage that waits out a database restart instead of failing the study.
 
 A study driver writes to the database after every epoch of every trial. If PostgreSQL restarts
 (maintenance, a failover, a container restart) the writes in that window fail, and Ray Tune
 ends the whole experiment on an exception from its searcher. Here every storage call that fails
 with a database error is retried, with a growing pause, until it succeeds or `patience_s`
-passes; pool_pre_ping (set in storage.urls) then replaces the connections the restart killed.
+passes (then one-line StorageError); pool_pre_ping (set in storage.urls) replaces the
+connections the restart killed.
+
+`ResilientStorage` wraps the RDBStorage; it is not a subclass of it. Optuna puts its private
+`_CachedStorage` in front of any RDBStorage it is given, and that layer calls the RDBStorage's
+private methods (`_create_new_trial`, `_get_trials`, ...), so a subclass that retries the public
+methods never sees ask, suggest or get_trials. A storage that is not an RDBStorage Optuna uses
+as it is: every call the service, Optuna and Ray make goes through the retry below.
 
 A write whose commit reached the server just before the connection dropped is retried too and
 may then apply twice (Optuna has no idempotency keys); in a restart the connection almost
@@ -13,16 +20,18 @@ always drops before the commit, and the worst case is one duplicated intermediat
 
 from __future__ import annotations
 
-import functools
+import abc
 import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from optuna.exceptions import StorageInternalError
-from optuna.storages import BaseStorage, RDBStorage
+from optuna.storages import BaseStorage
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from storage.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -30,39 +39,49 @@ PATIENCE_S = 300.0  # how long a study waits for its database to come back
 FIRST_PAUSE_S = 0.5
 MAX_PAUSE_S = 10.0
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
 def _is_outage(error: Exception) -> bool:
     """A lost or refused connection, as opposed to a request the database rejects."""
     return isinstance(error, (StorageInternalError, SQLAlchemyError)) and not isinstance(error, IntegrityError)
 
 
-def _retrying(method: F) -> F:
-    @functools.wraps(method)
-    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+def _retrying(name: str) -> Callable[..., Any]:
+    """BaseStorage method `name`, called on the backend until it gets through an outage."""
+
+    def call(self: ResilientStorage, *args: Any, **kwargs: Any) -> Any:
+        method = getattr(self.backend, name)
         deadline, pause = time.monotonic() + self.patience_s, FIRST_PAUSE_S
         while True:
             try:
-                return method(self, *args, **kwargs)
+                return method(*args, **kwargs)
             except Exception as error:
-                if not _is_outage(error) or time.monotonic() + pause > deadline:
+                if not _is_outage(error):
                     raise
-                logger.warning("database unreachable during %s (%s); retrying in %.1f s", method.__name__,
+                if time.monotonic() + pause > deadline:
+                    raise StorageError(f"database unreachable for {self.patience_s:.0f} s (during {name}): "
+                                       f"{_first_line(error)}") from error
+                logger.warning("database unreachable during %s (%s); retrying in %.1f s", name,
                                type(error).__name__, pause)
                 time.sleep(pause)
                 pause = min(2 * pause, MAX_PAUSE_S)
 
-    return call  # type: ignore[return-value]
+    call.__name__ = name
+    return call
 
 
-class ResilientRDBStorage(RDBStorage):
-    """RDBStorage whose every public BaseStorage method retries through a database outage."""
+def _first_line(error: Exception) -> str:
+    cause = getattr(error, "orig", None) or error.__cause__ or error  # the driver's own words
+    return (str(cause).strip().splitlines() or [type(error).__name__])[0][:300]
 
-    patience_s: float = PATIENCE_S
+
+class ResilientStorage(BaseStorage):
+    """`backend` (an RDBStorage) with every public BaseStorage method retried through an outage."""
+
+    def __init__(self, backend: BaseStorage, patience_s: float = PATIENCE_S) -> None:
+        self.backend = backend
+        self.patience_s = patience_s
 
 
-for _name, _method in inspect.getmembers(BaseStorage, inspect.isfunction):
+for _name, _ in inspect.getmembers(BaseStorage, inspect.isfunction):
     if not _name.startswith("_"):
-        setattr(ResilientRDBStorage, _name, _retrying(getattr(RDBStorage, _name)))
-
+        setattr(ResilientStorage, _name, _retrying(_name))
+abc.update_abstractmethods(ResilientStorage)

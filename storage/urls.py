@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from storage.errors import StorageError
-from storage.resilient import ResilientRDBStorage
+from storage.resilient import ResilientStorage
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SQLITE_FILE = PROJECT_ROOT / "studies.db"
@@ -88,9 +88,9 @@ def parse(url: str) -> URL:
     raise StorageError(f"unsupported storage URL {redact(url)}: scheme {parsed.drivername!r}; {_EXPECTED}")
 
 
-def make_storage(url: str) -> optuna.storages.RDBStorage:
-    """An Optuna RDBStorage for `url`, tables created, connection proven; once open, it waits
-    out a database restart (storage.resilient).
+def make_storage(url: str) -> ResilientStorage:
+    """An Optuna storage for `url` (an RDBStorage, tables created, connection proven), which
+    once open waits out a database restart (storage.resilient).
 
     RDBStorage's constructor connects at once (it creates the tables and stamps the schema
     version), so a wrong password or a stopped server surfaces here, as a one-line
@@ -120,7 +120,7 @@ def make_storage(url: str) -> optuna.storages.RDBStorage:
     full = parsed.render_as_string(hide_password=False).replace("{", "{{").replace("}", "}}")
     try:
         with schema_lock:
-            return ResilientRDBStorage(full, engine_kwargs=engine_kwargs)
+            return ResilientStorage(optuna.storages.RDBStorage(full, engine_kwargs=engine_kwargs))
     except SQLAlchemyError as error:
         raise StorageError(f"{failure} at {redact(url)}: {_reason(error, parsed.password)}") from error
 

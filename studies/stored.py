@@ -18,7 +18,7 @@ class StoredStudyError(ValueError):
     """A study that cannot be read or reported (unknown name, nothing complete); one line."""
 
 
-def open_existing_storage(url: str) -> optuna.storages.RDBStorage:
+def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
     """The storage at `url`; for SQLite the file must exist already (nothing is created)."""
     if is_sqlite(url) and not sqlite_file(url).is_file():
         raise StorageError(f"no SQLite database at {sqlite_file(url)}; run a study first "
