@@ -1,0 +1,32 @@
+"""A smoke w-sweep on an image folder the test writes (RGB, 32x32, four classes), through
+`python studies/run.py` as a user runs it: real Ray (local), real SQLite storage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests import formats
+from tests.smoke_study import TINY, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def test_smoke_w_sweep_on_an_rgb_image_folder(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    formats.write_image_folder(images, n_per_class=100, classes=4, size=32)
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    # smoke's 1,000 validation images are more than the folder has: 40 here
+    done = run_cli("--study", "w-sweep", *TINY, "--dataset", "imagefolder", "--set", "data.val_size=40",
+                   "--storage", url, cwd=tmp_path, data_dir=images,
+                   env={**os.environ, "SIDAE_CACHE_DIR": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="w-sweep-imagefolder", storage=url)
+    assert sorted(t.params["w"] for t in study.trials) == [0.0, 0.5, 1.0]
+    assert all(t.state == TrialState.COMPLETE and set(t.user_attrs["test_linear"]) == {"0.01", "0.1"}
+               for t in study.trials)
+    assert len(list((tmp_path / "cache").glob("imagefolder-*.pt"))) == 2  # decoded once, shared by the trials
