@@ -185,9 +185,10 @@ class FolderListing:
         """A digest of every file's name, size and modification time and of the image size:
         any added, removed or edited image (or another size) gives another key."""
         digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{image_size}\n".encode())
+        prefix = len(str(self.folder))  # ImageFolder's paths all start with the folder
         for path in self.paths:
             stat = os.stat(path)
-            digest.update(f"{os.path.relpath(path, self.folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+            digest.update(f"{path[prefix:]}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()
 
     def cache_file(self, image_size: int) -> Path:
@@ -259,7 +260,7 @@ def _load_cache(path: Path, key: str) -> ImageSet | None:
     if not path.exists():
         return None
     try:
-        cached = torch.load(path, weights_only=True)
+        cached = torch.load(path, weights_only=True, mmap=True)  # pages are read as the split copies them
         stale = cached["key"] != key
         images = None if stale else ImageSet(cached["images"], cached["labels"])
     except Exception as error:  # truncated or overwritten file: torch raises many types
