@@ -62,7 +62,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A Docker engine that answers: the running one, or a dockerd started here and stopped after."""
     missing = [tool for tool in ("docker", "dockerd", "docker-compose") if shutil.which(tool) is None]
     if missing:
-        pytest.fail(f"{', '.join(missing)} not installed: as root, `{INSTALL}` (.ci/run does)", pytrace=False)
+        pytest.fail(f"{', '.join(missing)} not installed: as root, `{INSTALL}` "
+                    "(scripts/check-system.sh --install does)", pytrace=False)
     if engine_answers():
         yield
         return
@@ -207,6 +208,8 @@ def test_the_cpu_cluster_runs_a_study_end_to_end(engine: None, mnist_dir: Path, 
                 "AND grid.key = 'artifact:reconstructions' WHERE s.study_name = 'w-sweep-mnist'")
             assert [state for _, _, state, _, _ in trials] == ["COMPLETE"] * 3, trials
             assert len({node for _, _, _, node, _ in trials}) == WORKERS, f"not on both workers: {trials}"
+            # The dashboard came up on the fresh volume before the study made the artifact folder.
+            assert "no artifact folder at /shared/artifacts yet" in ok(cluster("logs", "--no-color", "dashboard"))
             for study_id, trial_id, _, _, artifact in trials:  # value_json: the id in JSON quotes
                 url = f"http://127.0.0.1:{port}/artifacts/{study_id}/{trial_id}/{artifact.strip(chr(34))}"
                 with urllib.request.urlopen(url, timeout=30) as response:
