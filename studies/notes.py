@@ -4,7 +4,9 @@ found in a shared database explains itself."""
 
 from __future__ import annotations
 
+import os
 import shlex
+from pathlib import Path
 
 import optuna
 from optuna_dashboard import save_note
@@ -12,6 +14,9 @@ from optuna_dashboard import save_note
 from storage import redact
 from studies.budgets import Budget
 from studies.catalogue import Study, grid_points
+
+PROJECT = Path(__file__).resolve().parents[1]
+_SQLITE = "sqlite:///"
 
 
 def study_note(study: Study, budget: Budget, dataset: str, primary_fraction: float, command: str) -> str:
@@ -44,9 +49,20 @@ def _budget_text(study: Study, budget: Budget) -> str:
 
 
 def redacted_command(command: str) -> str:
-    """The command with any storage password replaced by ***: a note is shown to everyone who
-    opens the dashboard."""
-    return shlex.join(redact(word) for word in shlex.split(command))
+    """The command with any storage password replaced by *** (a note is shown to everyone who
+    opens the dashboard) and paths made relative to the project (see project_relative)."""
+    return shlex.join(project_relative(redact(word)) for word in shlex.split(command))
+
+
+def project_relative(word: str) -> str:
+    """An absolute path in or beside the project folder (or a SQLite URL of one) as the path
+    relative to the project that a reader's checkout has (`runs/x.db`, `../shared/data`); a
+    report that names this machine's folders cannot be rerun anywhere else. Other words as
+    they are."""
+    prefix, path = (_SQLITE, word[len(_SQLITE):]) if word.startswith(_SQLITE) else ("", word)
+    if not os.path.isabs(path) or not Path(path).is_relative_to(PROJECT.parent):
+        return word
+    return prefix + os.path.relpath(path, PROJECT)
 
 
 def save_study_note(optuna_study: optuna.Study, study: Study, budget: Budget, dataset: str,

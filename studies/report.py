@@ -30,7 +30,7 @@ from optuna_dashboard import get_note  # noqa: E402
 from storage import StorageError, artifact_dir_for, default_url, redact  # noqa: E402
 from studies import figures  # noqa: E402
 from studies.claim import claim_lines  # noqa: E402
-from studies.notes import redacted_command  # noqa: E402
+from studies.notes import project_relative, redacted_command  # noqa: E402
 from studies.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished  # noqa: E402
 from studies.summary import SUPERVISED, Spread, by_w, complete_trials, counts, method_table  # noqa: E402
 
@@ -169,7 +169,7 @@ def header(study: optuna.Study, url: str, done: int) -> list[str]:
     kind = (f"`{attrs['study']}` on `{attrs['dataset']}`, budget `{attrs['budget']}`. "
             if {"study", "dataset", "budget"} <= attrs.keys() else "")  # set by studies/run.py
     lines = [f"# Study report: {study.study_name}", "",
-             f"{kind}Trials: {counts(study)}. Storage: `{redact(url)}`. "
+             f"{kind}Trials: {counts(study)}. Storage: `{project_relative(redact(url))}`. "
              f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", ""]
     todo = unfinished(study)
     if todo:

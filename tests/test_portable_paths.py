@@ -1,0 +1,22 @@
+"""Notes and reports name storage and folders relative to the project, so a reader of a report
+can rerun its command in their own checkout."""
+
+from __future__ import annotations
+
+from studies.notes import PROJECT, project_relative, redacted_command
+
+
+def test_paths_in_and_beside_the_project_become_relative() -> None:
+    assert project_relative(f"sqlite:///{PROJECT}/runs/cifar/studies.db") == "sqlite:///runs/cifar/studies.db"
+    assert project_relative(f"{PROJECT.parent}/shared/data") == "../shared/data"
+    assert project_relative("sqlite:///runs/a.db") == "sqlite:///runs/a.db"  # already relative
+    assert project_relative("--quiet") == "--quiet"
+
+
+def test_the_reproduce_command_is_relative_and_redacted() -> None:
+    command = (f"python studies/run.py --storage sqlite:///{PROJECT}/studies.db "
+               f"--data-dir {PROJECT.parent}/shared/data --set w=0.5")
+    assert redacted_command(command) == ("python studies/run.py --storage sqlite:///studies.db "
+                                         "--data-dir ../shared/data --set w=0.5")
+    secret = "python studies/run.py --storage postgresql+psycopg://user:pw@host:5432/sidae"
+    assert "pw@" not in redacted_command(secret)
