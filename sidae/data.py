@@ -5,6 +5,11 @@ labels unused), `train` (the labelled pool for probes and fine-tuning), `val` (c
 the labelled training set with a fixed seed, for monitoring and model selection) and `test`
 (final numbers only). Batches are sliced from these tensors on the training device; no
 DataLoader workers or per-image Python transforms are involved.
+
+Image folders (`imagefolder`, and `cifar10-jpeg` for the JPEG copy of CIFAR-10 in
+<data_dir>/CIFAR10-JPEG) are decoded once and cached in cache_dir(), keyed by their files' names,
+sizes and modification times: every later run, and every trial process of a study, reads the
+cache instead of decoding again.
 """
 
 from __future__ import annotations
