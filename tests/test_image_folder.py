@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from sidae import data as sidae_data
+from sidae import train
 from sidae.config import DataConfig
 from sidae.data import DataError, load_splits, validation_size
 from sidae.evaluate import describe_splits
@@ -127,3 +128,16 @@ def test_split_sizes_are_described(tmp_path: Path) -> None:
     text = describe_splits(load_splits(_cfg(tmp_path, train_limit=50)), (0.1, 1.0))
     assert re.fullmatch(r"imagefolder: 50 pre-training, 90 labelled pool, 10 validation, 100 test images; "
                         r"labelled images per fraction: 10 % = 10, 100 % = 90", text), text
+
+
+def test_the_cli_prints_its_splits_and_says_the_cpu_network_is_reduced(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    formats.write_image_folder(tmp_path / "images", n_per_class=40, classes=2, size=32)
+    argv = ["--dataset", "imagefolder", "--data-dir", str(tmp_path / "images"), "--device", "cpu", "--epochs", "1",
+            "--batch-size", "32", "--label-fractions", "0.5,1", "--no-finetune", "--quiet",
+            "--out", str(tmp_path / "run")]
+    assert train.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "reduced ResNet-18 (width 16" in out
+    assert ("imagefolder: 72 pre-training, 72 labelled pool, 8 validation, 80 test images; "
+            "labelled images per fraction: 50 % = 36, 100 % = 72") in out
