@@ -17,6 +17,9 @@ from typing import Any
 # cifar10-jpeg: the image-folder copy of CIFAR-10 in <data_dir>/CIFAR10-JPEG (lossy JPEG: report
 # its numbers as "CIFAR-10 (JPEG copy)"); read like imagefolder.
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar10-jpeg", "stl10", "imagefolder")
+# How reports and notes name a data set's numbers.
+DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
+                  "cifar10-jpeg": "CIFAR-10 (JPEG copy)", "stl10": "STL-10", "imagefolder": "an image folder"}
 BACKBONES = ("convnet", "resnet18")
 NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
 OPTIMIZERS = ("sgd", "adamw")

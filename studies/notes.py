@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 from optuna_dashboard import save_note
 
+from sidae.config import DATASET_TITLES
 from storage import redact
 from studies.budgets import Budget
 from studies.catalogue import Study, grid_points
@@ -25,7 +26,7 @@ def study_note(study: Study, budget: Budget, dataset: str, primary_fraction: flo
     fractions = ", ".join(f"{f:.0%}" for f in budget.label_fractions)
     lines = [
         f"**Searches** (study `{study.name}`): {study.summary}.",
-        f"**Data set**: `{dataset}`.",
+        f"**Data set**: `{dataset}` ({DATASET_TITLES.get(dataset, dataset)}).",
         f"**Budget** `{budget.name}`: {_budget_text(study, budget)}.",
         f"**Objective**: validation linear-probe accuracy at {primary_fraction:.0%} labels (maximised); "
         f"the learning curve is the validation kNN accuracy per epoch. Test-set accuracies at {fractions} labels "

@@ -27,6 +27,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound  # noqa: E402
 from optuna.trial import FrozenTrial  # noqa: E402
 from optuna_dashboard import get_note  # noqa: E402
 
+from sidae.config import DATASET_TITLES  # noqa: E402
 from storage import StorageError, artifact_dir_for, default_url, redact  # noqa: E402
 from studies import figures  # noqa: E402
 from studies.claim import claim_lines  # noqa: E402
@@ -76,6 +77,12 @@ def _cell(value: Spread | None, seeds: int, best: float) -> str:
     return f"**{text}**" if value.mean == best else text
 
 
+def _title(study: optuna.Study) -> str:
+    """The data set as its numbers must be named ("CIFAR-10 (JPEG copy)", not just "CIFAR-10")."""
+    dataset = study.user_attrs.get("dataset", "")
+    return DATASET_TITLES.get(dataset, dataset or "the study's data set")
+
+
 def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -> list[str]:
     tables = {attr: method_table(study, trials, attr) for attr in EVALUATIONS}
     panels = {EVALUATIONS[attr]: table for attr in EVALUATIONS if (table := by_w(trials, attr))}
@@ -84,13 +91,14 @@ def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -
     seeds = max(s.n for table in panels.values() for row in table.values() for s in row.values())
     spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed: no spread"
     supervised = tables["test_finetune"].get(SUPERVISED)
-    figures.w_sweep_figure(panels, f"{study.study_name}: test accuracy against w ({spread})", out / "w_sweep.png",
+    figures.w_sweep_figure(panels, f"{study.study_name}: test accuracy on {_title(study)} against w ({spread})",
+                           out / "w_sweep.png",
                            references={EVALUATIONS["test_finetune"]: supervised} if supervised else None)
     lines = ["## Accuracy against w", "", "![test accuracy against w](w_sweep.png)", ""]
     for attr, title in (("test_linear", "Linear evaluation"), ("test_finetune", "Fine-tuning")):
         lines += [f"### {title}", ""]
         if tables[attr]:
-            lines += [f"Test accuracy (%) by label fraction, {spread}; best per column in bold.", "",
+            lines += [f"Test accuracy (%) on {_title(study)} by label fraction, {spread}; best per column in bold.", "",
                       *paper_table(tables[attr]), ""]
         else:
             lines += [f"No {EVALUATIONS[attr]} results: this study's budget does not run it.", ""]
@@ -166,7 +174,7 @@ def reconstruction_section(best: FrozenTrial, artifact_folder: Path, out: Path) 
 
 def header(study: optuna.Study, url: str, done: int) -> list[str]:
     attrs = study.user_attrs
-    kind = (f"`{attrs['study']}` on `{attrs['dataset']}`, budget `{attrs['budget']}`. "
+    kind = (f"`{attrs['study']}` on `{attrs['dataset']}` ({_title(study)}), budget `{attrs['budget']}`. "
             if {"study", "dataset", "budget"} <= attrs.keys() else "")  # set by studies/run.py
     lines = [f"# Study report: {study.study_name}", "",
              f"{kind}Trials: {counts(study)}. Storage: `{project_relative(redact(url))}`. "

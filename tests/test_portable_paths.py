@@ -1,9 +1,12 @@
 """Notes and reports name storage and folders relative to the project, so a reader of a report
-can rerun its command in their own checkout."""
+can rerun its command in their own checkout, and name the data set as its numbers must be named."""
 
 from __future__ import annotations
 
-from studies.notes import PROJECT, project_relative, redacted_command
+from sidae.config import DATASET_TITLES, DATASETS
+from studies.budgets import budget_for
+from studies.catalogue import STUDIES
+from studies.notes import PROJECT, project_relative, redacted_command, study_note
 
 
 def test_paths_in_and_beside_the_project_become_relative() -> None:
@@ -20,3 +23,10 @@ def test_the_reproduce_command_is_relative_and_redacted() -> None:
                                          "--data-dir ../shared/data --set w=0.5")
     secret = "python studies/run.py --storage postgresql+psycopg://user:pw@host:5432/sidae"
     assert "pw@" not in redacted_command(secret)
+
+
+def test_the_note_names_the_jpeg_copy_as_such() -> None:
+    note = study_note(STUDIES["w-sweep"], budget_for("cpu", "cifar10-jpeg"), "cifar10-jpeg", 0.01, "")
+    assert "**Data set**: `cifar10-jpeg` (CIFAR-10 (JPEG copy))." in note
+    assert "5 epochs per trial on 3500 pre-training images" in note and "fine-tuning 50 steps" in note
+    assert set(DATASET_TITLES) == set(DATASETS)
