@@ -13,6 +13,12 @@ from sidae.data import DataError, data_root, load_splits
 from tests import formats
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Image folders are cached under SIDAE_CACHE_DIR: not in the user's ~/.cache."""
+    monkeypatch.setenv("SIDAE_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def _cfg(dataset: str, root: Path, **kw: object) -> DataConfig:
     return DataConfig(dataset=dataset, data_dir=str(root), download=False, **kw)
 
