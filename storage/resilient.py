@@ -13,6 +13,11 @@ private methods (`_create_new_trial`, `_get_trials`, ...), so a subclass that re
 methods never sees ask, suggest or get_trials. A storage that is not an RDBStorage Optuna uses
 as it is: every call the service, Optuna and Ray make goes through the retry below.
 
+A `fence` (studies.lease) is asked before every write, and before each retry of one: a driver
+that no longer holds its study's lease raises instead of writing, and an outage longer than the
+lease lets it wait ends in that error rather than in a write landing after another driver took
+over.
+
 A write whose commit reached the server just before the connection dropped is retried too and
 may then apply twice (Optuna has no idempotency keys); in a restart the connection almost
 always drops before the commit, and the worst case is one duplicated intermediate value.
@@ -28,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 from optuna.exceptions import StorageInternalError
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from storage.errors import StorageError
@@ -38,6 +43,7 @@ logger = logging.getLogger(__name__)
 PATIENCE_S = 300.0  # how long a study waits for its database to come back
 FIRST_PAUSE_S = 0.5
 MAX_PAUSE_S = 10.0
+WRITE_PREFIXES = ("create_", "set_", "delete_")  # the BaseStorage methods that change the database
 
 def _is_outage(error: Exception) -> bool:
     """A lost or refused connection, as opposed to a request the database rejects."""
@@ -47,10 +53,14 @@ def _is_outage(error: Exception) -> bool:
 def _retrying(name: str) -> Callable[..., Any]:
     """BaseStorage method `name`, called on the backend until it gets through an outage."""
 
+    writes = name.startswith(WRITE_PREFIXES)
+
     def call(self: ResilientStorage, *args: Any, **kwargs: Any) -> Any:
         method = getattr(self.backend, name)
         deadline, pause = time.monotonic() + self.patience_s, FIRST_PAUSE_S
         while True:
+            if writes and self.fence is not None:
+                self.fence()
             try:
                 return method(*args, **kwargs)
             except Exception as error:
@@ -76,9 +86,15 @@ def _first_line(error: Exception) -> str:
 class ResilientStorage(BaseStorage):
     """`backend` (an RDBStorage) with every public BaseStorage method retried through an outage."""
 
-    def __init__(self, backend: BaseStorage, patience_s: float = PATIENCE_S) -> None:
+    def __init__(self, backend: RDBStorage, patience_s: float = PATIENCE_S) -> None:
         self.backend = backend
         self.patience_s = patience_s
+        self.fence: Callable[[], None] | None = None  # raises when this process may no longer write
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the searcher, and this storage with it. The fence belongs to the driver
+        # that holds the lease (a thread and a lock), not to whoever unpickles a copy.
+        return {**self.__dict__, "fence": None}
 
 
 for _name, _ in inspect.getmembers(BaseStorage, inspect.isfunction):

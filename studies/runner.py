@@ -137,19 +137,24 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     points = grid_points(study, budget) if study.grid is not None else None
     from studies import baseline  # imports Ray: only once the input is known to be good
 
-    with lease.held(optuna_study):  # StudyBusy if another live driver runs this study
-        to_run = plan(optuna_study, points, budget.trials, opts.max_retries)
-        _print_header(opts, url, artifact_root, budget, to_run)
-        seeds = baseline.missing_seeds(optuna_study, ctx, points if points is not None else [{}])
-        if to_run > 0 or seeds:
-            _init_ray(opts)
-            started = time.monotonic()
-            pending = baseline.submit(seeds, ctx, opts.cpus_per_trial, opts.gpus_per_trial)
-            if to_run > 0:
-                _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
-            in_time = opts.time_budget_s is None or time.monotonic() - started < opts.time_budget_s
-            baseline.record(optuna_study, pending, wait=in_time)
-        store_best_model(optuna_study, artifact_store)
+    # StudyBusy if another live driver runs this study; every write below is fenced by the lease
+    with lease.held(storage, opts.study_name) as study_lease:
+        try:
+            to_run = plan(optuna_study, points, budget.trials, opts.max_retries)
+            _print_header(opts, url, artifact_root, budget, to_run)
+            seeds = baseline.missing_seeds(optuna_study, ctx, points if points is not None else [{}])
+            if to_run > 0 or seeds:
+                _init_ray(opts)
+                started = time.monotonic()
+                pending = baseline.submit(seeds, ctx, opts.cpus_per_trial, opts.gpus_per_trial)
+                if to_run > 0:
+                    _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
+                in_time = opts.time_budget_s is None or time.monotonic() - started < opts.time_budget_s
+                baseline.record(optuna_study, pending, wait=in_time)
+            store_best_model(optuna_study, artifact_store)
+        except Exception:
+            study_lease.check()  # a lost lease is the cause (Ray Tune wraps it): say that, in one line
+            raise
     return optuna_study
 
 

@@ -1,41 +1,184 @@
-"""One driver per study: the lease in the study's storage."""
+"""One driver per study: the lease in the study's database (storage.lease, studies.lease),
+against real SQLite files and a real PostgreSQL server."""
 
 from __future__ import annotations
 
+import contextlib
+import pickle
+import signal
 import subprocess
 import sys
+import textwrap
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import optuna
 import pytest
 
 from storage import make_storage
+from storage.lease import LeaseTable
+from storage.resilient import ResilientStorage
 from studies import lease
 
 
-@pytest.fixture
-def study(tmp_path: Path) -> optuna.Study:
-    return optuna.create_study(study_name="s", storage=make_storage(f"sqlite:///{tmp_path / 'x.db'}"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'x.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
-def test_second_driver_is_refused_while_the_first_holds_the_study(study: optuna.Study) -> None:
-    with lease.held(study), pytest.raises(lease.StudyBusy, match="being run by another driver .* use another --name"):
-        lease.acquire(study)
-    lease.acquire(study)  # released at the end of the block
+def table(url: str) -> LeaseTable:
+    return LeaseTable(make_storage(url).backend.engine)
 
 
-def test_a_remote_lease_counts_until_its_heartbeat_is_stale(study: optuna.Study) -> None:
-    remote = {"id": "x", "host": "another-machine", "pid": 1}
-    lease._write(study, {**remote, "heartbeat": time.time()})
-    with pytest.raises(lease.StudyBusy, match="pid 1 on another-machine"):
-        lease.acquire(study)
-    lease._write(study, {**remote, "heartbeat": time.time() - 2 * lease.STALE_S})
-    lease.acquire(study)
+def fresh_name() -> str:
+    return f"s-{uuid.uuid4().hex[:8]}"
 
 
-def test_lease_of_a_dead_local_process_is_taken_over_at_once(study: optuna.Study) -> None:
+def test_second_driver_is_refused_while_the_first_holds_the_study(url: str) -> None:
+    name = fresh_name()
+    with lease.held(make_storage(url), name), \
+            pytest.raises(lease.StudyBusy, match=r"being run by another driver \(pid \d+ on .*use another --name"):
+        lease.acquire(table(url), name)
+    lease.acquire(table(url), name)  # released at the end of the block
+
+
+def race(tables: list[LeaseTable], name: str) -> int:
+    """Drivers released by one barrier, each on its own connection; how many took the lease."""
+    start, winners = threading.Barrier(len(tables)), []
+
+    def drive(t: LeaseTable) -> None:
+        start.wait()
+        with contextlib.suppress(lease.StudyBusy):
+            winners.append(lease.acquire(t, name))
+
+    threads = [threading.Thread(target=drive, args=(t,)) for t in tables]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return len(winners)
+
+
+def test_two_drivers_starting_at_the_same_instant_never_both_win(url: str) -> None:
+    tables = [table(url), table(url)]
+    assert [race(tables, fresh_name()) for _ in range(50)] == [1] * 50
+
+
+def test_a_lease_is_taken_over_only_once_stale_and_its_old_holder_is_fenced(url: str) -> None:
+    name = fresh_name()
+    first = lease.acquire(table(url), name, stale_s=1.0)  # no heartbeat: it goes stale
+    with pytest.raises(lease.StudyBusy):
+        lease.acquire(table(url), name, stale_s=1.0)
+    time.sleep(1.2)
+    lease.acquire(table(url), name, stale_s=1.0)
+    with pytest.raises(lease.LeaseLost, match="stopped without writing"):
+        first.check()
+
+
+def test_host_clocks_play_no_part(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drivers on hosts whose clocks are a day apart: a live lease is still live, a stale one
+    still stale (the database's clock decides)."""
+    name = fresh_name()
+    first = lease.acquire(table(url), name, stale_s=1.0)
+    real_time = time.time
+    for skew in (86400.0, -86400.0):
+        monkeypatch.setattr(time, "time", lambda skew=skew: real_time() + skew)
+        with pytest.raises(lease.StudyBusy):
+            lease.acquire(table(url), name, stale_s=1.0)
+    first.check()  # the holder itself is unaffected
+    time.sleep(1.2)
+    lease.acquire(table(url), name, stale_s=1.0)
+
+
+def test_lease_of_a_dead_local_process_is_taken_over_at_once(url: str) -> None:
+    name = fresh_name()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    pid = int(dead.stdout)
-    lease._write(study, {"id": "x", "host": lease.socket.gethostname(), "pid": pid, "heartbeat": time.time()})
-    lease.acquire(study)
+    table(url).try_acquire(name, "gone", lease.socket.gethostname(), int(dead.stdout), stale_s=lease.STALE_S)
+    lease.acquire(table(url), name)
+
+
+def test_a_remote_lease_counts_until_stale(url: str) -> None:
+    name = fresh_name()
+    table(url).try_acquire(name, "remote", "another-machine", 1, stale_s=lease.STALE_S)
+    with pytest.raises(lease.StudyBusy, match="pid 1 on another-machine"):
+        lease.acquire(table(url), name)
+
+
+FROZEN_DRIVER = textwrap.dedent("""
+    import os, signal, sys, time
+    import optuna
+    from storage import make_storage
+    from studies import lease
+
+    url, name = sys.argv[1], sys.argv[2]
+    storage = make_storage(url)
+    study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+    with lease.held(storage, name, stale_s=2.0, heartbeat_s=0.2):
+        for tick in range(1, 1000):
+            study.set_user_attr("tick", tick)
+            if tick == 3:
+                os.kill(os.getpid(), signal.SIGSTOP)  # frozen here, between two writes
+            time.sleep(0.1)
+""")
+
+
+def stopped(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "T"
+
+
+def test_a_frozen_driver_that_lost_its_lease_stops_without_writing(url: str) -> None:
+    name = fresh_name()
+    storage = make_storage(url)
+    study = optuna.create_study(study_name=name, storage=storage)
+    driver = subprocess.Popen([sys.executable, "-c", FROZEN_DRIVER, url, name], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while study.user_attrs.get("tick") != 3 or not stopped(driver.pid):
+            assert time.monotonic() < deadline and driver.poll() is None, "the driver never froze"
+            time.sleep(0.1)
+        time.sleep(2.5)  # past the stale time, by the database's clock
+        lease.acquire(table(url), name, stale_s=2.0)  # a second driver takes over
+        driver.send_signal(signal.SIGCONT)
+        _, stderr = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode != 0
+    assert "LeaseLost" in stderr and "stopped without writing" in stderr
+    assert study.user_attrs["tick"] == 3  # not one write after the takeover
+
+
+def test_holder_reads_who_drives_the_study(url: str) -> None:
+    storage, name = make_storage(url), fresh_name()
+    assert lease.holder(storage, name) is None
+    with lease.held(storage, name):
+        held = lease.holder(storage, name)
+        assert held is not None and held.pid == lease.os.getpid()
+    assert lease.holder(storage, name) is None
+
+
+def test_writes_are_fenced_by_the_lease(url: str) -> None:
+    storage: ResilientStorage = make_storage(url)
+    name = fresh_name()
+    study = optuna.create_study(study_name=name, storage=storage)
+    with lease.held(storage, name, stale_s=1.0, heartbeat_s=60.0) as held:  # no renewal in time
+        study.set_user_attr("before", 1)
+        time.sleep(1.2)
+        lease.acquire(table(url), name, stale_s=1.0)  # another driver
+        with pytest.raises(lease.LeaseLost):
+            study.set_user_attr("after", 1)
+        assert held.lost
+    assert "after" not in optuna.load_study(study_name=name, storage=url).user_attrs
+
+
+def test_a_fenced_storage_still_pickles_without_its_fence(url: str) -> None:
+    """Ray pickles the searcher and the storage with it (the fence holds a lock and a thread)."""
+    storage, name = make_storage(url), fresh_name()
+    with lease.held(storage, name):
+        copy = pickle.loads(pickle.dumps(storage))
+    assert copy.fence is None
+    optuna.create_study(study_name=name, storage=copy).set_user_attr("a", 1)
