@@ -4,6 +4,12 @@ Every trial's page shows its parameters, its learning curve (validation kNN accu
 its user attributes (test accuracies, losses, ...) and its artifacts: the reconstruction grid
 as an image, the weights as a download. Listens on 127.0.0.1 unless --host says otherwise.
 
+Read-only unless --allow-edits: optuna-dashboard can delete studies and artifacts, finish
+trials, edit attributes and upload files, with no login; here every request but GET and HEAD
+is refused (403). Requests naming another host than this server's are refused too (403): a web
+page can make a browser send requests to a loopback server through a DNS name that points at
+127.0.0.1 (DNS rebinding), and such requests carry that name as their Host.
+
 Safe beside a running study on the same SQLite file: the storage is opened through
 `storage.make_storage`, so the file is in WAL mode (this reader never blocks the study's writes)
 and every connection waits out another writer's lock instead of failing "database is locked".
@@ -13,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from socketserver import ThreadingMixIn
+from typing import Any
 from wsgiref.simple_server import WSGIServer, make_server
 
 if __package__ in (None, ""):  # run as a script: make the project importable, not studies/ itself
@@ -42,7 +50,45 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument("--allow-edits", action="store_true",
+                   help="let the browser change the storage (delete studies, tell trials, upload files); "
+                        "default: read-only")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name browsers may use for this server besides --host, localhost and "
+                        "127.0.0.1 (e.g. the name of a cluster's dashboard machine); repeatable")
     return p
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def request_hostname(host_header: str) -> str:
+    """'Example.org:8080' -> 'example.org'; '[::1]:8080' -> '::1'."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def guarded(app: WSGIApp, hostnames: frozenset[str], allow_edits: bool) -> WSGIApp:
+    """`app` answering only requests for `hostnames`, and only reads unless `allow_edits`."""
+
+    def refuse(start_response: Callable[..., Any], reason: str) -> Iterable[bytes]:
+        body = f"{reason}\n".encode()
+        start_response("403 Forbidden", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def guard(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        hostname = request_hostname(environ.get("HTTP_HOST", ""))
+        if hostname not in hostnames:
+            return refuse(start_response, f"host {hostname!r} is not served here (see --allowed-host)")
+        if not allow_edits and environ["REQUEST_METHOD"] not in READ_METHODS:
+            return refuse(start_response, "this dashboard is read-only (start it with --allow-edits to change studies)")
+        return app(environ, start_response)
+
+    return guard
 
 
 def artifact_store(url: str, override: str | None) -> FileSystemArtifactStore:
@@ -59,24 +105,28 @@ def artifact_store(url: str, override: str | None) -> FileSystemArtifactStore:
     return FileSystemArtifactStore(folder)
 
 
-def serve(url: str, artifact_dir: str | None, host: str, port: int) -> WSGIServer:
+def serve(url: str, artifact_dir: str | None, host: str, port: int, *, allow_edits: bool = False,
+          allowed_hosts: Iterable[str] = ()) -> WSGIServer:
     """A dashboard server bound to host:port (not yet serving); StorageError or OSError."""
     app = optuna_dashboard.wsgi(open_existing_storage(url), artifact_store=artifact_store(url, artifact_dir))
-    return make_server(host, port, app, server_class=ThreadedWSGIServer)
+    hostnames = LOOPBACK_NAMES | {request_hostname(name) for name in (host, *allowed_hosts)}
+    return make_server(host, port, guarded(app, hostnames, allow_edits), server_class=ThreadedWSGIServer)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     url = args.storage or default_url()
     try:
-        server = serve(url, args.artifact_dir, args.host, args.port)
+        server = serve(url, args.artifact_dir, args.host, args.port, allow_edits=args.allow_edits,
+                       allowed_hosts=args.allowed_host)
     except StorageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # the port is taken, or the host is not an address of this machine
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 2
-    print(f"optuna-dashboard for {redact(url)} at http://{args.host}:{server.server_port}/dashboard "
+    mode = "editable" if args.allow_edits else "read-only"
+    print(f"optuna-dashboard ({mode}) for {redact(url)} at http://{args.host}:{server.server_port}/dashboard "
           "(Ctrl-C stops it)", flush=True)
     try:
         server.serve_forever()

@@ -151,25 +151,36 @@ def run_study(opts: StudyOptions) -> optuna.Study:
                     _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
                 in_time = opts.time_budget_s is None or time.monotonic() - started < opts.time_budget_s
                 baseline.record(optuna_study, pending, wait=in_time)
-            store_best_model(optuna_study, artifact_store)
+            store_best_model(optuna_study, artifact_store, Path(ctx.run_root))
         except Exception:
             study_lease.check()  # a lost lease is the cause (Ray Tune wraps it): say that, in one line
             raise
     return optuna_study
 
 
-def store_best_model(study: optuna.Study, artifact_store: Any) -> None:
-    """The best trial's weights as a study artifact (each time the best trial changes)."""
+def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -> None:
+    """The best trial's weights as a study artifact (each time the best trial changes).
+
+    The folder comes from the database (the trial's `run_dir`), which others can write: only a
+    folder inside this study's own run folder is read from."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return
     best = max(complete, key=lambda t: t.value)
-    weights = Path(best.user_attrs.get("run_dir", "")) / "model.pt"
+    weights = (Path(best.user_attrs.get("run_dir", "")) / "model.pt").resolve()
     if study.user_attrs.get("best_model_trial") == best.number or not weights.is_file():
         return
+    if not weights.is_relative_to(run_root.resolve()):
+        print(f"warning: trial {best.number}'s run_dir is outside {run_root}; its weights are not stored",
+              file=sys.stderr)
+        return
     named = weights.with_name(f"best-trial-{best.number}-model.pt")
-    shutil.copyfile(weights, named)
-    upload_artifact(artifact_store=artifact_store, file_path=str(named), study_or_trial=study)
+    try:
+        shutil.copyfile(weights, named)
+        upload_artifact(artifact_store=artifact_store, file_path=str(named), study_or_trial=study)
+    except OSError as error:  # a full disk loses this copy, not the study: the next run tries again
+        print(f"warning: could not store the best trial's weights ({error.strerror or error})", file=sys.stderr)
+        return
     study.set_user_attr("best_model_trial", best.number)
 
 

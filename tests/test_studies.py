@@ -161,3 +161,27 @@ def test_a_one_point_grid_completes(tmp_path: Path, mnist_dir: Path) -> None:
                    data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [(t.state, t.params) for t in load(url).trials] == [(TrialState.COMPLETE, {"seed": 0, "w": 0.5})]
+
+
+def test_best_model_is_read_only_from_the_studys_run_folder(tmp_path: Path) -> None:
+    """run_dir comes from the database: a path outside the study's run folder is never read."""
+    from storage import make_artifact_store
+    from studies.runner import store_best_model
+
+    outside, run_root = tmp_path / "elsewhere", tmp_path / "runs" / "s"
+    for folder in (outside, run_root / "abc"):
+        folder.mkdir(parents=True)
+        (folder / "model.pt").write_bytes(b"weights")
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'x.db'}", direction="maximize")
+    store = make_artifact_store(tmp_path / "artifacts")
+    trial = study.ask()
+    trial.set_user_attr("run_dir", str(run_root / "abc" / ".." / ".." / ".." / "elsewhere"))
+    study.tell(trial, 0.9)
+    store_best_model(study, store, run_root)
+    assert "best_model_trial" not in study.user_attrs
+
+    trial = study.ask()
+    trial.set_user_attr("run_dir", str(run_root / "abc"))
+    study.tell(trial, 0.95)
+    store_best_model(study, store, run_root)
+    assert study.user_attrs["best_model_trial"] == 1
