@@ -19,8 +19,9 @@ Ray token authentication stays on: `up` writes a fresh random token to <state>/r
 0600, never printed) and every Ray process of the cluster, the driver included, reads it through
 RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH. It matters: Ray cannot be bound to loopback (it
 replaces 127.0.0.1 with the machine's routable address and its servers listen on every
-interface), so the token is what keeps other machines out. PostgreSQL (trust authentication)
-and the dashboard listen on 127.0.0.1 only.
+interface), so the token is what keeps other machines out. PostgreSQL (password
+authentication, scram-sha-256; the password only in <state>/postgres/pgpass, read through
+PGPASSFILE) and the dashboard listen on 127.0.0.1 only.
 
 Stopping (docker/process_sessions.py): every Ray node (`ray start --block`) and the dashboard
 start in a session of their own; `down` sends SIGTERM to those sessions (a blocking `ray start`
@@ -121,8 +122,14 @@ def sessions_of(record: dict) -> dict[str, Session]:
 
 
 def storage_url(record: dict) -> str:
-    # No password: pg_local.sh's server trusts 127.0.0.1, so a URL without one is the honest form.
+    # No password: pg_local.sh keeps it in a libpq password file that clients find through
+    # PGPASSFILE (storage_env), so no URL, command line or log carries it.
     return f"postgresql+psycopg://sidae@127.0.0.1:{record['pg_port']}/sidae"
+
+
+def storage_env(paths: Paths) -> dict[str, str]:
+    """What a client of the cluster's PostgreSQL needs: the password file's path."""
+    return {"PGPASSFILE": str(paths.postgres / "pgpass")}
 
 
 def ray_address(record: dict) -> str:
@@ -132,7 +139,8 @@ def ray_address(record: dict) -> str:
 def ray_env(paths: Paths) -> dict[str, str]:
     """The environment of every Ray process of the cluster, drivers included."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_ADDRESS")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(paths.token), RAY_USAGE_STATS_ENABLED="0")
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(paths.token), RAY_USAGE_STATS_ENABLED="0",
+               **storage_env(paths))  # drivers write to the database
     return env
 
 
@@ -297,7 +305,8 @@ def start(paths: Paths, workers: int, cpus: int, gpus: int, dashboard_port: int 
         nodes[name] = start_session(paths, record, name, ray_node_command(paths, name, record),
                                     worker_env(paths, record, index))
     wait_for_nodes(paths, record, nodes)
-    dashboard = start_session(paths, record, "dashboard", dashboard_command(paths, record), dict(os.environ))
+    dashboard = start_session(paths, record, "dashboard", dashboard_command(paths, record),
+                              {**os.environ, **storage_env(paths)})
     wait_until(lambda: http_answers(f"http://127.0.0.1:{record['dashboard_port']}/"), "the dashboard", paths,
                {"dashboard": dashboard})
     return record
@@ -349,7 +358,7 @@ def down(paths: Paths) -> int:
 
 def describe(paths: Paths, record: dict) -> str:
     gpus = record["gpus_per_worker"]
-    auth = f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={paths.token}"
+    auth = f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={paths.token} PGPASSFILE={paths.postgres / 'pgpass'}"
     by_hand = (f"{auth} python studies/run.py --address {ray_address(record)} --storage {storage_url(record)} "
                f"--artifact-dir {paths.artifacts} --ray-dir {paths.tune} --study ...")
     return "\n".join([

@@ -5,11 +5,17 @@
 #   scripts/pg_local.sh stop   DATADIR PORT   # fast shutdown; no process is left behind
 #   scripts/pg_local.sh status DATADIR PORT   # exit 0 if running, 3 if not
 #
-# Layout: DATADIR/data (PGDATA), DATADIR/socket (unix socket), DATADIR/postgres.log.
-# The server listens on 127.0.0.1:PORT only. Authentication is `trust`: anyone who can reach
-# 127.0.0.1 on this machine may connect as any role. That is acceptable for a throwaway test
-# or single-machine server and NOT for a server other machines can reach (docker/ uses
-# password auth). The role's password exists only so URLs look like real ones.
+# Layout: DATADIR/data (PGDATA, 0700), DATADIR/socket (unix socket), DATADIR/postgres.log,
+# DATADIR/pgpass (0600). The server listens on 127.0.0.1:PORT only. TCP connections need a
+# password (scram-sha-256); the study database belongs to the role `sidae`, which is not a
+# superuser. Its password is generated at the first start and kept only in DATADIR/pgpass, a
+# libpq password file: clients find it through PGPASSFILE, so URLs and command lines carry no
+# password (the printed URL has none):
+#
+#   export PGPASSFILE=DATADIR/pgpass; python studies/run.py --storage "$(scripts/pg_local.sh start DATADIR PORT)"
+#
+# The administrator role (`postgres` as root, else the calling user) connects only through the
+# unix socket, authenticated by the operating system (peer).
 #
 # initdb and postgres refuse to run as root; as root, every server command runs as the
 # `postgres` user and DATADIR is handed to that user. Binaries: $PG_BINDIR, else
@@ -25,7 +31,10 @@ datadir=$(realpath -m -- "$2")
 pgdata=$datadir/data
 socket=$datadir/socket
 log=$datadir/postgres.log
-url="postgresql+psycopg://sidae:sidae@127.0.0.1:$port/sidae"
+url="postgresql+psycopg://sidae@127.0.0.1:$port/sidae"
+pgpass=$datadir/pgpass
+admin=$(id -un)
+[ "$(id -u)" -eq 0 ] && admin=postgres
 
 find_bindir() {
     local dir
@@ -59,22 +68,30 @@ as_pg() {
 running() { as_pg "$bindir/pg_ctl" status -D "$pgdata" >/dev/null 2>&1; }
 
 psql_admin() {
-    as_pg "$bindir/psql" -h "$socket" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 -qtAc "$1"
+    as_pg "$bindir/psql" -h "$socket" -p "$port" -U "$admin" -d postgres -v ON_ERROR_STOP=1 -qtAc "$1"
+}
+
+# The sidae role's password, made once: only this file (0600, the caller's) holds it.
+password() {
+    if [ ! -s "$pgpass" ]; then
+        (umask 077 && printf '127.0.0.1:*:*:sidae:%s\n' "$(head -c 24 /dev/urandom | base64 | tr -d '/+=')" >"$pgpass")
+    fi
+    cut -d: -f5 "$pgpass"
 }
 
 start() {
     require_bindir
     mkdir -p "$datadir"
+    chmod 700 "$datadir"
     if [ "$(id -u)" -eq 0 ]; then
         chown postgres: "$datadir"
-        chmod 700 "$datadir"
         if ! runuser -u postgres -- test -w "$datadir"; then
             echo "pg_local: user postgres cannot write $datadir (is a parent folder private to root?)" >&2
             exit 1
         fi
     fi
     if [ ! -f "$pgdata/PG_VERSION" ]; then
-        as_pg "$bindir/initdb" -D "$pgdata" --username=postgres --auth=trust \
+        as_pg "$bindir/initdb" -D "$pgdata" --username="$admin" --auth-local=peer --auth-host=scram-sha-256 \
             --encoding=UTF8 --locale=C >"$datadir/initdb.log" 2>&1 || {
             echo "pg_local: initdb failed:" >&2; cat "$datadir/initdb.log" >&2; exit 1; }
     fi
@@ -97,7 +114,7 @@ start() {
     "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" || {
         echo "pg_local: the server does not accept connections on 127.0.0.1:$port" >&2; exit 1; }
     if [ -z "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = 'sidae'")" ]; then
-        psql_admin "CREATE ROLE sidae LOGIN PASSWORD 'sidae'"
+        psql_admin "CREATE ROLE sidae LOGIN NOSUPERUSER NOCREATEROLE PASSWORD '$(password)'"
     fi
     if [ -z "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = 'sidae'")" ]; then
         psql_admin "CREATE DATABASE sidae OWNER sidae"

@@ -32,7 +32,7 @@ SQLITE_BUSY_TIMEOUT_S = 30.0
 # libpq's connect_timeout: an unreachable server fails in seconds, not after the OS's minutes.
 POSTGRES_CONNECT_TIMEOUT_S = 5
 
-_EXPECTED = "expected sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"
+_EXPECTED = "expected sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DATABASE"
 _SQLITE_DRIVERS = ("sqlite", "sqlite+pysqlite")
 _POSTGRES_DRIVERS = ("postgresql", "postgresql+psycopg")
 

@@ -52,8 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="mnist", help=f"{', '.join(DATASETS)} (default mnist)")
     p.add_argument("--budget", default="cpu", help=f"{', '.join(BUDGETS)} (default cpu: ~20 min on 2 cores)")
     p.add_argument("--name", help="study name in the storage (default <study>-<dataset>)")
-    p.add_argument("--storage", help="sqlite:///FILE or postgresql+psycopg://USER:PASS@HOST:PORT/DB "
-                                     "(default: studies.db in the project folder)")
+    p.add_argument("--storage", help="sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB, the password in "
+                                     "PGPASSWORD or a PGPASSFILE, not in the URL: Ray keeps the URL in its "
+                                     "saved state (default: studies.db in the project folder)")
     p.add_argument("--artifact-dir", help="where grids and checkpoints go (default: beside the SQLite file)")
     p.add_argument("--data-dir", help="data sets folder (default $SIDAE_DATA_DIR, else ./data)")
     g = p.add_argument_group("budget overrides")

@@ -6,12 +6,15 @@ checked before the study is created or Ray is started.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import os
+import secrets
 import shlex
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -135,6 +138,8 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     ctx = dataclasses.replace(ctx, run_root=str(artifact_root / "runs" / opts.study_name))
     optuna_study = _open_study(opts, study, budget, storage)
     points = grid_points(study, budget) if study.grid is not None else None
+    if opts.address is None and not any(k in os.environ for k in RAY_AUTH_VARS):
+        os.environ.update(private_ray_token())  # before Ray is imported: it reads them once
     from studies import baseline  # imports Ray: only once the input is known to be good
 
     # StudyBusy if another live driver runs this study; every write below is fenced by the lease
@@ -216,10 +221,26 @@ def _init_ray(opts: StudyOptions) -> None:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
-        # Local Ray (no address) keeps Ray 2.60's token authentication on: its ports open on the
-        # machine's address whatever node IP is asked for, so the token is what keeps others out.
         ray.init(address=opts.address, include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING, configure_logging=True)
+
+
+RAY_AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def private_ray_token() -> dict[str, str]:
+    """Token authentication, on explicitly, for the local Ray a driver starts: Ray 2.60's ports
+    open on the machine's address whatever node IP is asked for, so the token is what keeps other
+    users and machines out. Left to itself Ray keeps the token in ~/.ray/auth_token, readable by
+    everyone where home folders are; this one is fresh, in a folder only this user can enter,
+    removed when the driver exits."""
+    folder = Path(tempfile.mkdtemp(prefix="sidae-ray-auth-"))  # mode 0700
+    token = folder / "token"
+    descriptor = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(32))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # after Ray's own exit handler
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
 
 
 def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,

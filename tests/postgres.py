@@ -8,6 +8,7 @@ test take the same server down and bring it back (a restart in the middle of a s
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -39,7 +40,12 @@ class PostgresServer:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg://sidae:sidae@127.0.0.1:{self.port}/sidae"
+        """No password: clients read it from the server's libpq password file (PGPASSFILE)."""
+        return f"postgresql+psycopg://sidae@127.0.0.1:{self.port}/sidae"
+
+    @property
+    def password_file(self) -> Path:
+        return self.datadir / "pgpass"
 
     def start(self) -> None:
         """Start (initdb on first use); returns once the server accepts connections."""
@@ -79,6 +85,9 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer(Path(tempfile.mkdtemp(prefix="sidae-pg-")), free_port())
     try:
         server.start()
+        # every client of the session (this process, the study drivers it starts) finds the
+        # generated password here, never in a URL or on a command line
+        os.environ["PGPASSFILE"] = str(server.password_file)
         yield server
     finally:
         # Not server.stop(): its failure would hide the error of a start that failed.
@@ -92,5 +101,5 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="session")
 def postgres_url(postgres_server: PostgresServer) -> str:
-    """`postgresql+psycopg://sidae:sidae@127.0.0.1:PORT/sidae` of the session's server."""
+    """`postgresql+psycopg://sidae@127.0.0.1:PORT/sidae` of the session's server."""
     return postgres_server.url

@@ -99,6 +99,8 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     url = local_cluster.storage_url(record)
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(state_dir / "ray-token"))
+    for name, value in local_cluster.storage_env(local_cluster.Paths(state_dir)).items():  # PGPASSFILE
+        monkeypatch.setenv(name, value)
     done = run_cli("--study", "w-sweep", *TINY, "--name", "w-sweep-cluster",
                    "--address", local_cluster.ray_address(record), "--storage", url,
                    "--artifact-dir", str(state_dir / "artifacts"), "--ray-dir", str(state_dir / "tune"),

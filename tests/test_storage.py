@@ -141,7 +141,19 @@ def test_server_that_never_answers_fails_after_connect_timeout(tmp_path: Path) -
 def test_missing_database_names_the_database(postgres_url: str) -> None:
     with pytest.raises(StorageError) as error:
         make_storage(postgres_url.rsplit("/", 1)[0] + "/no_such_db")
-    assert_one_line_error(error, "cannot reach PostgreSQL", "sidae:***@", 'database "no_such_db" does not exist')
+    assert_one_line_error(error, "cannot reach PostgreSQL", 'database "no_such_db" does not exist')
+
+
+def test_postgresql_asks_for_the_password(postgres_url: str, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """No trust: without the password file a client is refused, with a wrong password too."""
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
+    with pytest.raises(StorageError) as error:
+        make_storage(postgres_url)
+    assert_one_line_error(error, "cannot reach PostgreSQL", "no password supplied")
+    with pytest.raises(StorageError) as error:
+        make_storage(postgres_url.replace("sidae@", "sidae:secret@"))
+    assert_one_line_error(error, "password authentication failed")
 
 
 def test_sqlite_path_that_cannot_be_created_raises_storage_error(tmp_path: Path) -> None:

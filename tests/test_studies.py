@@ -185,3 +185,13 @@ def test_best_model_is_read_only_from_the_studys_run_folder(tmp_path: Path) -> N
     study.tell(trial, 0.95)
     store_best_model(study, store, run_root)
     assert study.user_attrs["best_model_trial"] == 1
+
+
+def test_local_ray_gets_a_private_token() -> None:
+    from studies.runner import private_ray_token
+
+    env = private_ray_token()
+    token = Path(env["RAY_AUTH_TOKEN_PATH"])
+    assert env["RAY_AUTH_MODE"] == "token"
+    assert token.stat().st_mode & 0o777 == 0o600 and token.parent.stat().st_mode & 0o777 == 0o700
+    assert len(token.read_text()) == 64
