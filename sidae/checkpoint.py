@@ -1,5 +1,5 @@
-"""Atomic checkpoint files: written to a temporary name, flushed to disk, then renamed, so a
-crash never leaves a half file that a resume would load."""
+"""Atomic files (checkpoints, results): written to a temporary name, flushed to disk, then
+renamed, so a crash or a full disk never leaves a half file that a resume or a reader would load."""
 
 from __future__ import annotations
 
@@ -19,11 +19,17 @@ def save_atomic(state: dict[str, Any], path: Path) -> None:
     OSError (errno 28, "No space left on device") a user can act on."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
+    write_atomic(path, buffer.getbuffer())
+
+
+def write_atomic(path: Path, data: bytes | memoryview) -> None:
+    """Write `data` to a temporary name beside `path`, flush it to disk, rename it over `path`:
+    readers see the old file or the new one, never a half one (a crash, a full disk)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as file:
-            file.write(buffer.getbuffer())
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from sidae.checkpoint import write_atomic
 from sidae.config import SidAEConfig
 from sidae.data import DataSplits, load_splits
 from sidae.evaluate import (
@@ -106,5 +107,5 @@ def run(cfg: SidAEConfig, *, out_dir: Path | None = None, callback: EpochCallbac
                        wall_seconds=time.perf_counter() - start, model=trained.model, **scores)
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / RESULTS_FILE).write_text(json.dumps(result.to_dict(), indent=2))
+        write_atomic(out_dir / RESULTS_FILE, json.dumps(result.to_dict(), indent=2).encode())
     return result

@@ -27,6 +27,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound  # noqa: E402
 from optuna.trial import FrozenTrial  # noqa: E402
 from optuna_dashboard import get_note  # noqa: E402
 
+from sidae.checkpoint import write_atomic  # noqa: E402
 from sidae.config import DATASET_TITLES  # noqa: E402
 from storage import StorageError, artifact_dir_for, default_url, redact  # noqa: E402
 from studies import figures  # noqa: E402
@@ -210,7 +211,7 @@ def write_report(study: optuna.Study, url: str, artifact_folder: Path, out: Path
     lines += learning_curve_section(study.study_name, best, out)
     lines += reconstruction_section(best[0], artifact_folder, out)
     path = out / "report.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    write_atomic(path, ("\n".join(lines).rstrip() + "\n").encode())
     return path
 
 
