@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -309,6 +311,7 @@ def override(cfg: SidAEConfig, values: Mapping[str, Any]) -> SidAEConfig:
         target = getattr(cfg, section, None) if section else cfg
         if not dataclasses.is_dataclass(target) or name not in {f.name for f in dataclasses.fields(target)}:
             raise ConfigError(f"unknown config field {path!r}")
+        value = _typed(path, value, typing.get_type_hints(type(target))[name])
         if section:
             sections.setdefault(section, {})[name] = value
         else:
@@ -316,3 +319,32 @@ def override(cfg: SidAEConfig, values: Mapping[str, Any]) -> SidAEConfig:
     for section, fields in sections.items():
         top[section] = dataclasses.replace(getattr(cfg, section), **fields)
     return dataclasses.replace(cfg, **top)
+
+
+def _typed(path: str, value: Any, expected: Any) -> Any:
+    """`value` as the field's type (an int where a float is expected, a list where a tuple is),
+    or a one-line ConfigError: a --set value of the wrong type must not become a traceback deep
+    in the trainer."""
+    kinds = typing.get_args(expected) if typing.get_origin(expected) is types.UnionType else (expected,)
+    if value is None and type(None) in kinds:
+        return None
+    kind = next(k for k in kinds if k is not type(None))
+    if kind is bool and isinstance(value, bool):
+        return value
+    if kind in (int, float) and isinstance(value, int | float) and not isinstance(value, bool):
+        if kind is float:
+            return float(value)
+        if float(value).is_integer():
+            return int(value)
+    if kind is str and isinstance(value, str):
+        return value
+    if typing.get_origin(kind) is tuple and isinstance(value, tuple | list):
+        return tuple(_typed(path, item, typing.get_args(kind)[0]) for item in value)
+    raise ConfigError(f"{path} expects {_describe(kind)}, got {value!r}")
+
+
+def _describe(kind: Any) -> str:
+    if typing.get_origin(kind) is tuple:
+        return "a list of numbers, e.g. (0.01, 0.1)"
+    return {bool: "True or False", int: "a whole number", float: "a number", str: "text"}.get(kind, str(kind))
+

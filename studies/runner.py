@@ -104,6 +104,9 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
         raise StudyError(f"unknown scheduler {opts.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
     if opts.cpus_per_trial <= 0 or opts.gpus_per_trial < 0:
         raise StudyError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    for key, flag in (("data.dataset", "--dataset"), ("data.data_dir", "--data-dir")):
+        if key in opts.fixed:
+            raise StudyError(f"--set {key} would silently override {flag}; use {flag}")
     study, budget = STUDIES[opts.study], resolve_budget(opts)
     ctx = TrialContext(dataset=opts.dataset, budget=budget, data_dir=str(data_root(opts.data_dir).resolve()),
                        run_root="", primary_fraction=opts.primary_fraction,

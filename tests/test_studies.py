@@ -112,6 +112,10 @@ def test_list(tmp_path: Path, mnist_dir: Path) -> None:
          "cannot reach PostgreSQL"),
         (["--study", "w-sweep", "--set", "w=0.5"], "clashes with a parameter"),
         (["--study", "noise-sweep", "--set", "w=3"], "w must be in [0, 1]"),
+        (["--study", "noise-sweep", "--set", "w=abc"], "w expects a number, got 'abc'"),
+        (["--study", "w-sweep", "--set", "eval.label_fractions=0.5"], "eval.label_fractions expects a list"),
+        (["--study", "w-sweep", "--set", "optim.epochs=2.5"], "optim.epochs expects a whole number, got 2.5"),
+        (["--study", "w-sweep", "--set", "data.dataset=cifar10"], "would silently override --dataset"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, mnist_dir: Path, args: list[str],
