@@ -10,6 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from tests.postgres import PostgresServer
 from tests.smoke_study import TINY, SmokeStudy, run_cli
 
 pytestmark = pytest.mark.slow
@@ -86,13 +87,20 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
     assert "TrainingDiverged" in trial.user_attrs["fail_reason"] and "learning rate" in trial.user_attrs["fail_reason"]
 
 
-def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_url: str) -> None:
+def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_server: PostgresServer) -> None:
+    postgres_url = postgres_server.url
     done = run_cli("--study", "w-sweep", *TINY, "--storage", postgres_url, "--name", "w-sweep-pg",
                    "--artifact-dir", str(tmp_path / "artifacts"), cwd=tmp_path, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     study = load(postgres_url, "w-sweep-pg")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
     assert all(len(t.intermediate_values) == 2 for t in study.trials)
+    # no secret at rest: not in the artifacts, trial folders, Ray's experiment state, or output
+    password = postgres_server.password_file.read_text().strip().rsplit(":", 1)[1].encode()
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any("ray" in p.parts for p in written) and any(p.suffix == ".pkl" for p in written)  # Ray's state
+    assert not [p for p in written if password in p.read_bytes()]
+    assert password.decode() not in done.stdout + done.stderr
 
 
 def test_list(tmp_path: Path, mnist_dir: Path) -> None:
