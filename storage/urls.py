@@ -121,6 +121,9 @@ def make_storage(url: str) -> ResilientStorage:
     try:
         with schema_lock:
             return ResilientStorage(optuna.storages.RDBStorage(full, engine_kwargs=engine_kwargs))
+    except ImportError as error:  # psycopg is in the `cluster` extra, not in the base install
+        raise StorageError(f"PostgreSQL storage needs psycopg, which is not installed ({error.name or error}); "
+                           "install it with: pip install 'sidae-studies[cluster]'") from None
     except SQLAlchemyError as error:
         raise StorageError(f"{failure} at {redact(url)}: {_reason(error, parsed.password)}") from error
 

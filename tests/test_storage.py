@@ -317,3 +317,15 @@ def test_unusable_artifact_dir_raises_one_line_storage_error(tmp_path: Path) -> 
     with pytest.raises(StorageError) as error:
         make_artifact_store(target)
     assert_one_line_error(error, str(target), "not a directory")
+
+
+def test_postgresql_without_its_driver_installed_says_what_to_install() -> None:
+    """sys.modules[name] = None makes `import name` fail, as on an install without the extra."""
+    code = ("import sys; sys.modules['psycopg'] = None\n"
+            "from storage import StorageError, make_storage\n"
+            "try:\n    make_storage('postgresql+psycopg://u@127.0.0.1:1/db')\n"
+            "except StorageError as error:\n    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("install it with: pip install 'sidae-studies[cluster]'")
+    assert len(done.stdout.strip().splitlines()) == 1
