@@ -30,12 +30,15 @@ LONGER = [*TINY, "--epochs", "4", "--train-limit", "2048"]
 W_GRID = [0.0, 0.5, 1.0]
 
 
+MARK = "SIDAE_TEST_DRIVER"  # in the environment of a test's driver, so of its Ray processes
+
+
 def start_cli(*args: str, cwd: Path, data_dir: Path) -> subprocess.Popen[str]:
     """`studies/run.py ARGS` in the background, in a process group of its own (so that killing
-    it can take its Ray processes along when the test cleans up)."""
+    it can take its Ray processes along when the test cleans up), marked with `cwd`."""
     return subprocess.Popen([sys.executable, str(REPO / "studies" / "run.py"), "--data-dir", str(data_dir), *args],
                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, MARK: str(cwd)})
 
 
 @contextmanager
@@ -67,12 +70,16 @@ def reported_epochs(url: str) -> int:
     return sum(len(t.intermediate_values) for t in trials(url))
 
 
-def ray_workers() -> list[int]:
-    """Pids of Ray's trial processes on this machine (their process title names the trainable)."""
+def ray_workers(cwd: Path) -> list[int]:
+    """Pids of the trial processes of the driver started in `cwd` (their process title names
+    the trainable; their environment carries the driver's mark). Other Ray clusters may run on
+    the machine: their workers are not ours to kill or wait for."""
+    mark = f"{MARK}={cwd}".encode() + b"\0"
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            if entry.name.isdigit() and b"ray::ImplicitFunc" in (entry / "cmdline").read_bytes():
+            if (entry.name.isdigit() and b"ray::ImplicitFunc" in (entry / "cmdline").read_bytes()
+                    and mark in (entry / "environ").read_bytes()):
                 pids.append(int(entry.name))
         except OSError:  # the process ended while we looked
             continue
@@ -91,8 +98,8 @@ def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     with background(start_cli("--study", "w-sweep", *LONGER, "--max-concurrent", "1", "--storage", url,
                               cwd=tmp_path, data_dir=mnist_dir)) as driver:
-        wait_for(lambda: reported_epochs(url) >= 1 and ray_workers(), "the first trial's first epoch")
-        victim = ray_workers()[0]
+        wait_for(lambda: reported_epochs(url) >= 1 and ray_workers(tmp_path), "the first trial's first epoch")
+        victim = ray_workers(tmp_path)[0]
         os.kill(victim, signal.SIGKILL)
         _, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 0, stderr[-3000:]
@@ -112,7 +119,7 @@ def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mni
                  "one complete trial and the next one under way")
         os.kill(driver.pid, signal.SIGKILL)  # the driver only: its Ray processes must go with it
         driver.wait()
-        wait_for(lambda: not ray_workers(), "the dead driver's Ray workers to exit", timeout=60)
+        wait_for(lambda: not ray_workers(tmp_path), "the dead driver's Ray workers to exit", timeout=60)
     before = {t.number: t.state for t in trials(url)}
     assert TrialState.RUNNING in before.values()
 
