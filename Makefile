@@ -25,6 +25,7 @@ bench: setup
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/augment_pipeline.py
 	$(PY) benchmarks/linear_probe.py
+	$(PY) benchmarks/image_folder_cache.py
 
 # The study service's own figures: minutes each, not seconds (benchmarks/README.md).
 bench-studies: setup

@@ -49,7 +49,7 @@ def trial_config(params: Mapping[str, Any], ctx: TrialContext) -> SidAEConfig:
     parameters (named by dotted config path)."""
     values = {**ctx.budget.config_values(), "data.data_dir": ctx.data_dir, "data.download": False,
               "device": ctx.device, **ctx.fixed, **params}
-    cfg = override(default_config(ctx.dataset), values)
+    cfg = override(default_config(ctx.dataset, device=ctx.device), values)  # the device picks the model defaults
     fractions = cfg.eval.label_fractions
     if ctx.primary_fraction not in fractions:
         cfg = override(cfg, {"eval.label_fractions": tuple(sorted({*fractions, ctx.primary_fraction}))})

@@ -30,7 +30,7 @@ from sidae.data import data_root
 from sidae.fetch import fetch
 from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, parse, redact
 from studies import lease
-from studies.budgets import BUDGETS, Budget
+from studies.budgets import BUDGETS, Budget, budget_for
 from studies.catalogue import STUDIES, Study, grid_points
 from studies.notes import save_study_note
 from studies.objective import TrialContext, train_trial, trial_config
@@ -91,7 +91,7 @@ def resolve_budget(opts: StudyOptions) -> Budget:
     if opts.w_grid is not None and not all(0.0 <= w <= 1.0 for w in opts.w_grid):
         raise StudyError(f"--w-grid values must be in [0, 1], got {','.join(map(str, opts.w_grid))}")
     grids = {k: tuple(dict.fromkeys(v)) for k, v in (("w_grid", opts.w_grid), ("seeds", opts.seeds)) if v}
-    return dataclasses.replace(BUDGETS[opts.budget], **counts, **grids)
+    return dataclasses.replace(budget_for(opts.budget, opts.dataset), **counts, **grids)
 
 
 def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:

@@ -207,3 +207,12 @@ def test_local_ray_gets_a_private_token() -> None:
     assert env["RAY_AUTH_MODE"] == "token"
     assert token.stat().st_mode & 0o777 == 0o600 and token.parent.stat().st_mode & 0o777 == 0o700
     assert len(token.read_text()) == 64
+
+
+def test_a_studys_budget_is_its_data_sets_variant() -> None:
+    from studies.budgets import BUDGETS, CPU_RGB32
+    from studies.runner import StudyOptions, resolve_budget
+
+    assert resolve_budget(StudyOptions(study="w-sweep", dataset="cifar10-jpeg")) == CPU_RGB32
+    assert resolve_budget(StudyOptions(study="w-sweep", dataset="mnist")) == BUDGETS["cpu"]
+    assert resolve_budget(StudyOptions(study="w-sweep", dataset="cifar10-jpeg", epochs=2)).train_limit == 3500
