@@ -27,7 +27,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python benchmarks/x.py` without installing
 
-from sidae import trainer  # noqa: E402
+from sidae import pretrain  # noqa: E402
 from sidae.config import SidAEConfig  # noqa: E402
 from sidae.data import DataSplits, ImageSet, channel_stats  # noqa: E402
 from sidae.evaluate import to_float  # noqa: E402
@@ -55,7 +55,7 @@ def setup(args: argparse.Namespace) -> torch.device:
     device is unavailable."""
     torch.set_num_threads(args.threads)
     try:
-        device = trainer.resolve_device(args.device)
+        device = pretrain.resolve_device(args.device)
     except (ValueError, RuntimeError) as error:
         sys.exit(f"{Path(sys.argv[0]).name}: {error}")
     emit("device", torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
@@ -101,7 +101,7 @@ def synthetic_splits(name: str, shape: tuple[int, int, int], n: int) -> DataSpli
 
 def float_batches(images: torch.Tensor, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Endless float batches sliced from uint8 `images` in a random order on their device, as
-    sidae.trainer._epoch makes them."""
+    sidae.pretrain._epoch makes them."""
     order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
     for i in itertools.cycle(range(len(images) // BATCH)):
         yield to_float(images[order[i * BATCH:(i + 1) * BATCH]], images.device)
@@ -111,8 +111,8 @@ def train_step_on_views(model: SidAE | torch.nn.Module, optimizer: torch.optim.O
                         cfg: SidAEConfig, generator: torch.Generator) -> LossParts:
     """sidae's own train_step with the views handed in instead of made: the same autocast,
     channels_last, loss and optimizer step, minus augmentation, noise and uint8 conversion."""
-    with mock.patch.object(trainer, "make_views", lambda *_: views):
-        return trainer.train_step(model, optimizer, views[0], cfg, generator)
+    with mock.patch.object(pretrain, "make_views", lambda *_: views):
+        return pretrain.train_step(model, optimizer, views[0], cfg, generator)
 
 
 def synchronize(device: torch.device) -> None:
