@@ -21,14 +21,12 @@ import kornia.augmentation as K
 import torch
 from common import (
     BATCH,
-    Views,
     emit,
     float_batches,
     images_per_second,
     parser,
     setup,
     synthetic_splits,
-    train_step_on_views,
 )
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -38,7 +36,7 @@ from torchvision.transforms import v2
 from sidae.config import AugmentConfig, DataConfig, SidAEConfig, default_config
 from sidae.data import DataError, DataSplits, load_splits
 from sidae.noise import add_noise
-from sidae.pretrain import build_model, build_optimizer, make_views, train_step
+from sidae.pretrain import Views, build_model, build_optimizer, make_views, train_step
 
 JITTER_PROB = 0.8  # as sidae.augment and SimSiam
 WORKERS = 2
@@ -92,9 +90,9 @@ class TwoViews(Dataset):
         image = tv_tensors.Image(self.images[i])
         x1, x2 = (self.transform(image).as_subclass(Tensor) for _ in range(2))
         if not self.cfg.noised:
-            return x1, x2, x1, x2
+            return Views(x1, x2, x1, x2)
         n1, n2 = (add_noise(x[None], self.cfg.noise)[0] for x in (x1, x2))
-        return x1, x2, n1, n2
+        return Views(x1, x2, n1, n2)
 
 
 def loader_views(images: Tensor, cfg: SidAEConfig, device: torch.device) -> Iterator[Views]:
@@ -103,7 +101,7 @@ def loader_views(images: Tensor, cfg: SidAEConfig, device: torch.device) -> Iter
                         pin_memory=device.type == "cuda")
     while True:
         for views in loader:
-            yield tuple(v.to(device, non_blocking=True) for v in views)
+            yield Views(*(v.to(device, non_blocking=True) for v in views))
 
 
 def mnist_splits() -> tuple[DataSplits, str]:
@@ -142,12 +140,13 @@ def end_to_end(data: DataSplits, cfg: SidAEConfig, args: argparse.Namespace, dev
     optimizer = build_optimizer(model, cfg)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     batches = float_batches(data.pretrain.images.to(device), generator)
-    ours = images_per_second({"ours": lambda: train_step(model, optimizer, next(batches), cfg, generator)},
+    ours = images_per_second({"ours": lambda: train_step(model, optimizer, make_views(next(batches), cfg, generator),
+                                                         cfg)},
                              device, args.repeats, args.repeat_seconds)["ours"]
     views = loader_views(data.pretrain.images, cfg, device)
 
     def loader_step() -> None:
-        train_step_on_views(model, optimizer, next(views), cfg, generator)
+        train_step(model, optimizer, next(views), cfg)
 
     loader = images_per_second({"loader": loader_step}, device, args.repeats, args.repeat_seconds,
                                min_steps=2 * IN_FLIGHT)["loader"]

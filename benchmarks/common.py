@@ -20,23 +20,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from unittest import mock
 
 import torch
 
+from sidae.data import DataSplits, ImageSet, channel_stats, to_float
+from sidae.pretrain import resolve_device
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # `python benchmarks/x.py` without installing
-
-from sidae import pretrain  # noqa: E402
-from sidae.config import SidAEConfig  # noqa: E402
-from sidae.data import DataSplits, ImageSet, channel_stats  # noqa: E402
-from sidae.evaluate import to_float  # noqa: E402
-from sidae.losses import LossParts  # noqa: E402
-from sidae.model import SidAE  # noqa: E402
-
 BATCH = 256
 Step = Callable[[], object]
-Views = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def parser(doc: str | None, timing: bool = True) -> argparse.ArgumentParser:
@@ -55,7 +47,7 @@ def setup(args: argparse.Namespace) -> torch.device:
     device is unavailable."""
     torch.set_num_threads(args.threads)
     try:
-        device = pretrain.resolve_device(args.device)
+        device = resolve_device(args.device)
     except (ValueError, RuntimeError) as error:
         sys.exit(f"{Path(sys.argv[0]).name}: {error}")
     emit("device", torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu")
@@ -105,14 +97,6 @@ def float_batches(images: torch.Tensor, generator: torch.Generator) -> Iterator[
     order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
     for i in itertools.cycle(range(len(images) // BATCH)):
         yield to_float(images[order[i * BATCH:(i + 1) * BATCH]], images.device)
-
-
-def train_step_on_views(model: SidAE | torch.nn.Module, optimizer: torch.optim.Optimizer, views: Views,
-                        cfg: SidAEConfig, generator: torch.Generator) -> LossParts:
-    """sidae's own train_step with the views handed in instead of made: the same autocast,
-    channels_last, loss and optimizer step, minus augmentation, noise and uint8 conversion."""
-    with mock.patch.object(pretrain, "make_views", lambda *_: views):
-        return pretrain.train_step(model, optimizer, views[0], cfg, generator)
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,9 +1,10 @@
 """Images/s of a full SidAE training step against the bare model on the same batch.
 
 The full step is what sidae.pretrain._epoch does per batch of 256: slice uint8 images from an
-in-memory tensor on the device, convert them to float (sidae.evaluate.to_float), and run
-sidae.pretrain.train_step (two augmented views, noise, forward/backward, SGD step). The bare step
-runs the same train_step on pre-made float views (same model, same w), so
+in-memory tensor on the device, convert them to float (sidae.data.to_float), make two augmented,
+noised views (sidae.pretrain.make_views) and run sidae.pretrain.train_step on them
+(forward/backward, SGD step). The bare step runs the same train_step on views made once
+beforehand (same model, same w), so
 ratio_to_bare_model = full / bare is the share of the step's time left to the model; the rest
 is the batched view pipeline. Target: ratio >= 0.9 on CPU. Images are random uint8, so no data
 files are needed. --compile also times the full step with torch.compile(model).
@@ -27,12 +28,11 @@ from common import (
     parser,
     setup,
     synthetic_splits,
-    train_step_on_views,
 )
 
 from sidae.config import SidAEConfig, default_config
-from sidae.evaluate import to_float
-from sidae.pretrain import build_model, build_optimizer, make_views, train_step
+from sidae.data import to_float
+from sidae.pretrain import Views, build_model, build_optimizer, make_views, train_step
 
 CPU_RESNET_WIDTH = 16  # 0.85 s a step on 2 CPU cores; the full width, 64, has 16x the convolution work
 
@@ -57,7 +57,7 @@ def full_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: 
               generator: torch.Generator) -> Step:
     """One step of sidae.pretrain._epoch per call."""
     batches = float_batches(images, generator)
-    return lambda: train_step(model, optimizer, next(batches), cfg, generator)
+    return lambda: train_step(model, optimizer, make_views(next(batches), cfg, generator), cfg)
 
 
 def run_case(case: Case, args: argparse.Namespace, device: torch.device) -> None:
@@ -72,9 +72,9 @@ def run_case(case: Case, args: argparse.Namespace, device: torch.device) -> None
     generator = torch.Generator(device).manual_seed(cfg.seed)
     images = data.pretrain.images.to(device)
     views = make_views(to_float(images[:BATCH], device), cfg, generator)
-    views = tuple(v.contiguous(memory_format=torch.channels_last) for v in views)
+    views = Views(*(v.contiguous(memory_format=torch.channels_last) for v in views))
     steps = {"full": full_step(model, optimizer, images, cfg, generator),
-             "bare": lambda: train_step_on_views(model, optimizer, views, cfg, generator)}
+             "bare": lambda: train_step(model, optimizer, views, cfg)}
     if args.compile:
         torch.compiler.reset()  # else the previous case's shapes make dynamo recompile with dynamic shapes
         compiled = torch.compile(model)

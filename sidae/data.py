@@ -64,6 +64,12 @@ class ImageSet:
         return ImageSet(self.images[index], self.labels[index])
 
 
+def to_float(images: Tensor, device: torch.device) -> Tensor:
+    """uint8 (N, C, H, W) -> float in [0, 1] on device: batches are sliced from the uint8 sets
+    and converted only on the device that uses them."""
+    return images.to(device, non_blocking=True).float().div_(255)
+
+
 @dataclass(frozen=True)
 class DataSplits:
     name: str

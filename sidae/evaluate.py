@@ -16,16 +16,11 @@ from torch import Tensor, nn
 
 from sidae.augment import augment
 from sidae.config import AugmentConfig, SidAEConfig
-from sidae.data import DataSplits, ImageSet
+from sidae.data import DataSplits, ImageSet, to_float
 
 _FEATURE_BATCH = 1024
 _WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # linear-probe L2 grid, chosen on held-out labels
 _SELECTION_SIZE = 10_000  # labels used to choose the L2 strength; more changes the choice little
-
-
-def to_float(images: Tensor, device: torch.device) -> Tensor:
-    """uint8 (N, C, H, W) -> float in [0, 1] on device."""
-    return images.to(device, non_blocking=True).float().div_(255)
 
 
 @torch.no_grad()

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -20,8 +21,8 @@ from tqdm import tqdm
 from sidae import checkpoint
 from sidae.augment import augment
 from sidae.config import SidAEConfig
-from sidae.data import DataSplits
-from sidae.evaluate import collapse_std, extract_features, knn_accuracy, knn_bank_index, to_float
+from sidae.data import DataSplits, to_float
+from sidae.evaluate import collapse_std, extract_features, knn_accuracy, knn_bank_index
 from sidae.losses import LossParts, balanced_total, sidae_loss
 from sidae.model import SidAE
 from sidae.noise import add_noise
@@ -75,12 +76,22 @@ def set_cosine_lr(optimizer: torch.optim.Optimizer, base_lr: float, progress: fl
     return lr
 
 
-def make_views(x: Tensor, cfg: SidAEConfig, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Two independently augmented clean views and their noised copies (the encoder inputs)."""
+class Views(NamedTuple):
+    """One batch's two augmented clean views (the reconstruction targets) and the noised copies
+    the encoder sees; at w = 1 (unless noise_at_w1) the noised copies are the clean views."""
+
+    x1: Tensor
+    x2: Tensor
+    x1_noised: Tensor
+    x2_noised: Tensor
+
+
+def make_views(x: Tensor, cfg: SidAEConfig, generator: torch.Generator) -> Views:
+    """Two independently augmented clean views of the clean float batch x and their noised copies."""
     x1, x2 = augment(x, cfg.augment, generator), augment(x, cfg.augment, generator)
     if not cfg.noised:
-        return x1, x2, x1, x2
-    return x1, x2, add_noise(x1, cfg.noise, generator), add_noise(x2, cfg.noise, generator)
+        return Views(x1, x2, x1, x2)
+    return Views(x1, x2, add_noise(x1, cfg.noise, generator), add_noise(x2, cfg.noise, generator))
 
 
 class LossScales:
@@ -98,11 +109,11 @@ class LossScales:
         return self.values
 
 
-def train_step(model: SidAE, optimizer: torch.optim.Optimizer, x: Tensor, cfg: SidAEConfig,
-               generator: torch.Generator, scales: LossScales | None = None) -> LossParts:
-    """One SGD step on a batch of clean images x; returns the (detached) loss parts."""
-    x1, x2, x1_noised, x2_noised = make_views(x, cfg, generator)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if x.is_cuda else nullcontext()
+def train_step(model: SidAE, optimizer: torch.optim.Optimizer, views: Views, cfg: SidAEConfig,
+               scales: LossScales | None = None) -> LossParts:
+    """One optimizer step on a batch's views (see make_views); returns the (detached) loss parts."""
+    x1, x2, x1_noised, x2_noised = views
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if x1.is_cuda else nullcontext()
     with autocast:
         out = model(x1_noised.contiguous(memory_format=torch.channels_last),
                     x2_noised.contiguous(memory_format=torch.channels_last), cfg.w)
@@ -135,7 +146,7 @@ def _epoch(model: SidAE, optimizer: torch.optim.Optimizer, images: Tensor, cfg: 
     for step in bar:
         lr = set_cosine_lr(optimizer, cfg.optim.lr, (epoch * steps + step) / (cfg.optim.epochs * steps))
         x = to_float(images[order[step * batch:(step + 1) * batch]], images.device)
-        parts = train_step(model, optimizer, x, cfg, generator, scales)
+        parts = train_step(model, optimizer, make_views(x, cfg, generator), cfg, scales)
         sums += torch.stack([parts.total.float(), parts.siam.float(), parts.rec.float()])
     loss, siam, rec = (sums / steps).tolist()
     if not math.isfinite(loss):

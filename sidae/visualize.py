@@ -10,7 +10,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from sidae.config import SidAEConfig
-from sidae.evaluate import to_float
+from sidae.data import to_float
 from sidae.model import SidAE
 from sidae.noise import add_noise
 
