@@ -33,10 +33,10 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+import studies.cluster.local as local_cluster
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "docker" / "local_cluster.py"
-sys.path.insert(0, str(SCRIPT.parent))  # docker/ holds scripts, not a package
-import local_cluster  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 import optuna
 from playwright.sync_api import expect, sync_playwright
 
+from storage import make_storage
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # run as a script: make the project importable
-from storage import make_storage  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1440, "height": 1064}

@@ -4,8 +4,7 @@ artifact folder. `storage.urls` is the only place that turns a URL into a storag
 from storage.artifacts import ARTIFACT_DIR_ENV, artifact_dir_for, make_artifact_store
 from storage.errors import StorageError
 from storage.urls import (
-    DEFAULT_SQLITE_FILE,
-    PROJECT_ROOT,
+    DEFAULT_SQLITE_NAME,
     default_url,
     is_sqlite,
     make_storage,
@@ -16,8 +15,7 @@ from storage.urls import (
 
 __all__ = [
     "ARTIFACT_DIR_ENV",
-    "DEFAULT_SQLITE_FILE",
-    "PROJECT_ROOT",
+    "DEFAULT_SQLITE_NAME",
     "StorageError",
     "artifact_dir_for",
     "default_url",

@@ -9,7 +9,7 @@ from pathlib import Path
 from optuna.artifacts import FileSystemArtifactStore
 
 from storage.errors import StorageError
-from storage.urls import PROJECT_ROOT, is_sqlite, sqlite_file
+from storage.urls import is_sqlite, sqlite_file
 
 ARTIFACT_DIR_ENV = "SIDAE_ARTIFACT_DIR"
 
@@ -20,7 +20,7 @@ def artifact_dir_for(url: str, override: str | None = None) -> Path:
     An explicit `override` always wins. Otherwise a SQLite study keeps its artifacts beside its
     file, `<db stem>-artifacts/`, so copying or deleting a study moves both together; a
     PostgreSQL study has no file to sit beside, so it uses $SIDAE_ARTIFACT_DIR (a cluster sets
-    it to a folder every node and the dashboard see) or `<project root>/artifacts`.
+    it to a folder every node and the dashboard see) or `./artifacts`.
     """
     if override:
         return Path(override).expanduser().resolve()
@@ -28,7 +28,7 @@ def artifact_dir_for(url: str, override: str | None = None) -> Path:
         db = sqlite_file(url)
         return db.parent / f"{db.stem}-artifacts"
     env = os.environ.get(ARTIFACT_DIR_ENV)
-    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "artifacts"
+    return Path(env).expanduser().resolve() if env else Path.cwd() / "artifacts"
 
 
 def make_artifact_store(path: Path) -> FileSystemArtifactStore:

@@ -13,7 +13,7 @@ private methods (`_create_new_trial`, `_get_trials`, ...), so a subclass that re
 methods never sees ask, suggest or get_trials. A storage that is not an RDBStorage Optuna uses
 as it is: every call the service, Optuna and Ray make goes through the retry below.
 
-A `fence` (studies.lease) is asked before every write, and before each retry of one: a driver
+A `fence` (studies.service.lease) is asked before every write, and before each retry of one: a driver
 that no longer holds its study's lease raises instead of writing, and an outage longer than the
 lease lets it wait ends in that error rather than in a write landing after another driver took
 over.

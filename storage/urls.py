@@ -22,8 +22,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from storage.errors import StorageError
 from storage.resilient import ResilientStorage
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SQLITE_FILE = PROJECT_ROOT / "studies.db"
+DEFAULT_SQLITE_NAME = "studies.db"  # in the folder the command runs in, as optuna's examples do
 
 # A writer waits this long for another writer's lock instead of failing at once with
 # "database is locked"; Optuna's transactions are milliseconds long, so 30 s only runs out when
@@ -38,8 +37,9 @@ _POSTGRES_DRIVERS = ("postgresql", "postgresql+psycopg")
 
 
 def default_url() -> str:
-    """`sqlite:///<project root>/studies.db`: absolute, so it does not depend on the cwd."""
-    return f"sqlite:///{DEFAULT_SQLITE_FILE}"
+    """`sqlite:///<current folder>/studies.db`, made absolute now: Ray workers and the dashboard
+    may run elsewhere. Not the package's folder: an installed package lives in site-packages."""
+    return f"sqlite:///{Path.cwd() / DEFAULT_SQLITE_NAME}"
 
 
 def redact(url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from studies.budgets import BUDGETS, CPU_RGB32, budget_for
+from studies.service.budgets import BUDGETS, CPU_RGB32, budget_for
 
 
 @pytest.mark.parametrize("dataset", ["mnist", "fashion-mnist"])

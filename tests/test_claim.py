@@ -1,4 +1,4 @@
-"""studies/claim.py on hand-built w-sweep trials (real Optuna FrozenTrials): w is chosen on
+"""studies/analysis/claim.py on hand-built w-sweep trials (real Optuna FrozenTrials): w is chosen on
 validation, never on test; margins are paired by seed; the verdict follows the seeds."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial
 
-from studies.claim import Margin, by_w_and_seed, chosen_w, claim_lines, claim_summary, margin, verdict
+from studies.analysis.claim import Margin, by_w_and_seed, chosen_w, claim_lines, claim_summary, margin, verdict
 
 DISTRIBUTIONS = {"w": FloatDistribution(0.0, 1.0), "seed": IntDistribution(0, 9)}
 

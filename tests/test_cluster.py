@@ -20,6 +20,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+import studies.cluster.local as local_cluster
 from tests.conftest import REPO
 from tests.smoke_study import TINY, run_cli
 
@@ -27,8 +28,6 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = REPO / "docker" / "local_cluster.py"
 NUL = b"\0"  # separates the arguments in /proc/PID/cmdline
-sys.path.insert(0, str(SCRIPT.parent))  # docker/ holds scripts, not a package
-import local_cluster  # noqa: E402
 
 
 def cluster(state: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

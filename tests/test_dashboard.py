@@ -23,9 +23,9 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from storage import make_storage
 from studies import dashboard
-from studies.budgets import BUDGETS
-from studies.catalogue import STUDIES
-from studies.notes import study_note
+from studies.service.budgets import BUDGETS
+from studies.service.catalogue import STUDIES
+from studies.service.notes import study_note
 from tests.smoke_study import REPO, SmokeStudy
 
 pytestmark = pytest.mark.slow

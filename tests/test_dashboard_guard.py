@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from studies.dashboard import request_hostname, serve
+from studies.cli.dashboard import request_hostname, serve
 
 
 @pytest.fixture

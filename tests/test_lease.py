@@ -1,4 +1,4 @@
-"""One driver per study: the lease in the study's database (storage.lease, studies.lease),
+"""One driver per study: the lease in the study's database (storage.lease, studies.service.lease),
 against real SQLite files and a real PostgreSQL server."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 from storage import make_storage
 from storage.lease import LeaseTable
 from storage.resilient import ResilientStorage
-from studies import lease
+from studies.service import lease
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -112,7 +112,7 @@ FROZEN_DRIVER = textwrap.dedent("""
     import os, signal, sys, time
     import optuna
     from storage import make_storage
-    from studies import lease
+    from studies.service import lease
 
     url, name = sys.argv[1], sys.argv[2]
     storage = make_storage(url)

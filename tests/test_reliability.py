@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from storage import make_storage
-from studies import lease
+from studies.service import lease
 from tests.postgres import PostgresServer
 from tests.smoke_study import REPO, TINY, run_cli
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from storage import make_storage
 from studies import report
-from studies.summary import method_name
+from studies.analysis.summary import method_name
 from tests.smoke_study import REPO, SmokeStudy
 
 pytestmark = pytest.mark.slow

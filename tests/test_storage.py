@@ -18,7 +18,7 @@ from optuna.artifacts import FileSystemArtifactStore, download_artifact, upload_
 from optuna.trial import TrialState
 
 from storage import (
-    DEFAULT_SQLITE_FILE,
+    DEFAULT_SQLITE_NAME,
     StorageError,
     artifact_dir_for,
     default_url,
@@ -71,10 +71,9 @@ def assert_one_line_error(error: pytest.ExceptionInfo[StorageError], *fragments:
 # --- URLs ----------------------------------------------------------------------------------
 
 
-def test_default_url_is_a_sqlite_file_in_the_project_root() -> None:
-    assert (REPO / "pyproject.toml").is_file()
-    assert DEFAULT_SQLITE_FILE == REPO / "studies.db"
-    assert default_url() == f"sqlite:///{REPO / 'studies.db'}"
+def test_default_url_is_a_sqlite_file_in_the_current_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # not the package's folder: an installed package is in site-packages
+    assert default_url() == f"sqlite:///{tmp_path / DEFAULT_SQLITE_NAME}"
     assert is_sqlite(default_url())
 
 
@@ -268,7 +267,7 @@ def test_sqlite_artifacts_live_beside_the_database(tmp_path: Path, monkeypatch: 
     assert artifact_dir_for("sqlite:////data/w-sweep.db", None) == Path("/data/w-sweep-artifacts")
     monkeypatch.chdir(tmp_path)
     assert artifact_dir_for("sqlite:///runs/mnist.db", None) == tmp_path / "runs" / "mnist-artifacts"
-    assert artifact_dir_for(default_url(), None) == REPO / "studies-artifacts"
+    assert artifact_dir_for(default_url(), None) == tmp_path / "studies-artifacts"
 
 
 def test_postgresql_artifacts_come_from_override_env_or_project_root(

@@ -139,7 +139,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, mnist_dir: Pat
 
 
 def test_budget_overrides() -> None:
-    from studies.runner import StudyError, StudyOptions, resolve_budget
+    from studies.service.runner import StudyError, StudyOptions, resolve_budget
 
     budget = resolve_budget(StudyOptions(study="w-sweep", budget="cpu", epochs=5, w_grid=(0.0, 0.9, 0.9, 1.0),
                                          seeds=(3,)))
@@ -178,7 +178,7 @@ def test_a_one_point_grid_completes(tmp_path: Path, mnist_dir: Path) -> None:
 def test_best_model_is_read_only_from_the_studys_run_folder(tmp_path: Path) -> None:
     """run_dir comes from the database: a path outside the study's run folder is never read."""
     from storage import make_artifact_store
-    from studies.runner import store_best_model
+    from studies.service.runner import store_best_model
 
     outside, run_root = tmp_path / "elsewhere", tmp_path / "runs" / "s"
     for folder in (outside, run_root / "abc"):
@@ -200,7 +200,7 @@ def test_best_model_is_read_only_from_the_studys_run_folder(tmp_path: Path) -> N
 
 
 def test_local_ray_gets_a_private_token() -> None:
-    from studies.runner import private_ray_token
+    from studies.service.runner import private_ray_token
 
     env = private_ray_token()
     token = Path(env["RAY_AUTH_TOKEN_PATH"])
@@ -210,8 +210,8 @@ def test_local_ray_gets_a_private_token() -> None:
 
 
 def test_a_studys_budget_is_its_data_sets_variant() -> None:
-    from studies.budgets import BUDGETS, CPU_RGB32
-    from studies.runner import StudyOptions, resolve_budget
+    from studies.service.budgets import BUDGETS, CPU_RGB32
+    from studies.service.runner import StudyOptions, resolve_budget
 
     assert resolve_budget(StudyOptions(study="w-sweep", dataset="cifar10-jpeg")) == CPU_RGB32
     assert resolve_budget(StudyOptions(study="w-sweep", dataset="mnist")) == BUDGETS["cpu"]

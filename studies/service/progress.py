@@ -10,7 +10,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 from tqdm import tqdm
 
-from studies.search import StudySearch
+from studies.service.search import StudySearch
 
 
 class StudyProgress(Callback):

@@ -13,7 +13,7 @@ import matplotlib.image
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial
 
-from studies.summary import BASELINES, Spread
+from studies.analysis.summary import BASELINES, Spread
 
 DPI = 150
 GRID_ROWS = ("clean", "noised", "reconstructed")

@@ -29,12 +29,12 @@ from sidae.config import DATASETS, ConfigError
 from sidae.data import data_root
 from sidae.fetch import fetch
 from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, parse, redact
-from studies import lease
-from studies.budgets import BUDGETS, Budget, budget_for
-from studies.catalogue import STUDIES, Study, grid_points
-from studies.notes import save_study_note
-from studies.objective import TrialContext, train_trial, trial_config
-from studies.reconcile import plan
+from studies.service import lease
+from studies.service.budgets import BUDGETS, Budget, budget_for
+from studies.service.catalogue import STUDIES, Study, grid_points
+from studies.service.notes import save_study_note
+from studies.service.reconcile import plan
+from studies.service.trainable import TrialContext, train_trial, trial_config
 
 SCHEDULERS = ("asha", "none")
 
@@ -143,7 +143,7 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     points = grid_points(study, budget) if study.grid is not None else None
     if opts.address is None and not any(k in os.environ for k in RAY_AUTH_VARS):
         os.environ.update(private_ray_token())  # before Ray is imported: it reads them once
-    from studies import baseline  # imports Ray: only once the input is known to be good
+    from studies.service import baseline  # imports Ray: only once the input is known to be good
 
     # StudyBusy if another live driver runs this study; every write below is fenced by the lease
     with lease.held(storage, opts.study_name) as study_lease:
@@ -250,8 +250,8 @@ def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
           storage: optuna.storages.BaseStorage, artifact_store: Any, to_run: int) -> None:
     from ray import tune
 
-    from studies.progress import StudyProgress
-    from studies.search import StudySearch, TrialIndex
+    from studies.service.progress import StudyProgress
+    from studies.service.search import StudySearch, TrialIndex
 
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
     index = TrialIndex()

@@ -25,7 +25,7 @@ from sidae.data import DataSplits, load_splits
 from sidae.evaluate import fraction_key
 from sidae.experiment import CHECKPOINT_FILE, RunResult, run
 from sidae.visualize import save_reconstruction_grid
-from studies.budgets import Budget
+from studies.service.budgets import Budget
 
 GRID_IMAGES = 8
 

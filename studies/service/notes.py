@@ -13,10 +13,9 @@ from optuna_dashboard import save_note
 
 from sidae.config import DATASET_TITLES
 from storage import redact
-from studies.budgets import Budget
-from studies.catalogue import Study, grid_points
+from studies.service.budgets import Budget
+from studies.service.catalogue import Study, grid_points
 
-PROJECT = Path(__file__).resolve().parents[1]
 _SQLITE = "sqlite:///"
 
 
@@ -56,14 +55,14 @@ def redacted_command(command: str) -> str:
 
 
 def project_relative(word: str) -> str:
-    """An absolute path in or beside the project folder (or a SQLite URL of one) as the path
-    relative to the project that a reader's checkout has (`runs/x.db`, `../shared/data`); a
-    report that names this machine's folders cannot be rerun anywhere else. Other words as
-    they are."""
+    """An absolute path in or beside the current folder (or a SQLite URL of one) as the path
+    relative to it (`runs/x.db`, `../shared/data`), as the user typed it there: a report that
+    names this machine's folders cannot be rerun anywhere else. Other words as they are."""
+    here = Path.cwd()
     prefix, path = (_SQLITE, word[len(_SQLITE):]) if word.startswith(_SQLITE) else ("", word)
-    if not os.path.isabs(path) or not Path(path).is_relative_to(PROJECT.parent):
+    if not os.path.isabs(path) or not Path(path).is_relative_to(here.parent):
         return word
-    return prefix + os.path.relpath(path, PROJECT)
+    return prefix + os.path.relpath(path, here)
 
 
 def save_study_note(optuna_study: optuna.Study, study: Study, budget: Budget, dataset: str,

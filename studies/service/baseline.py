@@ -20,8 +20,8 @@ import torch
 
 from sidae.config import SidAEConfig
 from sidae.experiment import supervised_baseline
-from studies.objective import TrialContext, cached_splits, trial_config
-from studies.summary import SUPERVISED_ATTR
+from studies.analysis.summary import SUPERVISED_ATTR
+from studies.service.trainable import TrialContext, cached_splits, trial_config
 
 
 def missing_seeds(study: optuna.Study, ctx: TrialContext, params: Iterable[dict[str, Any]]) -> dict[str, SidAEConfig]:

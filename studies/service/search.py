@@ -29,7 +29,7 @@ from ray.tune.experiment import Trial
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.utils.util import unflatten_dict
 
-from studies.reconcile import BY_SCHEDULER, BY_TIME_BUDGET, STOPPED_BY
+from studies.service.reconcile import BY_SCHEDULER, BY_TIME_BUDGET, STOPPED_BY
 
 logger = logging.getLogger(__name__)
 

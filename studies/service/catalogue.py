@@ -14,7 +14,7 @@ from typing import Any
 
 import optuna
 
-from studies.budgets import Budget
+from studies.service.budgets import Budget
 
 # define-by-run space: suggests parameters on the trial; gets the budget and the data set name
 Space = Callable[[optuna.Trial, Budget, str], None]
@@ -33,7 +33,7 @@ class Study:
 
     def sampler(self, budget: Budget, seed: int) -> optuna.samplers.BaseSampler:
         if self.grid is not None:
-            # Every grid point is enqueued (studies.reconcile.plan), so the sampler never picks
+            # Every grid point is enqueued (studies.service.reconcile.plan), so the sampler never picks
             # one. Optuna's GridSampler must not be used here: it reads a `grid_id` that enqueued
             # trials lack, a KeyError once a single grid point is left (a one-point grid).
             return optuna.samplers.RandomSampler(seed=seed)

@@ -11,7 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 BASELINES = {1.0: "SimSiam", 0.0: "DAE"}
-SUPERVISED = "supervised"  # the backbone fine-tuned from scratch on the same labels (studies.baseline)
+SUPERVISED = "supervised"  # the backbone fine-tuned from scratch on the same labels (studies.service.baseline)
 SUPERVISED_ATTR = "supervised_finetune"
 
 

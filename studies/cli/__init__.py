@@ -1,0 +1,1 @@
+"""Command lines: run a study, write its report, serve the dashboard."""

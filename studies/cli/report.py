@@ -1,0 +1,236 @@
+"""Write a study's report: `python studies/report.py --name w-sweep-mnist --out reports/w-sweep`.
+
+DIR/report.md with PNG figures beside it. For any study: the best trials, parameter importances,
+the learning curves of the top trials and the best trial's clean / noised / reconstructed
+images. For a w-sweep also: test accuracy against w (one line per label fraction, mean and
+spread over seeds) and the paper's "method x label fraction" tables for linear evaluation and
+fine-tuning, best per column in bold, and whether the paper's claim holds at each label
+fraction (studies/analysis/claim.py). On a study that is still running it reports the trials
+complete so far, and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, download_artifact
+from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.trial import FrozenTrial
+from optuna_dashboard import get_note
+
+from sidae.checkpoint import write_atomic
+from sidae.config import DATASET_TITLES
+from storage import StorageError, artifact_dir_for, default_url, redact
+from studies.analysis import figures
+from studies.analysis.claim import claim_lines
+from studies.analysis.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished
+from studies.analysis.summary import SUPERVISED, Spread, by_w, complete_trials, counts, method_table
+from studies.service.notes import project_relative, redacted_command
+
+EVALUATIONS = {"test_linear": "linear probe", "test_finetune": "fine-tune"}  # user attr -> name
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python studies/report.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--name", required=True, help="the study's name in the storage, e.g. w-sweep-mnist")
+    p.add_argument("--out", required=True, type=Path, help="folder for report.md and the figures (created)")
+    p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
+    p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
+    p.add_argument("--top", type=int, default=5, help="how many of the best trials to list and plot (default 5)")
+    return p
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.2f}"
+
+
+def paper_table(table: dict[str, dict[str, Spread]]) -> list[str]:
+    """One row per method (by w: DAE first, SimSiam last, then the supervised baseline), one
+    column per label fraction, the best mean of each column in bold."""
+    fractions = sorted({f for row in table.values() for f in row}, key=float)
+    best = {f: max(row[f].mean for row in table.values() if f in row) for f in fractions}
+    seeds = max(s.n for row in table.values() for s in row.values())
+    lines = ["| method | " + " | ".join(f"{float(f):.0%} labels" for f in fractions) + " |",
+             "|---|" + "---:|" * len(fractions)]
+    for method, row in table.items():
+        cells = [_cell(row.get(f), seeds, best[f]) for f in fractions]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cell(value: Spread | None, seeds: int, best: float) -> str:
+    """Accuracy in percent, mean ± std over seeds; (n=k) where fewer of the seeds are complete;
+    bold when it is the best of its column."""
+    if value is None:
+        return "-"
+    text = f"{pct(value.mean)} ± {pct(value.std)}" if value.n > 1 else pct(value.mean)
+    text = text if value.n == seeds else f"{text} (n={value.n})"
+    return f"**{text}**" if value.mean == best else text
+
+
+def _title(study: optuna.Study) -> str:
+    """The data set as its numbers must be named ("CIFAR-10 (JPEG copy)", not just "CIFAR-10")."""
+    dataset = study.user_attrs.get("dataset", "")
+    return DATASET_TITLES.get(dataset, dataset or "the study's data set")
+
+
+def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -> list[str]:
+    tables = {attr: method_table(study, trials, attr) for attr in EVALUATIONS}
+    panels = {EVALUATIONS[attr]: table for attr in EVALUATIONS if (table := by_w(trials, attr))}
+    if not panels:
+        return ["## Accuracy against w", "", "No complete trial has test accuracies yet.", ""]
+    seeds = max(s.n for table in panels.values() for row in table.values() for s in row.values())
+    spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed: no spread"
+    supervised = tables["test_finetune"].get(SUPERVISED)
+    figures.w_sweep_figure(panels, f"{study.study_name}: test accuracy on {_title(study)} against w ({spread})",
+                           out / "w_sweep.png",
+                           references={EVALUATIONS["test_finetune"]: supervised} if supervised else None)
+    lines = ["## Accuracy against w", "", "![test accuracy against w](w_sweep.png)", ""]
+    for attr, title in (("test_linear", "Linear evaluation"), ("test_finetune", "Fine-tuning")):
+        lines += [f"### {title}", ""]
+        if tables[attr]:
+            lines += [f"Test accuracy (%) on {_title(study)} by label fraction, {spread}; best per column in bold.", "",
+                      *paper_table(tables[attr]), ""]
+        else:
+            lines += [f"No {EVALUATIONS[attr]} results: this study's budget does not run it.", ""]
+    if supervised:
+        lines += [f"`{SUPERVISED}`: the same backbone fine-tuned from a random initialisation on the same labels, "
+                  "steps and seeds (no pre-training): the bar pre-training has to clear.", ""]
+    return lines + claim_lines(trials, EVALUATIONS)
+
+
+def best_trials_section(top: list[FrozenTrial]) -> list[str]:
+    params = list(dict.fromkeys(p for t in top for p in t.params))
+    scores = [(attr, f) for attr in EVALUATIONS
+              for f in sorted({f for t in top for f in t.user_attrs.get(attr) or {}}, key=float)]
+    header = ["trial", "objective", *params, *(f"{EVALUATIONS[a]} {float(f):.0%}" for a, f in scores), "wall (s)"]
+    lines = ["## Best trials", "",
+             "Objective: validation linear-probe accuracy; the other scores are test accuracies in %.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for t in top:
+        cells = [str(t.number), f"{t.value:.4f}", *(_param(t.params.get(p)) for p in params),
+                 *(pct(t.user_attrs[a][f]) if f in (t.user_attrs.get(a) or {}) else "-" for a, f in scores),
+                 f"{t.user_attrs['wall_seconds']:.0f}" if "wall_seconds" in t.user_attrs else "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _param(value: object) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def importance_section(study: optuna.Study, out: Path) -> list[str]:
+    lines = ["## Parameter importances", ""]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        importances = optuna.importance.get_param_importances(study)  # PED-ANOVA, as the dashboard
+    if not importances:
+        return lines + ["No searched parameter varies between the complete trials.", ""]
+    figures.importance_figure(importances, f"{study.study_name}: parameter importances", out / "importances.png")
+    lines += ["![parameter importances](importances.png)", "", "| parameter | importance |", "|---|---:|"]
+    lines += [f"| {p} | {v:.3f} |" for p, v in importances.items()]
+    cautions = [f"> Caution: {w.message}" for w in caught if issubclass(w.category, UserWarning)]
+    return lines + [""] + (cautions + [""] if cautions else [])
+
+
+def learning_curve_section(name: str, top: list[FrozenTrial], out: Path) -> list[str]:
+    curves = [t for t in top if t.intermediate_values]
+    if not curves:
+        return []
+    figures.learning_curve_figure(curves, f"{name}: learning curves of the best trials", out / "learning_curves.png")
+    return ["## Learning curves", "", "Validation kNN accuracy after each epoch.", "",
+            "![learning curves](learning_curves.png)", ""]
+
+
+def reconstruction_section(best: FrozenTrial, artifact_folder: Path, out: Path) -> list[str]:
+    lines = [f"## Reconstructions of the best trial ({best.number})", ""]
+    artifact_id = best.user_attrs.get("artifact:reconstructions")
+    if artifact_id is None:
+        return lines + ["This trial stored no reconstruction grid.", ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        grid = Path(tmp) / "grid.png"
+        try:
+            download_artifact(artifact_store=FileSystemArtifactStore(artifact_folder), file_path=str(grid),
+                              artifact_id=artifact_id)
+        except (ArtifactNotFound, OSError):
+            return lines + [f"Grid {artifact_id} not found in {artifact_folder} (see --artifact-dir).", ""]
+        params = ", ".join(f"{k}={_param(v)}" for k, v in best.params.items())
+        figures.reconstruction_figure(grid, f"trial {best.number} ({params}): validation images",
+                                      out / "reconstructions.png")
+    lines += ["![clean, noised and reconstructed images](reconstructions.png)", ""]
+    if best.params.get("w") == 1.0:
+        lines += ["At w = 1 (SimSiam) the decoder is not trained: its row shows what an untrained decoder draws.", ""]
+    return lines
+
+
+def header(study: optuna.Study, url: str, done: int) -> list[str]:
+    attrs = study.user_attrs
+    kind = (f"`{attrs['study']}` on `{attrs['dataset']}` ({_title(study)}), budget `{attrs['budget']}`. "
+            if {"study", "dataset", "budget"} <= attrs.keys() else "")  # set by studies/run.py
+    lines = [f"# Study report: {study.study_name}", "",
+             f"{kind}Trials: {counts(study)}. Storage: `{project_relative(redact(url))}`. "
+             f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", ""]
+    todo = unfinished(study)
+    if todo:
+        waiting = ", ".join(f"{n} {state}" for state, n in todo.items())
+        lines += [f"> **Still running** ({waiting}): this report covers the {done} trials complete so far. "
+                  "Run it again for the rest. (Trials stay RUNNING after their driver stopped until the study's "
+                  "command is run again.)", ""]
+    note = get_note(study).strip()
+    command = attrs.get("command")
+    if note:
+        lines += ["## About this study", "", note, ""]
+    elif command:
+        lines += ["Reproduce:", "", f"```\n{redacted_command(command)}\n```", ""]
+    return lines
+
+
+def write_report(study: optuna.Study, url: str, artifact_folder: Path, out: Path, top: int) -> Path:
+    """report.md and its figures in `out`; StoredStudyError when no trial is complete."""
+    trials = complete_trials(study)
+    if not trials:
+        raise StoredStudyError(f"study {study.study_name!r} has no complete trials yet "
+                               f"({counts(study) or 'no trials'}); nothing to report")
+    out.mkdir(parents=True, exist_ok=True)
+    best = sorted(trials, key=lambda t: t.value, reverse=True)[:top]
+    lines = header(study, url, len(trials))
+    if study.user_attrs.get("study") == "w-sweep":
+        lines += w_sweep_section(study, trials, out)
+    lines += best_trials_section(best)
+    lines += importance_section(study, out)
+    lines += learning_curve_section(study.study_name, best, out)
+    lines += reconstruction_section(best[0], artifact_folder, out)
+    path = out / "report.md"
+    write_atomic(path, ("\n".join(lines).rstrip() + "\n").encode())
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.top < 1:
+        print("error: --top must be at least 1", file=sys.stderr)
+        return 2
+    url = args.storage or default_url()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = load_existing_study(open_existing_storage(url), args.name)
+        path = write_report(study, url, artifact_dir_for(url, args.artifact_dir), args.out, args.top)
+    except (StorageError, StoredStudyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # --out is a file, or not writable
+        print(f"error: cannot write the report in {args.out}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}" + (" (the study is still running: complete trials only)" if unfinished(study) else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
