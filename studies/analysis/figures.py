@@ -2,22 +2,35 @@
 curves, and a trial's clean / noised / reconstructed grid with its rows named.
 
 matplotlib's object API (`Figure`, no pyplot): no global figure state and no GUI backend, so it
-runs headless and from threads.
+runs headless and from threads. Each figure is rendered in memory and written atomically
+(sidae.checkpoint.write_atomic: a temporary name beside it, flushed, renamed), so a full disk or a
+crash keeps the previous report's figure whole instead of leaving half a PNG.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial
 
+from sidae.checkpoint import write_atomic
 from studies.analysis.summary import BASELINES, Spread
 
 DPI = 150
 GRID_ROWS = ("clean", "noised", "reconstructed")
 GRID_PADDING = 2  # pixels around each image in sidae.visualize's grid (torchvision make_grid)
+
+
+def save(fig: Figure, path: Path, **options: Any) -> Path:
+    """`fig` as a PNG at `path`, atomically: the old file or the new one, never half of one."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, **options)
+    write_atomic(path, buffer.getbuffer())
+    return path
 
 
 def w_sweep_figure(panels: dict[str, dict[float, dict[str, Spread]]], title: str, path: Path,
@@ -49,8 +62,7 @@ def w_sweep_figure(panels: dict[str, dict[float, dict[str, Spread]]], title: str
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(title, fontsize=11)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return save(fig, path)
 
 
 def importance_figure(importances: dict[str, float], title: str, path: Path) -> Path:
@@ -62,8 +74,7 @@ def importance_figure(importances: dict[str, float], title: str, path: Path) -> 
     ax.set_xlim(0, 1.1)
     ax.set_xlabel("importance for the objective (PED-ANOVA, as in optuna-dashboard)")
     ax.set_title(title, fontsize=10)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return save(fig, path)
 
 
 def learning_curve_figure(trials: list[FrozenTrial], title: str, path: Path) -> Path:
@@ -80,8 +91,7 @@ def learning_curve_figure(trials: list[FrozenTrial], title: str, path: Path) -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
-    fig.savefig(path, dpi=DPI)
-    return path
+    return save(fig, path)
 
 
 def reconstruction_figure(grid_png: Path, title: str, path: Path) -> Path:
@@ -98,5 +108,4 @@ def reconstruction_figure(grid_png: Path, title: str, path: Path) -> Path:
     for spine in ax.spines.values():
         spine.set_visible(False)
     ax.set_title(title, fontsize=10)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    return path
+    return save(fig, path, bbox_inches="tight")
