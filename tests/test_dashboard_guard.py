@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,12 +65,44 @@ def test_edits_only_when_allowed(url: str) -> None:
     assert sorted(study_names(url)) == ["s", "x"]
 
 
+def dump(url: str) -> list[str]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        return list(connection.iterdump())
+
+
+# optuna-dashboard's own write routes, each a request that changes the storage when edits are on
+# (study 1; trial 1 COMPLETE, trial 2 RUNNING)
+WRITES = [
+    ("DELETE", "/api/studies/1", None),
+    ("POST", "/api/studies/1/rename", {"study_name": "renamed"}),
+    ("PUT", "/api/studies/1/note", {"version": 1, "body": "defaced"}),
+    ("PUT", "/api/studies/1/1/note", {"version": 1, "body": "defaced"}),
+    ("POST", "/api/trials/2/tell", {"state": "Fail"}),
+    ("POST", "/api/trials/2/user-attrs", {"user_attrs": {"run_dir": "/etc"}}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), WRITES, ids=[f"{m} {p}" for m, p, _ in WRITES])
+def test_every_write_route_is_refused_and_would_have_written(url: str, method: str, path: str,
+                                                             body: dict | None) -> None:
+    optuna.load_study(study_name="s", storage=url).ask()  # trial 2, RUNNING
+    before = dump(url)
+    with dashboard(url) as port:
+        assert request(port, method, path, body=body)[0] == 403
+        assert request(port, "PATCH", path, body=body)[0] == 403
+    assert dump(url) == before
+    with dashboard(url, allow_edits=True) as port:  # the same request is a real write
+        assert request(port, method, path, body=body)[0] < 300
+    assert dump(url) != before
+
+
 def test_requests_for_another_host_are_refused(url: str) -> None:
     with dashboard(url, allowed_hosts=["dash.example.org"]) as port:
         status, text = request(port, "GET", "/api/studies", host="attacker.example")  # DNS rebinding
         assert status == 403 and "'attacker.example' is not served here" in text
         for host in ("localhost", "127.0.0.1", "dash.example.org"):
             assert request(port, "GET", "/api/studies", host=host)[0] == 200
+        assert request(port, "GET", "/api/studies", host="")[0] == 403  # no Host at all
 
 
 def test_request_hostname() -> None:
