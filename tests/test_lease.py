@@ -94,6 +94,22 @@ def test_host_clocks_play_no_part(url: str, monkeypatch: pytest.MonkeyPatch) -> 
     lease.acquire(table(url), name, stale_s=1.0)
 
 
+def test_renewals_from_a_skewed_host_are_stamped_by_the_database(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The holder's own clock a day ahead or behind: its renewals keep the lease fresh by the
+    database's clock (not a day old, not a day in the future, which would never go stale)."""
+    name = fresh_name()
+    first = lease.acquire(table(url), name, stale_s=2.0)
+    real_time = time.time
+    for skew in (86400.0, -86400.0):
+        monkeypatch.setattr(time, "time", lambda skew=skew: real_time() + skew)
+        first.renew()
+        monkeypatch.setattr(time, "time", real_time)  # read by a driver on a host with the right time
+        held = table(url).current(name)
+        assert held is not None and held.lease_id == first.lease_id and 0 <= held.age_s < 1.0
+    time.sleep(2.2)  # no renewal since: stale for everyone, however far its host's clock is off
+    lease.acquire(table(url), name, stale_s=2.0)
+
+
 def test_lease_of_a_dead_local_process_is_taken_over_at_once(url: str) -> None:
     name = fresh_name()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
