@@ -155,6 +155,32 @@ def test_postgresql_asks_for_the_password(postgres_url: str, tmp_path: Path,
     assert_one_line_error(error, "password authentication failed")
 
 
+def test_postgresql_of_the_tests_and_the_loopback_cluster_is_locked_down(postgres_server: PostgresServer) -> None:
+    """scripts/pg_local.sh: the study role is no superuser and owns the study database, the
+    server listens on 127.0.0.1 only, no pg_hba rule trusts anyone, passwords are scram-sha-256,
+    the data folder is 0700 and the password file 0600."""
+    import sqlalchemy as sa
+
+    engine = make_storage(postgres_server.url).backend.engine
+    with engine.connect() as connection:
+        role = connection.execute(sa.text("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
+                                          "WHERE rolname = current_user")).one()
+        owner = connection.execute(sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database "
+                                           "WHERE datname = current_database()")).scalar()
+        listen = connection.execute(sa.text("SHOW listen_addresses")).scalar()
+        hashed = connection.execute(sa.text("SHOW password_encryption")).scalar()
+    engine.dispose()
+    assert tuple(role) == (False, False, False) and owner == "sidae"
+    assert listen == "127.0.0.1" and hashed == "scram-sha-256"
+    pgdata = postgres_server.datadir / "data"
+    rules = [line.split() for line in (pgdata / "pg_hba.conf").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    assert rules and all(rule[-1] in ("peer", "scram-sha-256") for rule in rules), rules
+    assert all(rule[-1] == "scram-sha-256" for rule in rules if rule[0].startswith("host"))
+    assert pgdata.stat().st_mode & 0o777 == 0o700
+    assert postgres_server.password_file.stat().st_mode & 0o777 == 0o600
+
+
 def test_sqlite_path_that_cannot_be_created_raises_storage_error(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("not a folder")
     with pytest.raises(StorageError) as error:
