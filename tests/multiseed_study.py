@@ -1,6 +1,6 @@
 """A finished w-sweep with three seeds and known numbers, written through Optuna's public API
 (create_study, create_trial, add_trial) with the attributes the driver stores on real trials
-(studies/record.py: RESULT_ATTRS, SUPERVISED_ATTR; studies/service/search.py), for report and
+(RESULT_ATTRS in studies/service/search.py, the supervised baseline as SUPERVISED_ATTR), for report and
 verdict tests that check every cell against values chosen by hand.
 
 The numbers (test accuracy in points, one per seed 0, 1, 2), as the report must show them:
@@ -22,7 +22,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from storage import make_storage
-from studies.record import SUPERVISED_ATTR
+from studies.analysis.summary import SUPERVISED_ATTR
 
 WS = (0.0, 0.5, 0.9, 1.0)
 SEEDS = (0, 1, 2)
