@@ -109,3 +109,44 @@ def reconstruction_figure(grid_png: Path, title: str, path: Path) -> Path:
         spine.set_visible(False)
     ax.set_title(title, fontsize=10)
     return save(fig, path, bbox_inches="tight")
+
+
+STUDY_STYLES = ("-", "--", ":", "-.")  # one line style per compared study; colour stays per label fraction
+
+
+def w_sweep_comparison_figure(studies: dict[str, dict[str, dict[float, dict[str, Spread]]]], title: str,
+                              path: Path) -> Path:
+    """w_sweep_figure for several studies in one: `studies` maps a study's name to its panels
+    (evaluation -> summary.by_w's table); one panel per evaluation, colour per label fraction,
+    line style and marker per study, each line with its band of +- one std over seeds."""
+    evaluations = list(dict.fromkeys(e for panels in studies.values() for e in panels))
+    fractions = sorted({f for panels in studies.values() for table in panels.values() for row in table.values()
+                        for f in row}, key=float)
+    colours = {f: f"C{i}" for i, f in enumerate(fractions)}
+    fig = Figure(figsize=(6 * len(evaluations), 4.8), layout="constrained")
+    axes = fig.subplots(1, len(evaluations), squeeze=False)[0]
+    for ax, evaluation in zip(axes, evaluations, strict=True):
+        ws: set[float] = set()
+        for (name, panels), style, marker in zip(studies.items(), STUDY_STYLES * 4, "osD^v<>" * 2, strict=False):
+            table = panels.get(evaluation, {})
+            ws |= set(table)
+            for fraction in fractions:
+                points = [w for w, row in table.items() if fraction in row]
+                if not points:
+                    continue
+                spreads = [table[w][fraction] for w in points]
+                ax.plot(points, [100 * s.mean for s in spreads], linestyle=style, marker=marker,
+                        color=colours[fraction], label=f"{name}, {float(fraction):.0%} labels")
+                ax.fill_between(points, [100 * (s.mean - s.std) for s in spreads],
+                                [100 * (s.mean + s.std) for s in spreads], color=colours[fraction], alpha=0.12,
+                                linewidth=0)
+        for w, method in BASELINES.items():
+            ax.axvline(w, color="grey", linestyle=":", linewidth=1)
+            ax.text(w, 1.01, method, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)
+        ax.set_xticks(sorted(ws))
+        ax.set_xlabel("w  (0: DAE, 1: SimSiam)")
+        ax.set_ylabel(f"test accuracy (%), {evaluation}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=11)
+    return save(fig, path)

@@ -7,6 +7,9 @@ spread over seeds) and the paper's "method x label fraction" tables for linear e
 fine-tuning, best per column in bold, and whether the paper's claim holds at each label
 fraction (studies/analysis/claim.py). On a study that is still running it reports the trials
 complete so far, and says so.
+
+`--name A --name B` compares w-sweeps in one report instead (studies/cli/compare.py): their
+tables side by side, one w-plot with all of them, their verdict rows next to each other.
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ EVALUATIONS = {"test_linear": "linear probe", "test_finetune": "fine-tune"}  # u
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python studies/report.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--name", required=True, help="the study's name in the storage, e.g. w-sweep-mnist")
+    p.add_argument("--name", required=True, action="append",
+                   help="the study's name in the storage, e.g. w-sweep-mnist; give it again for each further "
+                        "w-sweep to compare them in one report (tables, w-plot and verdicts side by side)")
     p.add_argument("--out", required=True, type=Path, help="folder for report.md and the figures (created)")
     p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
     p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
@@ -60,12 +65,12 @@ def paper_table(table: dict[str, dict[str, Spread]]) -> list[str]:
     lines = ["| method | " + " | ".join(f"{float(f):.0%} labels" for f in fractions) + " |",
              "|---|" + "---:|" * len(fractions)]
     for method, row in table.items():
-        cells = [_cell(row.get(f), seeds, best[f]) for f in fractions]
+        cells = [cell(row.get(f), seeds, best[f]) for f in fractions]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _cell(value: Spread | None, seeds: int, best: float) -> str:
+def cell(value: Spread | None, seeds: int, best: float) -> str:
     """Accuracy in percent, mean ± std over seeds; (n=k) where fewer of the seeds are complete;
     bold when it is the best of its column."""
     if value is None:
@@ -75,7 +80,7 @@ def _cell(value: Spread | None, seeds: int, best: float) -> str:
     return f"**{text}**" if value.mean == best else text
 
 
-def _title(study: optuna.Study) -> str:
+def dataset_title(study: optuna.Study) -> str:
     """The data set as its numbers must be named ("CIFAR-10 (JPEG copy)", not just "CIFAR-10")."""
     dataset = study.user_attrs.get("dataset", "")
     return DATASET_TITLES.get(dataset, dataset or "the study's data set")
@@ -89,15 +94,15 @@ def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -
     seeds = max(s.n for table in panels.values() for row in table.values() for s in row.values())
     spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed: no spread"
     supervised = tables["test_finetune"].get(SUPERVISED)
-    figures.w_sweep_figure(panels, f"{study.study_name}: test accuracy on {_title(study)} against w ({spread})",
+    figures.w_sweep_figure(panels, f"{study.study_name}: test accuracy on {dataset_title(study)} against w ({spread})",
                            out / "w_sweep.png",
                            references={EVALUATIONS["test_finetune"]: supervised} if supervised else None)
     lines = ["## Accuracy against w", "", "![test accuracy against w](w_sweep.png)", ""]
     for attr, title in (("test_linear", "Linear evaluation"), ("test_finetune", "Fine-tuning")):
         lines += [f"### {title}", ""]
         if tables[attr]:
-            lines += [f"Test accuracy (%) on {_title(study)} by label fraction, {spread}; best per column in bold.", "",
-                      *paper_table(tables[attr]), ""]
+            lines += [f"Test accuracy (%) on {dataset_title(study)} by label fraction, {spread}; "
+                      "best per column in bold.", "", *paper_table(tables[attr]), ""]
         else:
             lines += [f"No {EVALUATIONS[attr]} results: this study's budget does not run it.", ""]
     if supervised:
@@ -172,7 +177,7 @@ def reconstruction_section(best: FrozenTrial, artifact_folder: Path, out: Path) 
 
 def header(study: optuna.Study, url: str, done: int) -> list[str]:
     attrs = study.user_attrs
-    kind = (f"`{attrs['study']}` on `{attrs['dataset']}` ({_title(study)}), budget `{attrs['budget']}`. "
+    kind = (f"`{attrs['study']}` on `{attrs['dataset']}` ({dataset_title(study)}), budget `{attrs['budget']}`. "
             if {"study", "dataset", "budget"} <= attrs.keys() else "")  # set by studies/run.py
     lines = [f"# Study report: {study.study_name}", "",
              f"{kind}Trials: {counts(study)}. Storage: `{project_relative(redact(url))}`. "
@@ -212,6 +217,19 @@ def write_report(study: optuna.Study, url: str, artifact_folder: Path, out: Path
     return path
 
 
+def compare(storage: optuna.storages.BaseStorage, url: str, names: list[str], out: Path) -> int:
+    """`--name A --name B ...`: one report of the studies side by side (studies/cli/compare.py)."""
+    from studies.cli.compare import write_comparison  # it builds on this module's cells
+
+    if len(set(names)) < len(names):
+        raise StoredStudyError("each --name once: " + ", ".join(names))
+    studies = [load_existing_study(storage, name) for name in names]
+    path = write_comparison(studies, url, out)
+    still = [s.study_name for s in studies if unfinished(s)]
+    print(f"wrote {path}" + (f" ({', '.join(still)} still running: complete trials only)" if still else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.top < 1:
@@ -220,7 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     url = args.storage or default_url()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        study = load_existing_study(open_existing_storage(url), args.name)
+        storage = open_existing_storage(url)
+        if len(args.name) > 1:
+            return compare(storage, url, args.name, args.out)
+        study = load_existing_study(storage, args.name[0])
         path = write_report(study, url, artifact_dir_for(url, args.artifact_dir), args.out, args.top)
     except (StorageError, StoredStudyError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,0 +1,126 @@
+"""Several w-sweeps in one report: `python studies/report.py --name A --name B --out DIR`.
+
+For the question "what changed between these studies?" (plain and normalised weighting, two
+data sets, two budgets): DIR/report.md with each table's columns for every study next to each
+other, one accuracy-against-w figure with all the studies (a line style per study), and the
+verdict rows of the paper's claim side by side, each study at its own validation-chosen w. The
+cells are exactly those of each study's own report (studies/cli/report.py).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import optuna
+
+from sidae.checkpoint import write_atomic
+from storage import redact
+from studies.analysis import figures
+from studies.analysis.claim import ClaimRow, claim_rows
+from studies.analysis.stored import StoredStudyError, unfinished
+from studies.analysis.summary import SUPERVISED, Spread, by_w, complete_trials, counts, method_name, method_table
+from studies.cli.report import EVALUATIONS, cell, dataset_title
+from studies.service.notes import project_relative
+
+
+def check_comparable(studies: list[optuna.Study]) -> None:
+    """StoredStudyError unless every study is a w-sweep with a complete trial."""
+    for study in studies:
+        if study.user_attrs.get("study") != "w-sweep":
+            kind = study.user_attrs.get("study", "unknown")
+            raise StoredStudyError(f"study {study.study_name!r} is a {kind} study: only w-sweeps can be compared")
+        if not complete_trials(study):
+            raise StoredStudyError(f"study {study.study_name!r} has no complete trials yet "
+                                   f"({counts(study) or 'no trials'}); nothing to compare")
+
+
+def side_by_side(tables: dict[str, dict[str, dict[str, Spread]]], ws: list[float]) -> list[str]:
+    """One row per method (the w in `ws`, then the supervised baseline), for each label fraction
+    one column per study; each column's best mean in bold and (n=k) where fewer seeds are
+    complete, as in a single study's table; '-' where a study lacks the cell."""
+    fractions = sorted({f for table in tables.values() for row in table.values() for f in row}, key=float)
+    methods = [method_name(w) for w in ws] + ([SUPERVISED] if any(SUPERVISED in t for t in tables.values()) else [])
+    columns = [(f, name) for f in fractions for name in tables]
+    best = {(f, name): max((row[f].mean for row in tables[name].values() if f in row), default=None)
+            for f, name in columns}
+    seeds = {name: max((s.n for row in table.values() for s in row.values()), default=0)
+             for name, table in tables.items()}
+    lines = ["| method | " + " | ".join(f"{float(f):.0%} labels, {name}" for f, name in columns) + " |",
+             "|---|" + "---:|" * len(columns)]
+    for method in methods:
+        cells = [cell(tables[name].get(method, {}).get(f), seeds[name], best[f, name]) for f, name in columns]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def claim_side_by_side(studies: list[optuna.Study]) -> list[str]:
+    """The verdict rows of each study (studies/analysis/claim.py) next to each other."""
+    chosen: dict[str, float | None] = {}
+    rows: dict[str, dict[tuple[str, str], ClaimRow]] = {}
+    for study in studies:
+        w, found = claim_rows(complete_trials(study), EVALUATIONS)
+        chosen[study.study_name], rows[study.study_name] = w, {(r.evaluation, r.fraction): r for r in found}
+    keys = sorted({k for found in rows.values() for k in found},
+                  key=lambda k: (list(EVALUATIONS.values()).index(k[0]), float(k[1])))
+    if not keys:
+        return []
+    names = [s.study_name for s in studies]
+    lines = ["## Does the claim hold?", "",
+             "Each study's SidAE at its own w, chosen on validation (" +
+             ", ".join(f"`{n}`: w = {chosen[n]:g}" if chosen[n] is not None else f"`{n}`: no inner w" for n in names)
+             + "), against each baseline: test accuracy difference in points, mean ± std of the per-seed "
+             "differences (seeds on which SidAE is ahead / seeds), and the verdict, as in each study's report "
+             "(*holds*: ahead of both on every seed; *unclear*: ahead on average only; *no*: behind either on "
+             "average). '-' where a study lacks the row.", "",
+             "| evaluation | " + " | ".join(f"{n}: − DAE | {n}: − SimSiam | {n}: claim" for n in names) + " |",
+             "|---|" + "---:|---:|---|" * len(names)]
+    for key in keys:
+        cells = []
+        for name in names:
+            row = rows[name].get(key)
+            cells += [str(row.vs_dae), str(row.vs_simsiam), row.verdict] if row else ["-", "-", "-"]
+        lines.append(f"| {key[0]}, {float(key[1]):.0%} labels | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def header(studies: list[optuna.Study], url: str) -> list[str]:
+    names = ", ".join(s.study_name for s in studies)
+    lines = [f"# Study comparison: {names}", "",
+             f"Storage: `{project_relative(redact(url))}`. Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
+             "Each study's own report (`python studies/report.py --name NAME`) has its best trials, importances "
+             "and reconstructions.", ""]
+    for study in studies:
+        attrs = study.user_attrs
+        todo = unfinished(study)
+        running = (" **Still running** (" + ", ".join(f"{n} {s}" for s, n in todo.items())
+                   + "): complete trials only.") if todo else ""
+        lines.append(f"- `{study.study_name}`: `{attrs.get('study')}` on {dataset_title(study)}, budget "
+                     f"`{attrs.get('budget', '?')}`; trials: {counts(study)}.{running}")
+    return lines + [""]
+
+
+def write_comparison(studies: list[optuna.Study], url: str, out: Path) -> Path:
+    """report.md and w_sweep.png in `out` for `studies` (w-sweeps, in the order given)."""
+    check_comparable(studies)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = header(studies, url)
+    panels = {s.study_name: {EVALUATIONS[a]: t for a in EVALUATIONS if (t := by_w(complete_trials(s), a))}
+              for s in studies}
+    names = " vs ".join(s.study_name for s in studies)
+    figures.w_sweep_comparison_figure(panels, f"test accuracy against w: {names} (mean ± std over seeds)",
+                                      out / "w_sweep.png")
+    lines += ["## Accuracy against w", "", "![test accuracy against w, all studies](w_sweep.png)", ""]
+    for attr, heading in (("test_linear", "Linear evaluation"), ("test_finetune", "Fine-tuning")):
+        tables = {s.study_name: method_table(s, complete_trials(s), attr) for s in studies}
+        ws = sorted({w for s in studies for w in by_w(complete_trials(s), attr)})
+        lines += [f"### {heading}", ""]
+        if any(tables.values()):
+            lines += ["Test accuracy (%) by label fraction, mean ± std over each study's seeds; best of each "
+                      "column in bold.", "", *side_by_side(tables, ws), ""]
+        else:
+            lines += [f"No {EVALUATIONS[attr]} results in these studies.", ""]
+    lines += claim_side_by_side(studies)
+    path = out / "report.md"
+    write_atomic(path, ("\n".join(lines).rstrip() + "\n").encode())
+    return path
