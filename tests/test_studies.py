@@ -10,6 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from tests.postgres import PostgresServer
 from tests.smoke_study import TINY, SmokeStudy, run_cli
 
@@ -56,8 +57,8 @@ def test_stale_running_trial_is_failed_and_its_point_retried(tmp_path: Path, mni
     study = optuna.create_study(study_name="w-sweep-mnist", storage=url, direction="maximize")
     study.set_user_attr("study", "w-sweep")
     study.set_user_attr("dataset", "mnist")
-    orphan = study.ask({"seed": optuna.distributions.CategoricalDistribution([0]),
-                        "w": optuna.distributions.CategoricalDistribution([0.0, 0.5, 1.0])})
+    study.enqueue_trial({"seed": 0, "w": 0.5})
+    orphan = study.ask(W_SWEEP_DISTRIBUTIONS)  # the grid point, RUNNING
     done = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = load(url).trials
@@ -124,6 +125,7 @@ def test_list(tmp_path: Path, mnist_dir: Path) -> None:
         (["--study", "w-sweep", "--set", "eval.label_fractions=0.5"], "eval.label_fractions expects a list"),
         (["--study", "w-sweep", "--set", "optim.epochs=2.5"], "optim.epochs expects a whole number, got 2.5"),
         (["--study", "w-sweep", "--set", "data.dataset=cifar10"], "would silently override --dataset"),
+        (["--study", "w-sweep", "--seeds", "-1"], "--seeds must be in [0, 2**31), got -1"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, mnist_dir: Path, args: list[str],
@@ -167,12 +169,20 @@ def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_pat
     assert sorted(t.params["w"] for t in complete) == [0.0, 0.5, 1.0]
 
 
-def test_a_one_point_grid_completes(tmp_path: Path, mnist_dir: Path) -> None:
+def test_a_one_point_grid_completes_and_so_does_the_last_point_of_a_resumed_grid(tmp_path: Path,
+                                                                                 mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     done = run_cli("--study", "w-sweep", *TINY, "--w-grid", "0.5", "--seeds", "0", "--storage", url, cwd=tmp_path,
                    data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [(t.state, t.params) for t in load(url).trials] == [(TrialState.COMPLETE, {"seed": 0, "w": 0.5})]
+    # the same study on a wider grid: one point is done, the one left runs and is stored
+    resumed = run_cli("--study", "w-sweep", *TINY, "--w-grid", "0.5,1", "--seeds", "0", "--storage", url,
+                      cwd=tmp_path, data_dir=mnist_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "1 trial(s) to run" in resumed.stderr
+    assert [(t.state, t.params) for t in load(url).trials] == [(TrialState.COMPLETE, {"seed": 0, "w": 0.5}),
+                                                               (TrialState.COMPLETE, {"seed": 0, "w": 1.0})]
 
 
 def test_best_model_is_read_only_from_the_studys_run_folder(tmp_path: Path) -> None:

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from studies.record import SUPERVISED_ATTR
+
 BASELINES = {1.0: "SimSiam", 0.0: "DAE"}
 SUPERVISED = "supervised"  # the backbone fine-tuned from scratch on the same labels (studies.service.baseline)
-SUPERVISED_ATTR = "supervised_finetune"
 
 
 @dataclass(frozen=True)

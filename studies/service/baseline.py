@@ -20,7 +20,7 @@ import torch
 
 from sidae.config import SidAEConfig
 from sidae.experiment import supervised_baseline
-from studies.analysis.summary import SUPERVISED_ATTR
+from studies.record import SUPERVISED_ATTR
 from studies.service.trainable import TrialContext, cached_splits, trial_config
 
 

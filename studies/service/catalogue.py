@@ -46,9 +46,17 @@ def _w_grid(budget: Budget) -> dict[str, list[Any]]:
     return {"seed": list(budget.seeds), "w": list(budget.w_grid)}
 
 
+# The w-sweep's parameters as ranges, not as categorical choices of this run's grid: every point
+# is enqueued, and a study keeps one distribution per parameter for life, so choices would make
+# a rerun with a wider --w-grid or more --seeds fail ("CategoricalDistribution does not support
+# dynamic value space"). As a float, w also plots on a numeric axis in the dashboard.
+W_SWEEP_DISTRIBUTIONS = {"seed": optuna.distributions.IntDistribution(0, 2**31 - 1),
+                         "w": optuna.distributions.FloatDistribution(0.0, 1.0)}
+
+
 def _w_sweep(trial: optuna.Trial, budget: Budget, dataset: str) -> None:
-    for name, values in _w_grid(budget).items():
-        trial.suggest_categorical(name, values)
+    trial.suggest_int("seed", W_SWEEP_DISTRIBUTIONS["seed"].low, W_SWEEP_DISTRIBUTIONS["seed"].high)
+    trial.suggest_float("w", W_SWEEP_DISTRIBUTIONS["w"].low, W_SWEEP_DISTRIBUTIONS["w"].high)
 
 
 def _noise(trial: optuna.Trial) -> None:

@@ -10,6 +10,7 @@ from ray.tune import Callback
 from ray.tune.experiment import Trial
 from tqdm import tqdm
 
+from studies.record import OBJECTIVE
 from studies.service.search import StudySearch
 
 
@@ -36,8 +37,8 @@ class StudyProgress(Callback):
     def _finish(self, trial: Trial) -> None:
         self._running.discard(trial.trial_id)
         last = trial.last_result or {}
-        if self._search.outcomes.get(trial.trial_id) == TrialState.COMPLETE and last.get("objective") is not None:
-            self._best = max(self._best or 0.0, float(last["objective"]))
+        if self._search.outcomes.get(trial.trial_id) == TrialState.COMPLETE and last.get(OBJECTIVE) is not None:
+            self._best = max(self._best or 0.0, float(last[OBJECTIVE]))
         self._bar.update(1)
         self._refresh()
 

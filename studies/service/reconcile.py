@@ -1,7 +1,8 @@
 """Start-up reconciliation: what a rerun of the same study command must do.
 
 Optuna's heartbeats and RetryFailedTrialCallback only work inside `study.optimize`, not with the
-ask/tell that Ray's OptunaSearch uses, so a driver that died leaves its trials RUNNING forever.
+ask-and-tell that the searcher (studies.service.search) runs, so a driver that died leaves its
+trials RUNNING forever.
 Before scheduling anything, the next driver marks those trials FAIL (with the reason) and puts
 their configurations back in the queue. Completed work, and trials the scheduler pruned on
 purpose, are kept and never rerun; a trial that the time budget cut is not done: its grid point
@@ -15,12 +16,11 @@ from collections import Counter
 from typing import Any
 
 import optuna
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-# Why a PRUNED trial stopped: the scheduler (ASHA, the collapse guard) judged it on purpose, or
-# the time budget ran out (then its configuration is not done: the next start reruns it).
-STOPPED_BY = "stopped_by"
-BY_SCHEDULER, BY_TIME_BUDGET = "scheduler", "time-budget"
+from studies.record import BY_TIME_BUDGET, FAIL_REASON, STOPPED_BY
+
 STALE_REASON = "left RUNNING by a driver that stopped; marked FAIL and retried at the next start"
 
 
@@ -28,13 +28,15 @@ def _key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True)
 
 
-def fail_stale_trials(study: optuna.Study) -> list[FrozenTrial]:
-    """Mark RUNNING trials FAIL (their driver is gone) and return them."""
+def fail_stale_trials(study: optuna.Study, storage: BaseStorage) -> list[FrozenTrial]:
+    """Mark RUNNING trials FAIL (their driver is gone) and return them. `storage` is the
+    study's: Optuna's public API reaches another process's trial only through it."""
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    storage = study._storage
+    study_id = storage.get_study_id_from_name(study.study_name)
     for trial in stale:
-        storage.set_trial_user_attr(trial._trial_id, "fail_reason", STALE_REASON)
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_user_attr(trial_id, FAIL_REASON, STALE_REASON)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
     return stale
 
 
@@ -65,12 +67,13 @@ def finished_count(study: optuna.Study) -> int:
     return sum(is_done(t) for t in study.get_trials(deepcopy=False))
 
 
-def plan(study: optuna.Study, points: list[dict[str, Any]] | None, trials: int, max_retries: int) -> int:
+def plan(study: optuna.Study, storage: BaseStorage, points: list[dict[str, Any]] | None, trials: int,
+         max_retries: int) -> int:
     """Reconcile, enqueue what must run, and return how many Tune trials to start.
 
     Grid studies (points given) enqueue every missing point. Sampled studies retry the
     configurations a dead driver left behind and sample the rest, up to `trials` finished."""
-    stale = fail_stale_trials(study)
+    stale = fail_stale_trials(study, storage)
     if points is not None:
         for point in grid_todo(study, points, max_retries):
             study.enqueue_trial(point)

@@ -29,6 +29,7 @@ from sidae.config import DATASETS, ConfigError
 from sidae.data import data_root
 from sidae.fetch import fetch
 from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, parse, redact
+from studies.record import COLLAPSE, CURVE, STEP
 from studies.service import lease
 from studies.service.budgets import BUDGETS, Budget, budget_for
 from studies.service.catalogue import STUDIES, Study, grid_points
@@ -90,6 +91,8 @@ def resolve_budget(opts: StudyOptions) -> Budget:
             raise StudyError(f"--{key.replace('_', '-')} must be positive, got {value}")
     if opts.w_grid is not None and not all(0.0 <= w <= 1.0 for w in opts.w_grid):
         raise StudyError(f"--w-grid values must be in [0, 1], got {','.join(map(str, opts.w_grid))}")
+    if opts.seeds is not None and not all(0 <= seed < 2**31 for seed in opts.seeds):
+        raise StudyError(f"--seeds must be in [0, 2**31), got {','.join(map(str, opts.seeds))}")
     grids = {k: tuple(dict.fromkeys(v)) for k, v in (("w_grid", opts.w_grid), ("seeds", opts.seeds)) if v}
     return dataclasses.replace(budget_for(opts.budget, opts.dataset), **counts, **grids)
 
@@ -148,7 +151,7 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     # StudyBusy if another live driver runs this study; every write below is fenced by the lease
     with lease.held(storage, opts.study_name) as study_lease:
         try:
-            to_run = plan(optuna_study, points, budget.trials, opts.max_retries)
+            to_run = plan(optuna_study, storage, points, budget.trials, opts.max_retries)
             _print_header(opts, url, artifact_root, budget, to_run)
             seeds = baseline.missing_seeds(optuna_study, ctx, points if points is not None else [{}])
             if to_run > 0 or seeds:
@@ -215,7 +218,7 @@ def _scheduler(opts: StudyOptions, study: Study, budget: Budget) -> Any:
     if (opts.scheduler or study.scheduler) == "none" or budget.epochs < 2:
         return FIFOScheduler()
     # Rungs at grace, grace*3, ...: a third of the trials survive each rung.
-    return ASHAScheduler(time_attr="epoch", metric="knn_acc", mode="max", max_t=budget.epochs,
+    return ASHAScheduler(time_attr=STEP, metric=CURVE, mode="max", max_t=budget.epochs,
                          grace_period=max(1, budget.epochs // 9), reduction_factor=3)
 
 
@@ -255,9 +258,9 @@ def _tune(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
 
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
     index = TrialIndex()
-    search = StudySearch(partial(study.space, budget=budget, dataset=opts.dataset), study_name=opts.study_name,
-                         storage=storage, sampler=study.sampler(budget, opts.seed), artifact_store=artifact_store,
-                         index=index, time_budget_s=opts.time_budget_s)
+    sampled = optuna.load_study(study_name=opts.study_name, storage=storage, sampler=study.sampler(budget, opts.seed))
+    search = StudySearch(sampled, partial(study.space, budget=budget, dataset=opts.dataset),
+                         artifact_store=artifact_store, index=index, time_budget_s=opts.time_budget_s)
     progress = StudyProgress(search, total=to_run, enabled=opts.progress)
     trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx),
                                     {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
@@ -281,7 +284,7 @@ def collapse_stopper(threshold: float) -> Callable[[str, dict[str, Any]], bool]:
     `threshold`. Such a trial can only waste its remaining epochs; it ends PRUNED."""
 
     def stop(trial_id: str, result: dict[str, Any]) -> bool:
-        return float(result.get("collapse_std", float("inf"))) < threshold
+        return float(result.get(COLLAPSE, float("inf"))) < threshold
 
     return stop
 

@@ -1,8 +1,11 @@
-"""Optuna sampling inside Ray Tune, with the study's record kept right.
+"""Optuna sampling inside Ray Tune: a Ray Tune `Searcher` that runs Optuna's ask-and-tell.
 
-Ray's OptunaSearch asks Optuna for each Tune trial and tells it the result, but it hard-wires
-Optuna's NopPruner and tells a trial that the Tune scheduler stopped early as COMPLETE with its
-low-rung value. `StudySearch` keeps OptunaSearch's ask/tell and changes what is recorded:
+Ray Tune decides when a trial starts and stops (resources, ASHA, the time budget); Optuna
+decides what it runs (its sampler, the queue of enqueued configurations) and keeps the record.
+`StudySearch` implements Ray Tune's public Searcher interface (suggest, on_trial_result,
+on_trial_complete) on Optuna's public ask-and-tell API (`Study.ask`, `Trial.report`,
+`Study.tell`: https://optuna.readthedocs.io/en/stable/tutorial/20_recipes/009_ask_and_tell.html),
+so that neither library's private attributes are touched. What it records:
   - every epoch's validation kNN accuracy is an intermediate value (the learning curve);
   - a trial that finished its evaluation is COMPLETE with the validation linear-probe accuracy;
     one that the scheduler stopped first is PRUNED (user attribute `stopped_by`: "scheduler"),
@@ -15,29 +18,37 @@ The driver is the only process that writes to the database: workers report throu
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
-from optuna.artifacts import upload_artifact
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.experiment import Trial
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 from ray.tune.utils.util import unflatten_dict
 
-from studies.service.reconcile import BY_SCHEDULER, BY_TIME_BUDGET, STOPPED_BY
+from studies.record import (
+    ARTIFACT_PREFIX,
+    BY_SCHEDULER,
+    BY_TIME_BUDGET,
+    CURVE,
+    FAIL_REASON,
+    IDENTITY_ATTRS,
+    OBJECTIVE,
+    RESULT_ATTRS,
+    STEP,
+    STOPPED_BY,
+    EpochReport,
+    FinalReport,
+)
 
 logger = logging.getLogger(__name__)
-
-# Keys of a trial's final report that are stored as user attributes.
-RESULT_ATTRS = ("test_linear", "test_finetune", "test_knn", "val_linear", "loss", "loss_siam", "loss_rec",
-                "collapse_std", "knn_acc", "wall_seconds", "train_seconds_total", "device", "seed", "epochs_done",
-                "images_per_second")
-IDENTITY_ATTRS = ("node", "node_ip", "ray_node_id", "pid", "run_dir")
 
 
 class TrialIndex(Callback):
@@ -61,94 +72,109 @@ def error_line(trial: Trial | None) -> str:
     return (errors or lines or ["unknown error"])[-1][:500]
 
 
-class StudySearch(OptunaSearch):
-    def __init__(self, space: Callable[[optuna.Trial], None], *, study_name: str, storage: optuna.storages.BaseStorage,
-                 sampler: optuna.samplers.BaseSampler, artifact_store: optuna.artifacts.FileSystemArtifactStore,
-                 index: TrialIndex, time_budget_s: float | None = None) -> None:
-        super().__init__(space, metric="objective", mode="max", sampler=sampler, study_name=study_name,
-                         storage=storage)
-        self._deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
-        self._store = storage
+class StudySearch(Searcher):
+    """Each Tune trial is one Optuna trial of `study`, asked for when Tune wants a trial and
+    told its outcome when Tune ends it. `space(trial)` suggests the trial's parameters (named
+    by dotted config path); enqueued configurations come first, as `Study.ask` gives them."""
+
+    def __init__(self, study: optuna.Study, space: Callable[[optuna.Trial], None], *,
+                 artifact_store: FileSystemArtifactStore, index: TrialIndex,
+                 time_budget_s: float | None = None) -> None:
+        super().__init__(metric=OBJECTIVE, mode="max")
+        self.study = study
+        self._space = space
         self._artifacts = artifact_store
         self._index = index
-        self.outcomes: dict[str, TrialState] = {}
+        self._deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
+        self._trials: dict[str, optuna.Trial] = {}  # Tune trial id -> the Optuna trial it runs
+        self.outcomes: dict[str, TrialState] = {}  # Tune trial id -> how it ended
         self._reported: dict[str, set[int]] = {}
         self._identified: set[str] = set()
 
-    @property
-    def study(self) -> optuna.Study:
-        return self._ot_study
-
-    def optuna_trial(self, trial_id: str) -> optuna.Trial:
-        return self._ot_trials[trial_id]
+    def suggest(self, trial_id: str) -> dict[str, Any]:
+        trial = self.study.ask()
+        self._space(trial)
+        self._trials[trial_id] = trial
+        return dict(trial.params)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        self._record_identity(trial_id, result)
-        self._report(trial_id, result)
-
-    def _report(self, trial_id: str, result: dict[str, Any]) -> None:
-        """Validation kNN accuracy at this epoch: the trial's learning curve in Optuna."""
-        step = int(result["epoch"])
-        reported = self._reported.setdefault(trial_id, set())
-        if step not in reported:
-            self._ot_trials[trial_id].report(float(result["knn_acc"]), step)
-            reported.add(step)
+        report = cast(EpochReport, result)
+        self._record_identity(trial_id, report)
+        self._report(trial_id, report)
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self.outcomes or trial_id not in self._trials:
             return
-        ot_trial = self._ot_trials[trial_id]
-        final = unflatten_dict(result) if result else {}
+        trial = self._trials[trial_id]
+        final = cast(FinalReport, unflatten_dict(result) if result else {})  # Tune flattens nested dicts
         if final:
             self._record_identity(trial_id, final)
             self._report(trial_id, final)  # Tune withholds from the searcher a result that stops a trial
         value = None
         if error:
             state = TrialState.FAIL
-            ot_trial.set_user_attr("fail_reason", error_line(self._index.by_id.get(trial_id)))
+            trial.set_user_attr(FAIL_REASON, error_line(self._index.by_id.get(trial_id)))
         elif final.get("final"):
-            state, value = TrialState.COMPLETE, float(final["objective"])
-            self._record_result(ot_trial, final)
+            state, value = TrialState.COMPLETE, float(final[OBJECTIVE])
+            self._record_result(trial, final)
         else:
             state = TrialState.PRUNED
             past_deadline = self._deadline is not None and time.monotonic() >= self._deadline
-            ot_trial.set_user_attr(STOPPED_BY, BY_TIME_BUDGET if past_deadline else BY_SCHEDULER)
+            trial.set_user_attr(STOPPED_BY, BY_TIME_BUDGET if past_deadline else BY_SCHEDULER)
         self._tell(trial_id, value, state)
 
     def end_unfinished(self) -> None:
         """After Tune returns: trials it never finished (the time budget cut them while running,
         or before they started) end PRUNED by the time budget instead of staying RUNNING."""
-        for trial_id, ot_trial in self._ot_trials.items():
-            if trial_id not in self._completed_trials:
-                ot_trial.set_user_attr(STOPPED_BY, BY_TIME_BUDGET)
+        for trial_id, trial in self._trials.items():
+            if trial_id not in self.outcomes:
+                trial.set_user_attr(STOPPED_BY, BY_TIME_BUDGET)
                 self._tell(trial_id, None, TrialState.PRUNED)
 
-    def _tell(self, trial_id: str, value: float | None, state: TrialState) -> None:
-        self._ot_study.tell(self._ot_trials[trial_id], value, state=state)
-        self.outcomes[trial_id] = state
-        self._completed_trials.add(trial_id)
+    def save(self, checkpoint_path: str) -> None:
+        """Tune's experiment checkpoint gets the Tune -> Optuna trial numbers, for reading only:
+        the study itself is in the database, and rerunning the command resumes it."""
+        numbers = {trial_id: trial.number for trial_id, trial in self._trials.items()}
+        Path(checkpoint_path).write_text(json.dumps({"study": self.study.study_name, "trials": numbers}))
 
-    def _record_identity(self, trial_id: str, result: dict[str, Any]) -> None:
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the Tuner's configuration, this searcher included, into its experiment
+        # folder: keep the study (its storage URL) and the artifact store out of it.
+        return {"study_name": self.study.study_name}
+
+    def _tell(self, trial_id: str, value: float | None, state: TrialState) -> None:
+        self.study.tell(self._trials[trial_id], value, state=state)
+        self.outcomes[trial_id] = state
+
+    def _report(self, trial_id: str, report: EpochReport) -> None:
+        """Validation kNN accuracy at this epoch: the trial's learning curve in Optuna."""
+        step = int(report[STEP])
+        reported = self._reported.setdefault(trial_id, set())
+        if step not in reported:
+            self._trials[trial_id].report(float(report[CURVE]), step)
+            reported.add(step)
+
+    def _record_identity(self, trial_id: str, report: EpochReport) -> None:
         """Once per trial: where it runs (Ray trial id, log folder, node, process)."""
         if trial_id in self._identified:
             return
         self._identified.add(trial_id)
-        ot_trial = self._ot_trials[trial_id]
-        ot_trial.set_user_attr("ray_trial_id", trial_id)
+        trial = self._trials[trial_id]
+        trial.set_user_attr("ray_trial_id", trial_id)
         tune_trial = self._index.by_id.get(trial_id)
         if tune_trial is not None:
-            ot_trial.set_user_attr("ray_logdir", tune_trial.path)
+            trial.set_user_attr("ray_logdir", tune_trial.path)
         for key in IDENTITY_ATTRS:
-            if key in result:
-                ot_trial.set_user_attr(key, result[key])
+            if key in report:
+                trial.set_user_attr(key, report[key])
 
-    def _record_result(self, ot_trial: optuna.Trial, final: dict[str, Any]) -> None:
+    def _record_result(self, trial: optuna.Trial, final: FinalReport) -> None:
         for key in RESULT_ATTRS:
             if key in final:
-                ot_trial.set_user_attr(key, final[key])
+                trial.set_user_attr(key, final[key])
         for name, path in final.get("artifacts", {}).items():
             try:
-                artifact_id = upload_artifact(artifact_store=self._artifacts, file_path=path, study_or_trial=ot_trial)
-                ot_trial.set_user_attr(f"artifact:{name}", artifact_id)
+                artifact_id = upload_artifact(artifact_store=self._artifacts, file_path=path, study_or_trial=trial)
+                trial.set_user_attr(f"{ARTIFACT_PREFIX}{name}", artifact_id)
             except OSError as error:  # a full disk loses the picture, not the trial
-                logger.warning("could not store artifact %s of trial %d: %s", path, ot_trial.number, error)
+                logger.warning("could not store artifact %s of trial %d: %s", path, trial.number, error)

@@ -1,9 +1,10 @@
-"""The objective: an Optuna trial's parameters -> a sidae config -> a Ray Tune trial.
+"""The Ray Tune trainable: an Optuna trial's parameters -> a sidae config -> a pre-trained and
+evaluated SidAE.
 
 Each epoch reports the validation kNN accuracy (the intermediate value the scheduler and the
 dashboard see); the last report adds the objective: linear-probe accuracy at the primary label
 fraction, measured on the validation split (never the test set), plus the test-set figures
-that are stored as user attributes.
+that are stored as user attributes (studies.record names every key).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -25,6 +26,7 @@ from sidae.data import DataSplits, load_splits
 from sidae.evaluate import fraction_key
 from sidae.experiment import CHECKPOINT_FILE, RunResult, run
 from sidae.visualize import save_reconstruction_grid
+from studies.record import STEP, EpochReport, FinalReport, TrialIdentity
 from studies.service.budgets import Budget
 
 GRID_IMAGES = 8
@@ -67,10 +69,17 @@ def cached_splits(cfg: DataConfig) -> DataSplits:
     return _DATA_CACHE[cfg]
 
 
-def final_report(result: RunResult, ctx: TrialContext, artifacts: dict[str, str]) -> dict[str, Any]:
-    last = result.history[-1]
-    return {
-        **last,
+def epoch_report(metrics: dict[str, float], identity: TrialIdentity) -> EpochReport:
+    """An epoch before the last: sidae.pretrain's epoch metrics and where the trial runs."""
+    return cast(EpochReport, {**metrics, **identity, "final": False, "objective": None})
+
+
+def final_report(result: RunResult, ctx: TrialContext, identity: TrialIdentity,
+                 artifacts: dict[str, str]) -> FinalReport:
+    """The last epoch's metrics and the evaluation; the objective is on the validation split."""
+    return cast(FinalReport, {
+        **result.history[-1],
+        **identity,
         "final": True,
         "objective": result.val_linear[fraction_key(ctx.primary_fraction)],
         "val_linear": result.val_linear,
@@ -83,7 +92,7 @@ def final_report(result: RunResult, ctx: TrialContext, artifacts: dict[str, str]
         "seed": result.config.seed,
         "epochs_done": len(result.history),
         "artifacts": artifacts,
-    }
+    })
 
 
 def save_trial_files(result: RunResult, data: DataSplits, run_dir: Path) -> dict[str, str]:
@@ -112,15 +121,15 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     torch.set_num_threads(ctx.threads)
     cfg = trial_config(params, ctx)
     run_dir = Path(ctx.run_root) / run_key(cfg)
-    identity = {"node": socket.gethostname(), **_ray_node(), "pid": os.getpid(), "run_dir": str(run_dir)}
+    identity = TrialIdentity(node=socket.gethostname(), **_ray_node(), pid=os.getpid(), run_dir=str(run_dir))
 
     def report_epoch(metrics: dict[str, float]) -> None:
-        if metrics["epoch"] < cfg.optim.epochs:  # the last epoch is reported with the evaluation
-            tune.report({**metrics, **identity, "final": False, "objective": None})
+        if metrics[STEP] < cfg.optim.epochs:  # the last epoch is reported with the evaluation
+            tune.report(dict(epoch_report(metrics, identity)))
 
     data = cached_splits(cfg.data)
     result = run(cfg, out_dir=run_dir, callback=report_epoch, data=data, progress=False)
-    tune.report({**final_report(result, ctx, save_trial_files(result, data, run_dir)), **identity})
+    tune.report(dict(final_report(result, ctx, identity, save_trial_files(result, data, run_dir))))
 
 
 def _ray_node() -> dict[str, str]:

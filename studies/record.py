@@ -1,0 +1,78 @@
+"""What a trial tells the driver, and what the driver stores: one vocabulary for both sides.
+
+A trial (studies.service.trainable, in a Ray worker) reports an `EpochReport` after each
+pre-training epoch but the last, then one `FinalReport` with the evaluation. The driver's
+searcher (studies.service.search) reads the same keys and stores them on the Optuna trial:
+the validation kNN accuracy of each epoch as its learning curve, the objective as its value,
+the rest as user attributes named below (which the reports, the dashboard and reconciliation
+read back).
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+# Keys Ray Tune's scheduler and the searcher read.
+STEP = "epoch"
+CURVE = "knn_acc"  # validation kNN accuracy: the learning curve ASHA compares
+OBJECTIVE = "objective"  # validation linear-probe accuracy at the primary label fraction
+COLLAPSE = "collapse_std"
+
+
+class TrialIdentity(TypedDict):
+    """Where a trial runs: several Ray nodes may share a host."""
+
+    node: str
+    node_ip: str
+    ray_node_id: str
+    pid: int
+    run_dir: str  # the trial's folder (checkpoints, weights, grids)
+
+
+class EpochReport(TrialIdentity):
+    """One pre-training epoch: sidae.pretrain's epoch metrics, the trial's identity, and no
+    objective yet."""
+
+    epoch: int
+    knn_acc: float
+    collapse_std: float
+    loss: float
+    loss_siam: float
+    loss_rec: float
+    train_seconds: float
+    images_per_second: float
+    final: bool  # False
+    objective: float | None  # None
+
+
+class FinalReport(EpochReport):
+    """The last epoch and the evaluation. Accuracies per label fraction are keyed by
+    sidae.evaluate.fraction_key (e.g. "0.01")."""
+
+    val_linear: dict[str, float]
+    test_linear: dict[str, float]
+    test_finetune: dict[str, float]
+    test_knn: float
+    wall_seconds: float
+    train_seconds_total: float
+    device: str
+    seed: int
+    epochs_done: int
+    artifacts: dict[str, str]  # name -> file, uploaded by the driver as Optuna artifacts
+
+
+# FinalReport keys stored as user attributes of a COMPLETE trial.
+RESULT_ATTRS = ("test_linear", "test_finetune", "test_knn", "val_linear", "loss", "loss_siam", "loss_rec",
+                "collapse_std", "knn_acc", "wall_seconds", "train_seconds_total", "device", "seed", "epochs_done",
+                "images_per_second")
+IDENTITY_ATTRS = tuple(TrialIdentity.__annotations__)
+
+# User attributes the driver sets.
+FAIL_REASON = "fail_reason"  # the last line of a FAIL trial's error
+ARTIFACT_PREFIX = "artifact:"  # artifact:<name> -> Optuna artifact id
+# Why a PRUNED trial stopped: the scheduler (ASHA, the collapse guard) judged it on purpose, or
+# the time budget ran out (then its configuration is not done: the next start reruns it).
+STOPPED_BY = "stopped_by"
+BY_SCHEDULER, BY_TIME_BUDGET = "scheduler", "time-budget"
+# Study attribute: the supervised baseline, {seed: {fraction: test accuracy}} (studies.service.baseline).
+SUPERVISED_ATTR = "supervised_finetune"
