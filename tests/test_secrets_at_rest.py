@@ -21,7 +21,8 @@ TRUST_OVER_TCP = re.compile("--auth" + r"(?:-host)?=" + "trust")
 
 
 def test_no_trust_authentication_in_the_repository() -> None:
-    """`grep -r -- --auth=trust` finds nothing, and no TCP login is trusted. (The compose
+    """grep for initdb's trust option (all, or TCP) finds nothing, nor a pg_hba line trusting
+    a TCP login. (The compose
     image's entrypoint trusts only the container's own unix socket, `--auth-local`, as the
     official postgres image does; docs/cluster.md says so.)"""
     files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True,
