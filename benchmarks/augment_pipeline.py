@@ -1,13 +1,13 @@
 """Images/s of SidAE's batched view pipeline against the usual per-sample DataLoader recipe.
 
-(a) ours: sidae.pretrain.make_views on batches of 256 sliced from an in-memory uint8 tensor
+(a) ours: sidae.pretraining.make_views on batches of 256 sliced from an in-memory uint8 tensor
 (uint8 -> float, two views per image with per-sample crop/flip/affine/colour parameters, noise).
 (b) SimSiam's usual recipe: a Dataset whose __getitem__ makes two views of one image with
 torchvision.transforms.v2 (the same augmentations as the sidae config asks for, then the same
 noise), in a DataLoader with 2 workers, batch 256.
 (c) kornia.augmentation, batched with per-sample parameters, as an alternative to (a).
 Both for MNIST-shaped (real MNIST from $SIDAE_DATA_DIR when present) and 32x32 RGB (synthetic)
-input; target: (a) >= 5x (b). Then whole training steps (sidae.pretrain.train_step) on MNIST fed
+input; target: (a) >= 5x (b). Then whole training steps (sidae.pretraining.train_step) on MNIST fed
 by (a) against the same steps fed by (b)'s views: speedup_vs_per_sample_loader.
 Images/s count input images; each yields two views.
 """
@@ -36,7 +36,7 @@ from torchvision.transforms import v2
 from sidae.config import AugmentConfig, DataConfig, SidAEConfig, default_config
 from sidae.data import DataError, DataSplits, load_splits
 from sidae.noise import add_noise
-from sidae.pretrain import Views, build_model, build_optimizer, make_views, train_step
+from sidae.pretraining import Views, build_model, build_optimizer, make_views, train_step
 
 JITTER_PROB = 0.8  # as sidae.augment and SimSiam
 WORKERS = 2

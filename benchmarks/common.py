@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from sidae.data import DataSplits, ImageSet, channel_stats, to_float
-from sidae.pretrain import resolve_device
+from sidae.pretraining import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH = 256
@@ -93,7 +93,7 @@ def synthetic_splits(name: str, shape: tuple[int, int, int], n: int) -> DataSpli
 
 def float_batches(images: torch.Tensor, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Endless float batches sliced from uint8 `images` in a random order on their device, as
-    sidae.pretrain._epoch makes them."""
+    sidae.pretraining._epoch makes them."""
     order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
     for i in itertools.cycle(range(len(images) // BATCH)):
         yield to_float(images[order[i * BATCH:(i + 1) * BATCH]], images.device)

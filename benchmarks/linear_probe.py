@@ -1,6 +1,6 @@
 """Seconds for the full linear-probe matrix on MNIST, as sidae's evaluation runs it.
 
-A freshly initialised default MNIST model (sidae.pretrain.build_model) encodes the 55k labelled
+A freshly initialised default MNIST model (sidae.pretraining.build_model) encodes the 55k labelled
 pool (60k minus the 5k validation split) and the 10k test images once
 (sidae.evaluate.extract_features); then sidae.evaluate.linear_probes fits a logistic-regression
 probe, with its L2 strength chosen on held-out labels, for each label fraction (0.01, 0.1, 1.0).
@@ -17,7 +17,7 @@ from common import emit, parser, setup, synchronize
 from sidae.config import DataConfig, default_config
 from sidae.data import DataError, load_splits
 from sidae.evaluate import extract_features, fraction_key, linear_probes
-from sidae.pretrain import build_model
+from sidae.pretraining import build_model
 
 
 def main() -> None:

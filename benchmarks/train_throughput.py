@@ -1,8 +1,8 @@
 """Images/s of a full SidAE training step against the bare model on the same batch.
 
-The full step is what sidae.pretrain._epoch does per batch of 256: slice uint8 images from an
+The full step is what sidae.pretraining._epoch does per batch of 256: slice uint8 images from an
 in-memory tensor on the device, convert them to float (sidae.data.to_float), make two augmented,
-noised views (sidae.pretrain.make_views) and run sidae.pretrain.train_step on them
+noised views (sidae.pretraining.make_views) and run sidae.pretraining.train_step on them
 (forward/backward, SGD step). The bare step runs the same train_step on views made once
 beforehand (same model, same w), so
 ratio_to_bare_model = full / bare is the share of the step's time left to the model; the rest
@@ -32,7 +32,7 @@ from common import (
 
 from sidae.config import SidAEConfig, default_config
 from sidae.data import to_float
-from sidae.pretrain import Views, build_model, build_optimizer, make_views, train_step
+from sidae.pretraining import Views, build_model, build_optimizer, make_views, train_step
 
 CPU_RESNET_WIDTH = 16  # 0.85 s a step on 2 CPU cores; the full width, 64, has 16x the convolution work
 
@@ -55,7 +55,7 @@ CASES = {case.name: case for case in (
 
 def full_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, cfg: SidAEConfig,
               generator: torch.Generator) -> Step:
-    """One step of sidae.pretrain._epoch per call."""
+    """One step of sidae.pretraining._epoch per call."""
     batches = float_batches(images, generator)
     return lambda: train_step(model, optimizer, make_views(next(batches), cfg, generator), cfg)
 

@@ -18,7 +18,7 @@ from sidae.config import (
 )
 from sidae.data import DataError, DataSplits, ImageSet, load_splits
 from sidae.experiment import RunResult, run
-from sidae.pretrain import TrainingDiverged, pretrain
+from sidae.pretraining import TrainingDiverged, pretrain
 
 __all__ = [
     "AugmentConfig", "ConfigError", "DataConfig", "DataError", "DataSplits", "EvalConfig", "ImageSet",

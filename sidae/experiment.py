@@ -27,7 +27,7 @@ from sidae.evaluate import (
     linear_probes,
 )
 from sidae.model import SidAE
-from sidae.pretrain import EpochCallback, build_model, pretrain, resolve_device
+from sidae.pretraining import EpochCallback, build_model, pretrain, resolve_device
 
 RESULTS_FILE = "results.json"
 CHECKPOINT_FILE = "checkpoint.pt"

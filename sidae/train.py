@@ -31,7 +31,7 @@ from sidae.config import (
 from sidae.data import DataError, load_splits
 from sidae.evaluate import describe_splits
 from sidae.experiment import RESULTS_FILE, RunResult, run
-from sidae.pretrain import TrainingDiverged
+from sidae.pretraining import TrainingDiverged
 
 T = TypeVar("T")
 

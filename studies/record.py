@@ -30,7 +30,7 @@ class TrialIdentity(TypedDict):
 
 
 class EpochReport(TrialIdentity):
-    """One pre-training epoch: sidae.pretrain's epoch metrics, the trial's identity, and no
+    """One pre-training epoch: sidae.pretraining's epoch metrics, the trial's identity, and no
     objective yet."""
 
     epoch: int

@@ -73,7 +73,7 @@ def test_optimizer_choice() -> None:
     import torch
 
     from sidae.model import SidAE
-    from sidae.pretrain import build_optimizer
+    from sidae.pretraining import build_optimizer
 
     cfg = override(default_config("mnist"), {"optim.optimizer": "adamw", "optim.base_lr": 1e-3})
     model = SidAE(cfg.model, (1, 28, 28), (0.5,), (0.25,))

@@ -9,18 +9,15 @@ A tiny network on random images: each pre-training run takes about a second.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 
 import pytest
 import torch
 
+from sidae import pretraining as loop
 from sidae.config import AugmentConfig, EvalConfig, ModelConfig, NoiseConfig, OptimConfig, SidAEConfig
 from sidae.data import DataSplits, ImageSet, channel_stats
 from sidae.evaluate import finetune
-
-# `sidae.pretrain` the attribute is the pretrain() function (re-exported by sidae/__init__).
-loop = importlib.import_module("sidae.pretrain")
 
 STEPS_PER_EPOCH, EPOCHS, BATCH = 4, 2, 32
 NO_AUGMENT = AugmentConfig(crop_scale_min=1.0, flip_prob=0.0, jitter=0.0, grayscale_prob=0.0)

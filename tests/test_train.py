@@ -14,7 +14,7 @@ import torch
 
 from sidae.config import DataConfig, EvalConfig, OptimConfig, default_config
 from sidae.data import load_splits
-from sidae.pretrain import TrainingDiverged, pretrain
+from sidae.pretraining import TrainingDiverged, pretrain
 from tests.conftest import REPO
 
 TINY = ["--train-limit", "512", "--val-size", "500", "--batch-size", "128", "--finetune-steps", "100", "--quiet"]

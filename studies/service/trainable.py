@@ -70,7 +70,7 @@ def cached_splits(cfg: DataConfig) -> DataSplits:
 
 
 def epoch_report(metrics: dict[str, float], identity: TrialIdentity) -> EpochReport:
-    """An epoch before the last: sidae.pretrain's epoch metrics and where the trial runs."""
+    """An epoch before the last: sidae.pretraining's epoch metrics and where the trial runs."""
     return cast(EpochReport, {**metrics, **identity, "final": False, "objective": None})
 
 
