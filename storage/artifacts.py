@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from optuna.artifacts import FileSystemArtifactStore
 
+from sidae.checkpoint import write_atomic
 from storage.errors import StorageError
 from storage.urls import is_sqlite, sqlite_file
 
@@ -44,4 +46,22 @@ def make_artifact_store(path: Path) -> FileSystemArtifactStore:
     except OSError as error:
         reason = error.strerror or str(error)
         raise StorageError(f"artifact folder {path} is not usable: {reason}") from error
-    return FileSystemArtifactStore(path)
+    return AtomicArtifactStore(path)
+
+
+class AtomicArtifactStore(FileSystemArtifactStore):
+    """Optuna's file-system artifact store whose files appear whole or not at all.
+
+    Optuna's store writes an artifact in place, after upload_artifact has recorded it in the
+    database: a full disk would leave the dashboard a truncated image or checkpoint. Here the
+    file is written beside its final name and renamed; on a full disk the record points to no
+    file, which the dashboard shows as missing rather than as a broken file."""
+
+    def __init__(self, base_path: Path) -> None:
+        super().__init__(base_path)
+        self.root = base_path
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        if Path(artifact_id).name != artifact_id or artifact_id in ("", ".", ".."):
+            raise ValueError(f"invalid artifact id {artifact_id!r}")  # Optuna's ids are uuids
+        write_atomic(self.root / artifact_id, content_body.read())

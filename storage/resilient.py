@@ -50,6 +50,19 @@ def _is_outage(error: Exception) -> bool:
     return isinstance(error, (StorageInternalError, SQLAlchemyError)) and not isinstance(error, IntegrityError)
 
 
+# A full disk under the database is no outage: waiting does not free space, and a driver that
+# waited it out under its lease would end saying it lost the lease, hiding the cause.
+# SQLite says it in words; PostgreSQL by SQLSTATE 53100 (disk_full).
+_DISK_FULL_WORDS = ("database or disk is full", "disk i/o error")
+_DISK_FULL_SQLSTATE = "53100"
+
+
+def _is_disk_full(error: Exception) -> bool:
+    cause = getattr(error, "orig", None) or error.__cause__ or error
+    return (getattr(cause, "sqlstate", None) == _DISK_FULL_SQLSTATE
+            or any(words in str(cause).lower() for words in _DISK_FULL_WORDS))
+
+
 def _retrying(name: str) -> Callable[..., Any]:
     """BaseStorage method `name`, called on the backend until it gets through an outage."""
 
@@ -64,6 +77,9 @@ def _retrying(name: str) -> Callable[..., Any]:
             try:
                 return method(*args, **kwargs)
             except Exception as error:
+                if _is_outage(error) and _is_disk_full(error):
+                    raise StorageError(f"no space for the database's writes (during {name}): {_first_line(error)}; "
+                                       "free some and rerun: the study resumes") from error
                 if not _is_outage(error):
                     raise
                 if time.monotonic() + pause > deadline:
