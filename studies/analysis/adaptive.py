@@ -23,6 +23,7 @@ from studies.analysis.claim import DAE, SIMSIAM, by_w_and_seed, claim_rows
 from studies.analysis.sequential import ALPHA, Decision, claim_alpha, decide
 
 BASELINE_NAMES = {DAE: "DAE", SIMSIAM: "SimSiam"}
+ADAPTIVE_ATTR = "until_decided"  # study attribute: {"seeds": the seed budget, "w_grid": the grid}
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from optuna.trial import FrozenTrial
 
 SIMSIAM, DAE = 1.0, 0.0
+EVALUATIONS = {"test_linear": "linear probe", "test_finetune": "fine-tune"}  # user attr -> name, as reported
 
 
 @dataclass(frozen=True)

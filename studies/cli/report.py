@@ -31,12 +31,11 @@ from sidae.checkpoint import write_atomic
 from sidae.config import DATASET_TITLES
 from storage import StorageError, artifact_dir_for, default_url, redact
 from studies.analysis import figures
-from studies.analysis.claim import claim_lines
+from studies.analysis.adaptive import ADAPTIVE_ATTR, decision_lines
+from studies.analysis.claim import EVALUATIONS, claim_lines
 from studies.analysis.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished
 from studies.analysis.summary import SUPERVISED, Spread, by_w, complete_trials, counts, method_table
 from studies.service.notes import project_relative, redacted_command
-
-EVALUATIONS = {"test_linear": "linear probe", "test_finetune": "fine-tune"}  # user attr -> name
 
 
 def parser() -> argparse.ArgumentParser:
@@ -108,7 +107,9 @@ def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -
     if supervised:
         lines += [f"`{SUPERVISED}`: the same backbone fine-tuned from a random initialisation on the same labels, "
                   "steps and seeds (no pre-training): the bar pre-training has to clear.", ""]
-    return lines + claim_lines(trials, EVALUATIONS)
+    lines += claim_lines(trials, EVALUATIONS)
+    adaptive = study.user_attrs.get(ADAPTIVE_ATTR)  # set by `studies/run.py --until-decided`
+    return lines + (decision_lines(trials, EVALUATIONS, adaptive["w_grid"], adaptive["seeds"]) if adaptive else [])
 
 
 def best_trials_section(top: list[FrozenTrial]) -> list[str]:

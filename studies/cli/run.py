@@ -19,7 +19,8 @@ from sidae.config import DATASETS
 from sidae.data import DataError
 from sidae.train import comma_separated
 from storage import StorageError, default_url
-from studies.analysis.claim import claim_summary
+from studies.analysis.adaptive import ADAPTIVE_ATTR, plan
+from studies.analysis.claim import EVALUATIONS, claim_summary
 from studies.analysis.summary import best_summary, complete_trials, counts, w_sweep_table
 from studies.service.budgets import BUDGETS
 from studies.service.catalogue import STUDIES
@@ -64,6 +65,10 @@ def parser() -> argparse.ArgumentParser:
                         "(dotted paths of sidae.config.SidAEConfig)")
     g.add_argument("--primary-fraction", type=float, default=0.01,
                    help="label fraction whose validation linear-probe accuracy is the objective (default 0.01)")
+    g.add_argument("--until-decided", type=int, metavar="SEEDS",
+                   help="w-sweep: a seed budget; after the first round (--seeds), add a seed at a time only at "
+                        "the grid points of comparisons the verdict still leaves open, until each is decided "
+                        "(anytime-valid, error 0.05 over all) or SEEDS seeds are spent (studies/analysis/adaptive.py)")
     g = p.add_argument_group("scheduling")
     g.add_argument("--address", help="Ray cluster HOST:PORT (default: start Ray on this machine)")
     g.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial, fractions allowed (default 1)")
@@ -98,7 +103,7 @@ def options(args: argparse.Namespace, argv: list[str]) -> StudyOptions:
         time_budget_s=None if args.time_budget is None else args.time_budget * 60, max_retries=args.max_retries,
         trial_retries=args.trial_retries, min_collapse_std=args.min_collapse_std,
         ray_dir=args.ray_dir, device=args.device, progress=not args.quiet,
-        command=redacted_command(shlex.join(["python", "studies/run.py", *argv])))
+        command=redacted_command(shlex.join(["python", "studies/run.py", *argv])), until_decided=args.until_decided)
 
 
 def list_studies() -> str:
@@ -133,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         claim = claim_summary(complete_trials(study))
         if claim:
             print(f"\n{claim} (margins: studies/report.py)")
+        adaptive = study.user_attrs.get(ADAPTIVE_ATTR)
+        if adaptive:
+            print("\n" + plan(complete_trials(study), EVALUATIONS, adaptive["w_grid"], adaptive["seeds"]).summary())
     print(f"\nbrowse: {dashboard_command(opts.storage or default_url(), opts.artifact_dir)}")
     return 0
 

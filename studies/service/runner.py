@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import itertools
 import logging
 import os
 import secrets
@@ -74,6 +75,7 @@ class StudyOptions:
     device: str = "auto"
     progress: bool = True
     command: str = ""  # how the user started it, stored on the study
+    until_decided: int | None = None  # w-sweep: seeds in all; past the first round only where a comparison is open
 
     @property
     def study_name(self) -> str:
@@ -118,6 +120,9 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
     clash = sorted(set(opts.fixed) & searched)
     if clash:
         raise StudyError(f"--set {clash[0]} clashes with a parameter that study {study.name} searches")
+    if opts.until_decided is not None and (study.name != "w-sweep" or opts.until_decided < len(budget.seeds)):
+        raise StudyError(f"--until-decided is a w-sweep's seed budget, at least its first round of {len(budget.seeds)} "
+                         f"seeds (--seeds), got {opts.study} with {opts.until_decided}")
     try:
         trial_config({}, ctx)  # the budget and --set values make a valid config
     except ConfigError as error:
@@ -154,19 +159,54 @@ def run_study(opts: StudyOptions) -> optuna.Study:
             to_run = plan(optuna_study, storage, points, budget.trials, opts.max_retries)
             _print_header(opts, url, artifact_root, budget, to_run)
             seeds = baseline.missing_seeds(optuna_study, ctx, points if points is not None else [{}])
+            started = time.monotonic()
             if to_run > 0 or seeds:
                 _init_ray(opts)
-                started = time.monotonic()
                 pending = baseline.submit(seeds, ctx, opts.cpus_per_trial, opts.gpus_per_trial)
                 if to_run > 0:
                     _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
                 in_time = opts.time_budget_s is None or time.monotonic() - started < opts.time_budget_s
                 baseline.record(optuna_study, pending, wait=in_time)
+            if opts.until_decided is not None:
+                _until_decided(opts, study, budget, ctx, storage, artifact_store, optuna_study, started)
             store_best_model(optuna_study, artifact_store, Path(ctx.run_root))
         except Exception:
             study_lease.check()  # a lost lease is the cause (Ray Tune wraps it): say that, in one line
             raise
     return optuna_study
+
+
+def adaptive_seeds(budget: Budget, total: int) -> tuple[int, ...]:
+    """--until-decided's seed budget: the first round's seeds, then the next integers."""
+    extra = (s for s in itertools.count(max(budget.seeds) + 1) if s not in budget.seeds)
+    return (*budget.seeds, *itertools.islice(extra, total - len(budget.seeds)))
+
+
+def _until_decided(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
+                   storage: optuna.storages.BaseStorage, artifact_store: Any, optuna_study: optuna.Study,
+                   started: float) -> None:
+    """After the first round: a seed at a time, only at the grid points of open comparisons
+    (studies/analysis/adaptive.py), until decided, the seed budget is spent, the points keep
+    failing, or the time budget is over. The plan is read from the stored trials, so a rerun
+    resumes where this one stopped."""
+    from studies.analysis import adaptive
+    from studies.analysis.claim import EVALUATIONS
+    from studies.service import baseline
+
+    seeds = adaptive_seeds(budget, opts.until_decided or 0)
+    optuna_study.set_user_attr(adaptive.ADAPTIVE_ATTR, {"seeds": list(seeds), "w_grid": list(budget.w_grid)})
+    while opts.time_budget_s is None or time.monotonic() - started < opts.time_budget_s:
+        complete = optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        next_points = adaptive.plan(complete, EVALUATIONS, budget.w_grid, seeds).next_points
+        points = [{"seed": s, "w": w} for s, w in next_points]
+        to_run = plan(optuna_study, storage, points, 0, opts.max_retries)
+        if to_run == 0:
+            return
+        _init_ray(opts)
+        pending = baseline.submit(baseline.missing_seeds(optuna_study, ctx, points), ctx, opts.cpus_per_trial,
+                                  opts.gpus_per_trial)
+        _tune(opts, study, budget, ctx, storage, artifact_store, to_run)
+        baseline.record(optuna_study, pending, wait=True)
 
 
 def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -> None:
