@@ -3,12 +3,14 @@ reconstructions, one column per image."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from sidae.checkpoint import write_atomic
 from sidae.config import SidAEConfig
 from sidae.data import to_float
 from sidae.model import SidAE
@@ -33,6 +35,7 @@ def reconstruction_rows(model: SidAE, images: Tensor, cfg: SidAEConfig, seed: in
 def save_reconstruction_grid(model: SidAE, images: Tensor, cfg: SidAEConfig, path: Path) -> Path:
     """Write the clean / noised / reconstructed grid as a PNG (rows in that order)."""
     rows = reconstruction_rows(model, images, cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(make_grid(rows, nrow=len(images), padding=2, pad_value=1.0), path)
+    png = io.BytesIO()
+    save_image(make_grid(rows, nrow=len(images), padding=2, pad_value=1.0), png, format="png")
+    write_atomic(path, png.getbuffer())  # never a half-written image, even on a full disk
     return path

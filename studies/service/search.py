@@ -33,6 +33,7 @@ from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
 from ray.tune.utils.util import unflatten_dict
 
+from sidae.checkpoint import write_atomic
 from studies.record import (
     ARTIFACT_PREFIX,
     BY_SCHEDULER,
@@ -135,7 +136,7 @@ class StudySearch(Searcher):
         """Tune's experiment checkpoint gets the Tune -> Optuna trial numbers, for reading only:
         the study itself is in the database, and rerunning the command resumes it."""
         numbers = {trial_id: trial.number for trial_id, trial in self._trials.items()}
-        Path(checkpoint_path).write_text(json.dumps({"study": self.study.study_name, "trials": numbers}))
+        write_atomic(Path(checkpoint_path), json.dumps({"study": self.study.study_name, "trials": numbers}).encode())
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the Tuner's configuration, this searcher included, into its experiment
