@@ -14,13 +14,13 @@ from typing import Any
 
 import optuna
 
+from sidae.config import NOISE_KINDS
 from studies.service.budgets import Budget
 
 # define-by-run space: suggests parameters on the trial; gets the budget and the data set name
 Space = Callable[[optuna.Trial, Budget, str], None]
 
 GRAYSCALE_DATASETS = ("mnist", "fashion-mnist")
-NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
 
 
 @dataclass(frozen=True)
