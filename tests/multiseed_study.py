@@ -18,11 +18,11 @@ linear 10 % no (behind SimSiam on average), fine-tuning unclear at both fraction
 from __future__ import annotations
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
 from storage import make_storage
 from studies.analysis.summary import SUPERVISED_ATTR
+from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 
 WS = (0.0, 0.5, 0.9, 1.0)
 SEEDS = (0, 1, 2)
@@ -43,8 +43,7 @@ SUPERVISED = {"0.01": (70, 72, 74), "0.1": (90, 91, 92)}  # the supervised basel
 
 
 def distributions() -> dict[str, optuna.distributions.BaseDistribution]:
-    # As the grid study's trials carry them: w from the grid, seed an integer.
-    return {"seed": CategoricalDistribution((*SEEDS, 3)), "w": CategoricalDistribution(WS)}
+    return dict(W_SWEEP_DISTRIBUTIONS)  # as the driver's w-sweep trials carry them
 
 
 def write_study(url: str, name: str, accuracy: Table = ACCURACY, validation: dict[float, float] = VALIDATION,

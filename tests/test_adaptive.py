@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 
 import optuna
-from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
 from studies.analysis.adaptive import decision_lines, plan
@@ -24,7 +23,7 @@ def trial(w: float, seed: int) -> FrozenTrial:
     """A seed moves every w alike (shared labels and probes: paired), plus a little noise per run."""
     shared, own = random.Random(seed).gauss(0, 0.02), random.Random(f"{seed}-{w}").gauss(0, 0.003)
     return optuna.trial.create_trial(
-        params={"seed": seed, "w": w}, distributions={**distributions(), "seed": CategoricalDistribution(BUDGET)},
+        params={"seed": seed, "w": w}, distributions=distributions(),
         value=VALIDATION[w] + own, user_attrs={"test_linear": {"0.01": MEAN[w] + shared + own}})
 
 
