@@ -21,8 +21,8 @@ from optuna.trial import FrozenTrial
 
 from studies.analysis.claim import DAE, SIMSIAM, by_w_and_seed, claim_rows
 from studies.analysis.sequential import ALPHA, Decision, claim_alpha, decide
+from studies.analysis.summary import method_name
 
-BASELINE_NAMES = {DAE: "DAE", SIMSIAM: "SimSiam"}
 ADAPTIVE_ATTR = "until_decided"  # study attribute: {"seeds": the seed budget, "w_grid": the grid}
 
 
@@ -34,7 +34,7 @@ class Comparison:
     decision: Decision
 
     def __str__(self) -> str:
-        return (f"{self.evaluation} {float(self.fraction):.0%} vs {BASELINE_NAMES[self.baseline]}: "
+        return (f"{self.evaluation} {float(self.fraction):.0%} vs {method_name(self.baseline)}: "
                 f"{self.decision}")
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial
 
-SIMSIAM, DAE = 1.0, 0.0
+from studies.analysis.summary import DAE, SIMSIAM
+
 EVALUATIONS = {"test_linear": "linear probe", "test_finetune": "fine-tune"}  # user attr -> name, as reported
 
 

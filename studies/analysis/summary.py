@@ -12,7 +12,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from studies.record import SUPERVISED_ATTR
 
-BASELINES = {1.0: "SimSiam", 0.0: "DAE"}
+SIMSIAM, DAE = 1.0, 0.0  # the w of the two methods SidAE interpolates
+BASELINES = {SIMSIAM: "SimSiam", DAE: "DAE"}
 SUPERVISED = "supervised"  # the backbone fine-tuned from scratch on the same labels (studies.service.baseline)
 
 
