@@ -34,7 +34,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from sidae.config import AugmentConfig, DataConfig, SidAEConfig, default_config
-from sidae.data import DataError, DataSplits, load_splits
+from sidae.data import DataSplits, load_splits
+from sidae.image_set import DataError
 from sidae.noise import add_noise
 from sidae.pretraining import Views, build_model, build_optimizer, make_views, train_step
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from sidae.data import DataSplits, ImageSet, channel_stats, to_float
+from sidae.data import DataSplits, channel_stats
+from sidae.image_set import ImageSet, to_float
 from sidae.pretraining import resolve_device
 
 REPO = Path(__file__).resolve().parents[1]

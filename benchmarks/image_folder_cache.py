@@ -1,10 +1,10 @@
 """Seconds to decode an image folder against seconds to load it back from sidae's cache.
 
-sidae.data reads an image folder (train/ and test/, one folder per class) by decoding every
-file once into uint8 tensors and caching them (sidae.data.cache_dir()); every later run, and
+sidae.image_folder reads an image folder (train/ and test/, one folder per class) by decoding
+every file once into uint8 tensors and caching them (sidae.image_folder.cache_dir()); every later run, and
 every trial process of a study, loads the cache instead. This times both on the CIFAR-10 JPEG
 copy (60,000 files of 32x32; <data_dir>/CIFAR10-JPEG, --data-dir or $SIDAE_DATA_DIR):
-- decode: sidae.data.decode_images on all files (what a cold cache costs), plus
+- decode: sidae.image_folder.decode_images on all files (what a cold cache costs), plus
   decode_images_per_second;
 - cached_load: sidae.data.load_splits on a warm cache, the whole of what a run waits for
   (listing and stat of the files for the cache key, reading the cache, the validation split,
@@ -25,7 +25,9 @@ from collections.abc import Callable
 from common import emit, parser, setup
 
 from sidae.config import DataConfig
-from sidae.data import DataError, data_root, decode_images, list_image_folder, load_splits
+from sidae.data import data_root, load_splits
+from sidae.image_folder import decode_images, list_image_folder
+from sidae.image_set import DataError
 
 
 def median_seconds(work: Callable[[], object], repeats: int) -> float:

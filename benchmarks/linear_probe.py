@@ -15,8 +15,9 @@ import time
 from common import emit, parser, setup, synchronize
 
 from sidae.config import DataConfig, default_config
-from sidae.data import DataError, load_splits
+from sidae.data import load_splits
 from sidae.evaluate import extract_features, fraction_key, linear_probes
+from sidae.image_set import DataError
 from sidae.pretraining import build_model
 
 

@@ -1,7 +1,7 @@
 """Images/s of a full SidAE training step against the bare model on the same batch.
 
 The full step is what sidae.pretraining._epoch does per batch of 256: slice uint8 images from an
-in-memory tensor on the device, convert them to float (sidae.data.to_float), make two augmented,
+in-memory tensor on the device, convert them to float (sidae.image_set.to_float), make two augmented,
 noised views (sidae.pretraining.make_views) and run sidae.pretraining.train_step on them
 (forward/backward, SGD step). The bare step runs the same train_step on views made once
 beforehand (same model, same w), so
@@ -31,7 +31,7 @@ from common import (
 )
 
 from sidae.config import SidAEConfig, default_config
-from sidae.data import to_float
+from sidae.image_set import to_float
 from sidae.pretraining import Views, build_model, build_optimizer, make_views, train_step
 
 CPU_RESNET_WIDTH = 16  # 0.85 s a step on 2 CPU cores; the full width, 64, has 16x the convolution work

@@ -16,8 +16,9 @@ from sidae.config import (
                           SidAEConfig,
                           default_config,
 )
-from sidae.data import DataError, DataSplits, ImageSet, load_splits
+from sidae.data import DataSplits, load_splits
 from sidae.experiment import RunResult, run
+from sidae.image_set import DataError, ImageSet
 from sidae.pretraining import TrainingDiverged, pretrain
 
 __all__ = [

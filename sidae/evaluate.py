@@ -16,7 +16,8 @@ from torch import Tensor, nn
 
 from sidae.augment import augment
 from sidae.config import AugmentConfig, SidAEConfig
-from sidae.data import DataSplits, ImageSet, to_float
+from sidae.data import DataSplits
+from sidae.image_set import ImageSet, to_float
 
 _FEATURE_BATCH = 1024
 _WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2)  # linear-probe L2 grid, chosen on held-out labels

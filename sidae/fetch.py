@@ -14,7 +14,8 @@ import dataclasses
 import sys
 
 from sidae.config import DATASETS, DataConfig
-from sidae.data import DataError, DataSplits, data_root, load_splits
+from sidae.data import DataSplits, data_root, load_splits
+from sidae.image_set import DataError
 
 
 def fetch(cfg: DataConfig) -> DataSplits:

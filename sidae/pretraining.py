@@ -21,8 +21,9 @@ from tqdm import tqdm
 from sidae import checkpoint
 from sidae.augment import augment
 from sidae.config import SidAEConfig
-from sidae.data import DataSplits, to_float
+from sidae.data import DataSplits
 from sidae.evaluate import collapse_std, extract_features, knn_accuracy, knn_bank_index
+from sidae.image_set import to_float
 from sidae.losses import LossParts, balanced_total, sidae_loss
 from sidae.model import SidAE
 from sidae.noise import add_noise

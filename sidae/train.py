@@ -28,9 +28,10 @@ from sidae.config import (
     override,
     uses_gpu,
 )
-from sidae.data import DataError, load_splits
+from sidae.data import load_splits
 from sidae.evaluate import describe_splits
 from sidae.experiment import RESULTS_FILE, RunResult, run
+from sidae.image_set import DataError
 from sidae.pretraining import TrainingDiverged
 
 T = TypeVar("T")

@@ -12,7 +12,7 @@ from torchvision.utils import make_grid, save_image
 
 from sidae.checkpoint import write_atomic
 from sidae.config import SidAEConfig
-from sidae.data import to_float
+from sidae.image_set import to_float
 from sidae.model import SidAE
 from sidae.noise import add_noise
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from sidae.config import DataConfig
-from sidae.data import DataError, data_root, load_splits
+from sidae.data import data_root, load_splits
+from sidae.image_set import DataError
 from tests import formats
 
 

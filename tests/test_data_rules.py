@@ -19,7 +19,8 @@ import torchvision
 from PIL import Image
 
 from sidae.config import DataConfig
-from sidae.data import ImageSet, load_splits
+from sidae.data import load_splits
+from sidae.image_set import ImageSet
 from tests import formats
 from tests.conftest import SHARED_DATA
 

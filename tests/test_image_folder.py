@@ -1,5 +1,5 @@
 """Image folders decoded once and cached: real PNG/JPEG files written by the tests, read by
-sidae.data's real reader; the cache is a real file in a temporary SIDAE_CACHE_DIR."""
+sidae.image_folder's real reader; the cache is a real file in a temporary SIDAE_CACHE_DIR."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-from sidae import data as sidae_data
-from sidae import train
+from sidae import image_folder, train
 from sidae.config import DataConfig
-from sidae.data import DataError, load_splits, validation_size
+from sidae.data import load_splits, validation_size
 from sidae.evaluate import describe_splits
+from sidae.image_set import DataError
 from tests import formats
 
 
@@ -36,7 +36,7 @@ def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: object, **kwargs: object) -> torch.Tensor:
         raise AssertionError("decoded again instead of reading the cache")
 
-    monkeypatch.setattr(sidae_data, "decode_images", refuse)
+    monkeypatch.setattr(image_folder, "decode_images", refuse)
 
 
 def test_first_load_writes_the_cache_and_the_second_reads_it(tmp_path: Path, cache: Path,

@@ -16,8 +16,9 @@ import torch
 
 from sidae import pretraining as loop
 from sidae.config import AugmentConfig, EvalConfig, ModelConfig, NoiseConfig, OptimConfig, SidAEConfig
-from sidae.data import DataSplits, ImageSet, channel_stats
+from sidae.data import DataSplits, channel_stats
 from sidae.evaluate import finetune
+from sidae.image_set import ImageSet
 
 STEPS_PER_EPOCH, EPOCHS, BATCH = 4, 2, 32
 NO_AUGMENT = AugmentConfig(crop_scale_min=1.0, flip_prob=0.0, jitter=0.0, grayscale_prob=0.0)
