@@ -7,7 +7,6 @@ package knows nothing of Optuna or Ray: it takes a typed config and a per-epoch 
 
 from sidae.config import (
                           AugmentConfig,
-                          ConfigError,
                           DataConfig,
                           EvalConfig,
                           ModelConfig,
@@ -16,6 +15,7 @@ from sidae.config import (
                           SidAEConfig,
                           default_config,
 )
+from sidae.config_checks import ConfigError
 from sidae.data import DataSplits, load_splits
 from sidae.experiment import RunResult, run
 from sidae.image_set import DataError, ImageSet

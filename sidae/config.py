@@ -1,20 +1,21 @@
 """Typed, frozen configuration for one SidAE pre-training + evaluation run.
 
-Every field a study may search lives here, validated at construction so a bad value fails
-with one clear line before any data is read. Details the paper leaves open take the values
-SimSiam (Chen & He, 2021) and standard denoising autoencoders use; they are fields, not
-constants, so a study can vary them.
+Every field a study may search lives here, validated at construction (sidae.config_checks) so
+a bad value fails with one clear line before any data is read. Details the paper leaves open
+take the values SimSiam (Chen & He, 2021) and standard denoising autoencoders use; they are
+fields, not constants, so a study can vary them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sidae.config_checks import ConfigError, check, check_probability, typed
 
 # cifar10-jpeg: the image-folder copy of CIFAR-10 in <data_dir>/CIFAR10-JPEG (lossy JPEG: report
 # its numbers as "CIFAR-10 (JPEG copy)"); read like imagefolder.
@@ -27,19 +28,6 @@ NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
 OPTIMIZERS = ("sgd", "adamw")
 # What fine-tuning augments with: the pre-training views, or only the data set's flips.
 FINETUNE_AUGMENTS = ("pretrain", "flip")
-
-
-class ConfigError(ValueError):
-    """A configuration value outside its allowed range; the message is one line for the user."""
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-def _check_probability(name: str, value: float) -> None:
-    _check(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
 
 
 @dataclass(frozen=True)
@@ -60,11 +48,11 @@ class DataConfig:
     verify: bool = True  # check torchvision's published MD5 sums (CIFAR-10, STL-10)
 
     def __post_init__(self) -> None:
-        _check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
-        _check(self.train_limit is None or self.train_limit > 0,
+        check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
+        check(self.train_limit is None or self.train_limit > 0,
                f"train_limit must be positive, got {self.train_limit}")
-        _check(self.val_size is None or self.val_size > 0, f"val_size must be positive, got {self.val_size}")
-        _check(self.image_size >= 8, f"image_size must be at least 8, got {self.image_size}")
+        check(self.val_size is None or self.val_size > 0, f"val_size must be positive, got {self.val_size}")
+        check(self.image_size >= 8, f"image_size must be at least 8, got {self.image_size}")
 
 
 @dataclass(frozen=True)
@@ -84,10 +72,10 @@ class ModelConfig:
     decoder_width: int = 32
 
     def __post_init__(self) -> None:
-        _check(self.backbone in BACKBONES, f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        check(self.backbone in BACKBONES, f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
         for name in ("width", "proj_dim", "pred_dim", "decoder_width"):
             value = getattr(self, name)
-            _check(value > 0, f"{name} must be positive, got {value}")
+            check(value > 0, f"{name} must be positive, got {value}")
 
 
 @dataclass(frozen=True)
@@ -102,10 +90,10 @@ class NoiseConfig:
     level: float = 0.3
 
     def __post_init__(self) -> None:
-        _check(self.kind in NOISE_KINDS, f"unknown noise kind {self.kind!r}; choose from {', '.join(NOISE_KINDS)}")
-        _check(math.isfinite(self.level) and self.level >= 0, f"noise level must be >= 0, got {self.level}")
+        check(self.kind in NOISE_KINDS, f"unknown noise kind {self.kind!r}; choose from {', '.join(NOISE_KINDS)}")
+        check(math.isfinite(self.level) and self.level >= 0, f"noise level must be >= 0, got {self.level}")
         if self.kind != "gaussian":
-            _check(self.level <= 1.0, f"{self.kind} noise level is a fraction of pixels in [0, 1], got {self.level}")
+            check(self.level <= 1.0, f"{self.kind} noise level is a fraction of pixels in [0, 1], got {self.level}")
 
 
 @dataclass(frozen=True)
@@ -126,12 +114,12 @@ class AugmentConfig:
     translate: float = 0.0
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.crop_scale_min <= 1.0, f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
-        _check_probability("flip_prob", self.flip_prob)
-        _check_probability("grayscale_prob", self.grayscale_prob)
-        _check(0.0 <= self.jitter <= 1.0, f"jitter strength must be in [0, 1], got {self.jitter}")
-        _check(0.0 <= self.rotation <= 180.0, f"rotation must be in [0, 180] degrees, got {self.rotation}")
-        _check(0.0 <= self.translate <= 0.5, f"translate must be in [0, 0.5], got {self.translate}")
+        check(0.0 < self.crop_scale_min <= 1.0, f"crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
+        check_probability("flip_prob", self.flip_prob)
+        check_probability("grayscale_prob", self.grayscale_prob)
+        check(0.0 <= self.jitter <= 1.0, f"jitter strength must be in [0, 1], got {self.jitter}")
+        check(0.0 <= self.rotation <= 180.0, f"rotation must be in [0, 180] degrees, got {self.rotation}")
+        check(0.0 <= self.translate <= 0.5, f"translate must be in [0, 0.5], got {self.translate}")
 
 
 @dataclass(frozen=True)
@@ -157,13 +145,13 @@ class OptimConfig:
         return self.base_lr * self.batch_size / 256
 
     def __post_init__(self) -> None:
-        _check(self.optimizer in OPTIMIZERS,
+        check(self.optimizer in OPTIMIZERS,
                f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
-        _check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
-        _check(self.batch_size >= 2, f"batch_size must be at least 2 (BatchNorm), got {self.batch_size}")
-        _check(math.isfinite(self.base_lr) and self.base_lr > 0, f"base_lr must be positive, got {self.base_lr}")
-        _check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
-        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
+        check(self.batch_size >= 2, f"batch_size must be at least 2 (BatchNorm), got {self.batch_size}")
+        check(math.isfinite(self.base_lr) and self.base_lr > 0, f"base_lr must be positive, got {self.base_lr}")
+        check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
 
 
 @dataclass(frozen=True)
@@ -185,15 +173,15 @@ class EvalConfig:
     knn_bank_size: int = 10000  # training images in the per-epoch kNN monitor's memory bank
 
     def __post_init__(self) -> None:
-        _check(len(self.label_fractions) > 0, "at least one label fraction is needed")
+        check(len(self.label_fractions) > 0, "at least one label fraction is needed")
         for fraction in self.label_fractions:
-            _check(0.0 < fraction <= 1.0, f"label fraction must be in (0, 1], got {fraction}")
-        _check(self.finetune_steps > 0, f"finetune_steps must be positive, got {self.finetune_steps}")
-        _check(self.finetune_lr > 0, f"finetune_lr must be positive, got {self.finetune_lr}")
-        _check(self.finetune_augment in FINETUNE_AUGMENTS, f"unknown finetune_augment "
+            check(0.0 < fraction <= 1.0, f"label fraction must be in (0, 1], got {fraction}")
+        check(self.finetune_steps > 0, f"finetune_steps must be positive, got {self.finetune_steps}")
+        check(self.finetune_lr > 0, f"finetune_lr must be positive, got {self.finetune_lr}")
+        check(self.finetune_augment in FINETUNE_AUGMENTS, f"unknown finetune_augment "
                f"{self.finetune_augment!r}; choose from {', '.join(FINETUNE_AUGMENTS)}")
-        _check(self.knn_k > 0, f"knn_k must be positive, got {self.knn_k}")
-        _check(self.knn_bank_size > 0, f"knn_bank_size must be positive, got {self.knn_bank_size}")
+        check(self.knn_k > 0, f"knn_k must be positive, got {self.knn_k}")
+        check(self.knn_bank_size > 0, f"knn_bank_size must be positive, got {self.knn_bank_size}")
 
 
 @dataclass(frozen=True)
@@ -219,7 +207,7 @@ class SidAEConfig:
     device: str = "auto"  # auto: cuda if available, else cpu
 
     def __post_init__(self) -> None:
-        _check(math.isfinite(self.w) and 0.0 <= self.w <= 1.0, f"w must be in [0, 1], got {self.w}")
+        check(math.isfinite(self.w) and 0.0 <= self.w <= 1.0, f"w must be in [0, 1], got {self.w}")
 
     @property
     def noised(self) -> bool:
@@ -235,7 +223,7 @@ class SidAEConfig:
                   "augment": AugmentConfig, "optim": OptimConfig, "eval": EvalConfig}
         kwargs: dict[str, Any] = {}
         for name, value in values.items():
-            _check(name in names, f"unknown config field {name!r}")
+            check(name in names, f"unknown config field {name!r}")
             if name in nested:
                 value = dict(value)
                 if name == "eval" and "label_fractions" in value:
@@ -263,11 +251,10 @@ DATASET_DEFAULTS: dict[str, tuple[ModelConfig, AugmentConfig]] = {
     "imagefolder": (_RESNET_MODEL, _NATURAL_AUGMENT),
 }
 
-# The paper's full-width ResNet-18 trains at about 22 images/s on 2 CPU cores (its decoder at
-# width 64 costs twice the encoder's width-16 convolutions): on a CPU the ResNet data sets
-# default to CPU_MODEL and fewer fine-tuning steps, so a first run takes minutes, not hours.
-# Its numbers are not the paper's; --width 64 --decoder-width 64 --proj-dim 2048 --pred-dim 512
-# restore the paper's network. The widths are chosen from measurements in benchmarks/README.md.
+# The paper's full-width ResNet-18 is too slow to train on a CPU (benchmarks/README.md, "The
+# CPU defaults"): there the ResNet data sets default to CPU_MODEL and fewer fine-tuning steps, so
+# a first run takes minutes, not hours. Its numbers are not the paper's; --width 64
+# --decoder-width 64 --proj-dim 2048 --pred-dim 512 restore the paper's network.
 CPU_MODEL = ModelConfig(backbone="resnet18", width=16, proj_dim=512, pred_dim=128, decoder_width=16)
 CPU_FINETUNE_STEPS = 100
 
@@ -289,7 +276,7 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> SidAEConfig:
 
     The device (overrides["device"], default "auto") picks the ResNet data sets' defaults: the
     paper's full-width ResNet-18 on a GPU, the reduced CPU_MODEL on a CPU."""
-    _check(dataset in DATASETS, f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+    check(dataset in DATASETS, f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     model, augment = DATASET_DEFAULTS[dataset]
     evaluation = EvalConfig()
     if model.backbone == "resnet18" and not uses_gpu(overrides.get("device", "auto")):
@@ -311,7 +298,7 @@ def override(cfg: SidAEConfig, values: Mapping[str, Any]) -> SidAEConfig:
         target = getattr(cfg, section, None) if section else cfg
         if not dataclasses.is_dataclass(target) or name not in {f.name for f in dataclasses.fields(target)}:
             raise ConfigError(f"unknown config field {path!r}")
-        value = _typed(path, value, typing.get_type_hints(type(target))[name])
+        value = typed(path, value, typing.get_type_hints(type(target))[name])
         if section:
             sections.setdefault(section, {})[name] = value
         else:
@@ -319,32 +306,3 @@ def override(cfg: SidAEConfig, values: Mapping[str, Any]) -> SidAEConfig:
     for section, fields in sections.items():
         top[section] = dataclasses.replace(getattr(cfg, section), **fields)
     return dataclasses.replace(cfg, **top)
-
-
-def _typed(path: str, value: Any, expected: Any) -> Any:
-    """`value` as the field's type (an int where a float is expected, a list where a tuple is),
-    or a one-line ConfigError: a --set value of the wrong type must not become a traceback deep
-    in the trainer."""
-    kinds = typing.get_args(expected) if typing.get_origin(expected) is types.UnionType else (expected,)
-    if value is None and type(None) in kinds:
-        return None
-    kind = next(k for k in kinds if k is not type(None))
-    if kind is bool and isinstance(value, bool):
-        return value
-    if kind in (int, float) and isinstance(value, int | float) and not isinstance(value, bool):
-        if kind is float:
-            return float(value)
-        if float(value).is_integer():
-            return int(value)
-    if kind is str and isinstance(value, str):
-        return value
-    if typing.get_origin(kind) is tuple and isinstance(value, tuple | list):
-        return tuple(_typed(path, item, typing.get_args(kind)[0]) for item in value)
-    raise ConfigError(f"{path} expects {_describe(kind)}, got {value!r}")
-
-
-def _describe(kind: Any) -> str:
-    if typing.get_origin(kind) is tuple:
-        return "a list of numbers, e.g. (0.01, 0.1)"
-    return {bool: "True or False", int: "a whole number", float: "a number", str: "text"}.get(kind, str(kind))
-

@@ -22,12 +22,12 @@ from sidae.config import (
     CPU_MODEL,
     DATASETS,
     NOISE_KINDS,
-    ConfigError,
     SidAEConfig,
     default_config,
     override,
     uses_gpu,
 )
+from sidae.config_checks import ConfigError
 from sidae.data import load_splits
 from sidae.evaluate import describe_splits
 from sidae.experiment import RESULTS_FILE, RunResult, run

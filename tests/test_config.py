@@ -10,7 +10,6 @@ from sidae.config import (
     CPU_FINETUNE_STEPS,
     CPU_MODEL,
     AugmentConfig,
-    ConfigError,
     DataConfig,
     EvalConfig,
     ModelConfig,
@@ -19,6 +18,7 @@ from sidae.config import (
     default_config,
     override,
 )
+from sidae.config_checks import ConfigError
 
 
 def test_defaults_follow_the_data_set() -> None:
@@ -99,8 +99,6 @@ def test_a_cpu_gets_a_reduced_resnet_and_a_gpu_the_papers() -> None:
 
 
 def test_override_checks_each_value_against_the_fields_type() -> None:
-    from sidae.config import ConfigError, default_config, override
-
     cfg = override(default_config("mnist"), {"w": 1, "optim.epochs": 3.0, "eval.label_fractions": [0.1, 1]})
     assert (cfg.w, cfg.optim.epochs, cfg.eval.label_fractions) == (1.0, 3, (0.1, 1.0))
     assert isinstance(cfg.w, float) and isinstance(cfg.optim.epochs, int)
