@@ -26,6 +26,7 @@ from typing import Any
 import optuna
 from optuna.artifacts import upload_artifact
 
+from sidae.checkpoint import write_atomic
 from sidae.config import DATASETS, ConfigError
 from sidae.data import data_root
 from sidae.fetch import fetch
@@ -147,15 +148,16 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     artifact_root = artifact_dir_for(url, opts.artifact_dir)
     artifact_store = make_artifact_store(artifact_root)
     ctx = dataclasses.replace(ctx, run_root=str(artifact_root / "runs" / opts.study_name))
-    optuna_study = _open_study(opts, study, budget, storage)
     points = grid_points(study, budget) if study.grid is not None else None
     if opts.address is None and not any(k in os.environ for k in RAY_AUTH_VARS):
         os.environ.update(private_ray_token())  # before Ray is imported: it reads them once
     from studies.service import baseline  # imports Ray: only once the input is known to be good
 
-    # StudyBusy if another live driver runs this study; every write below is fenced by the lease
+    # StudyBusy if another live driver runs this study; every write below is fenced by the lease,
+    # the study's creation and note included
     with lease.held(storage, opts.study_name) as study_lease:
         try:
+            optuna_study = _open_study(opts, study, budget, storage)
             to_run = plan(optuna_study, storage, points, budget.trials, opts.max_retries)
             _print_header(opts, url, artifact_root, budget, to_run)
             seeds = baseline.missing_seeds(optuna_study, ctx, points if points is not None else [{}])
@@ -225,9 +227,9 @@ def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -
         print(f"warning: trial {best.number}'s run_dir is outside {run_root}; its weights are not stored",
               file=sys.stderr)
         return
-    named = weights.with_name(f"best-trial-{best.number}-model.pt")
+    named = weights.with_name(f"best-trial-{best.number}-model.pt")  # the artifact's file name
     try:
-        shutil.copyfile(weights, named)
+        write_atomic(named, weights.read_bytes())
         upload_artifact(artifact_store=artifact_store, file_path=str(named), study_or_trial=study)
     except OSError as error:  # a full disk loses this copy, not the study: the next run tries again
         print(f"warning: could not store the best trial's weights ({error.strerror or error})", file=sys.stderr)
