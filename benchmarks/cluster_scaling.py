@@ -33,7 +33,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-import studies.cluster.local as local_cluster
+from studies.cluster.state import storage_url
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "docker" / "local_cluster.py"
@@ -64,7 +64,7 @@ def run_study(workers: int, study_args: list[str]) -> Run:
     state = Path(tempfile.mkdtemp(prefix="sidae-bench-"))  # under /tmp: `postgres` must enter it
     try:
         cluster(state, "up", "--workers", str(workers), "--cpus-per-worker", "1")
-        url = local_cluster.storage_url(json.loads((state / "cluster.json").read_text()))
+        url = storage_url(json.loads((state / "cluster.json").read_text()))
         start = time.perf_counter()
         cluster(state, "submit", *study_args)
         wall = time.perf_counter() - start

@@ -20,7 +20,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-import studies.cluster.local as local_cluster
+from studies.cluster import launch
+from studies.cluster.state import Paths, ray_address, sessions_of, storage_env, storage_url
 from tests.conftest import REPO
 from tests.smoke_study import TINY, run_cli
 
@@ -54,7 +55,7 @@ def cluster_processes(state: Path) -> list[str]:
     """Live processes that belong to the cluster in `state`: their command line or environment
     names the state folder (the token path every Ray process inherits, the dashboard's artifact
     folder, the PostgreSQL data folder) or the cluster's Ray temp folder."""
-    markers = [str(state).encode(), str(local_cluster.Paths(state).ray_temp).encode()]
+    markers = [str(state).encode(), str(Paths(state).ray_temp).encode()]
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -72,7 +73,7 @@ def cluster_processes(state: Path) -> list[str]:
 
 
 def pg_running(state: Path, port: int) -> bool:
-    return local_cluster.pg_running(local_cluster.Paths(state), port)
+    return launch.pg_running(Paths(state), port)
 
 
 def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
@@ -86,7 +87,7 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     with urllib.request.urlopen(f"http://127.0.0.1:{record['dashboard_port']}/dashboard", timeout=10) as page:
         assert page.status == 200
     # Token authentication is on: refused without the token, accepted with it (in the form compose passes it).
-    health = [local_cluster.tool("ray"), "health-check", "--address", local_cluster.ray_address(record)]
+    health = [launch.tool("ray"), "health-check", "--address", ray_address(record)]
     bare = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     refused = subprocess.run(health, env=bare, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "InvalidAuthToken" in refused.stderr
@@ -95,13 +96,13 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     assert accepted.returncode == 0, accepted.stderr
 
     # What a runner on a real cluster does: --address and the PostgreSQL URL, the token from the environment.
-    url = local_cluster.storage_url(record)
+    url = storage_url(record)
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(state_dir / "ray-token"))
-    for name, value in local_cluster.storage_env(local_cluster.Paths(state_dir)).items():  # PGPASSFILE
+    for name, value in storage_env(Paths(state_dir)).items():  # PGPASSFILE
         monkeypatch.setenv(name, value)
     done = run_cli("--study", "w-sweep", *TINY, "--name", "w-sweep-cluster",
-                   "--address", local_cluster.ray_address(record), "--storage", url,
+                   "--address", ray_address(record), "--storage", url,
                    "--artifact-dir", str(state_dir / "artifacts"), "--ray-dir", str(state_dir / "tune"),
                    cwd=state_dir, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -117,7 +118,7 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     assert again.returncode == 0 and "nothing left to run" in again.stderr, again.stderr[-3000:]
     assert token not in again.stdout + again.stderr
 
-    sessions = local_cluster.sessions_of(record).values()
+    sessions = sessions_of(record).values()
     assert cluster_processes(state_dir), "the marker finds no process of a running cluster"
     stopped = cluster(state_dir, "down")
     assert stopped.returncode == 0, stopped.stderr
