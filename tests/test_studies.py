@@ -141,7 +141,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, mnist_dir: Pat
 
 
 def test_budget_overrides() -> None:
-    from studies.service.runner import StudyError, StudyOptions, resolve_budget
+    from studies.service.options import StudyError, StudyOptions, resolve_budget
 
     budget = resolve_budget(StudyOptions(study="w-sweep", budget="cpu", epochs=5, w_grid=(0.0, 0.9, 0.9, 1.0),
                                          seeds=(3,)))
@@ -210,7 +210,7 @@ def test_best_model_is_read_only_from_the_studys_run_folder(tmp_path: Path) -> N
 
 
 def test_local_ray_gets_a_private_token() -> None:
-    from studies.service.runner import private_ray_token
+    from studies.service.tuning import private_ray_token
 
     env = private_ray_token()
     token = Path(env["RAY_AUTH_TOKEN_PATH"])
@@ -221,7 +221,7 @@ def test_local_ray_gets_a_private_token() -> None:
 
 def test_a_studys_budget_is_its_data_sets_variant() -> None:
     from studies.service.budgets import BUDGETS, CPU_RGB32
-    from studies.service.runner import StudyOptions, resolve_budget
+    from studies.service.options import StudyOptions, resolve_budget
 
     assert resolve_budget(StudyOptions(study="w-sweep", dataset="cifar10-jpeg")) == CPU_RGB32
     assert resolve_budget(StudyOptions(study="w-sweep", dataset="mnist")) == BUDGETS["cpu"]

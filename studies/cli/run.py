@@ -26,7 +26,8 @@ from studies.service.budgets import BUDGETS
 from studies.service.catalogue import STUDIES
 from studies.service.lease import StudyBusy
 from studies.service.notes import redacted_command
-from studies.service.runner import SCHEDULERS, StudyError, StudyOptions, dashboard_command, run_study
+from studies.service.options import SCHEDULERS, StudyError, StudyOptions
+from studies.service.runner import dashboard_command, run_study
 
 
 def _assignment(text: str) -> tuple[str, object]:

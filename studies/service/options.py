@@ -1,0 +1,115 @@
+"""A study run's options, checked: everything that can be validated before the storage is
+touched or Ray is started, so that bad input is one line and loses nothing."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from sidae.config import DATASETS, ConfigError
+from sidae.data import data_root
+from studies.service.budgets import BUDGETS, Budget, budget_for
+from studies.service.catalogue import STUDIES, Study
+from studies.service.trainable import TrialContext, trial_config
+
+SCHEDULERS = ("asha", "none")
+
+
+class StudyError(ValueError):
+    """Bad study arguments; one line for the user."""
+
+
+@dataclass(frozen=True)
+class StudyOptions:
+    study: str
+    dataset: str = "mnist"
+    budget: str = "cpu"
+    name: str | None = None  # default <study>-<dataset>
+    storage: str | None = None  # default: SQLite file in the project folder
+    artifact_dir: str | None = None
+    data_dir: str | None = None
+    epochs: int | None = None
+    train_limit: int | None = None
+    trials: int | None = None
+    w_grid: tuple[float, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)  # dotted config path -> value
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str | None = None  # Ray cluster HOST:PORT; None starts Ray locally
+    scheduler: str | None = None  # None: the study's default
+    max_concurrent: int | None = None
+    primary_fraction: float = 0.01
+    seed: int = 0  # the sampler's seed
+    time_budget_s: float | None = None
+    max_retries: int = 1  # next-run retries of a grid point that failed
+    trial_retries: int = 1  # in-run restarts of a crashed trial (Ray), from its last checkpoint
+    min_collapse_std: float = 0.0  # stop (prune) trials whose features collapsed below this
+    ray_dir: str | None = None
+    device: str = "auto"
+    progress: bool = True
+    command: str = ""  # how the user started it, stored on the study
+    until_decided: int | None = None  # w-sweep: seeds in all; past the first round only where a comparison is open
+
+    @property
+    def study_name(self) -> str:
+        return self.name or f"{self.study}-{self.dataset}"
+
+
+def resolve_budget(opts: StudyOptions) -> Budget:
+    """The named budget with the user's --epochs, --train-limit, --trials, --w-grid, --seeds."""
+    if opts.budget not in BUDGETS:
+        raise StudyError(f"unknown budget {opts.budget!r}; choose from {', '.join(BUDGETS)}")
+    counts = {k: v for k, v in (("epochs", opts.epochs), ("train_limit", opts.train_limit),
+                                ("trials", opts.trials)) if v is not None}
+    for key, value in counts.items():
+        if value <= 0:
+            raise StudyError(f"--{key.replace('_', '-')} must be positive, got {value}")
+    if opts.w_grid is not None and not all(0.0 <= w <= 1.0 for w in opts.w_grid):
+        raise StudyError(f"--w-grid values must be in [0, 1], got {','.join(map(str, opts.w_grid))}")
+    if opts.seeds is not None and not all(0 <= seed < 2**31 for seed in opts.seeds):
+        raise StudyError(f"--seeds must be in [0, 2**31), got {','.join(map(str, opts.seeds))}")
+    grids = {k: tuple(dict.fromkeys(v)) for k, v in (("w_grid", opts.w_grid), ("seeds", opts.seeds)) if v}
+    return dataclasses.replace(budget_for(opts.budget, opts.dataset), **counts, **grids)
+
+
+def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
+    """Everything that can be checked without touching the storage or Ray."""
+    if opts.study not in STUDIES:
+        raise StudyError(f"unknown study {opts.study!r}; choose from {', '.join(STUDIES)} (see --list)")
+    if opts.dataset not in DATASETS:
+        raise StudyError(f"unknown dataset {opts.dataset!r}; choose from {', '.join(DATASETS)}")
+    if opts.scheduler is not None and opts.scheduler not in SCHEDULERS:
+        raise StudyError(f"unknown scheduler {opts.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
+    if opts.cpus_per_trial <= 0 or opts.gpus_per_trial < 0:
+        raise StudyError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
+    for key, flag in (("data.dataset", "--dataset"), ("data.data_dir", "--data-dir")):
+        if key in opts.fixed:
+            raise StudyError(f"--set {key} would silently override {flag}; use {flag}")
+    study, budget = STUDIES[opts.study], resolve_budget(opts)
+    ctx = TrialContext(dataset=opts.dataset, budget=budget, data_dir=str(data_root(opts.data_dir).resolve()),
+                       run_root="", primary_fraction=opts.primary_fraction,
+                       threads=max(1, int(opts.cpus_per_trial)), device=opts.device, fixed=dict(opts.fixed))
+    searched = _searched_params(study, budget, opts.dataset)
+    clash = sorted(set(opts.fixed) & searched)
+    if clash:
+        raise StudyError(f"--set {clash[0]} clashes with a parameter that study {study.name} searches")
+    if opts.until_decided is not None and (study.name != "w-sweep" or opts.until_decided < len(budget.seeds)):
+        raise StudyError(f"--until-decided is a w-sweep's seed budget, at least its first round of {len(budget.seeds)} "
+                         f"seeds (--seeds), got {opts.study} with {opts.until_decided}")
+    try:
+        trial_config({}, ctx)  # the budget and --set values make a valid config
+    except ConfigError as error:
+        raise StudyError(str(error)) from None
+    return study, budget, ctx
+
+
+def _searched_params(study: Study, budget: Budget, dataset: str) -> set[str]:
+    probe = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = probe.ask()
+    study.space(trial, budget, dataset)
+    return set(trial.params)
+

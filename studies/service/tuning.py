@@ -1,0 +1,116 @@
+"""The Ray side of a study run: the local Ray a driver starts (with its private token), the
+scheduler, and one Ray Tune experiment whose trials the searcher records in Optuna."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from studies.record import COLLAPSE, CURVE, STEP
+from studies.service.budgets import Budget
+from studies.service.catalogue import Study
+from studies.service.options import StudyOptions
+from studies.service.trainable import TrialContext, train_trial
+
+
+def _scheduler(opts: StudyOptions, study: Study, budget: Budget) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    if (opts.scheduler or study.scheduler) == "none" or budget.epochs < 2:
+        return FIFOScheduler()
+    # Rungs at grace, grace*3, ...: a third of the trials survive each rung.
+    return ASHAScheduler(time_attr=STEP, metric=CURVE, mode="max", max_t=budget.epochs,
+                         grace_period=max(1, budget.epochs // 9), reduction_factor=3)
+
+
+def init_ray(opts: StudyOptions) -> None:
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if not ray.is_initialized():
+        ray.init(address=opts.address, include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=True)
+
+
+RAY_AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def private_ray_token() -> dict[str, str]:
+    """Token authentication, on explicitly, for the local Ray a driver starts: Ray 2.60's ports
+    open on the machine's address whatever node IP is asked for, so the token is what keeps other
+    users and machines out. Left to itself Ray keeps the token in ~/.ray/auth_token, readable by
+    everyone where home folders are; this one is fresh, in a folder only this user can enter,
+    removed when the driver exits."""
+    folder = Path(tempfile.mkdtemp(prefix="sidae-ray-auth-"))  # mode 0700
+    token = folder / "token"
+    descriptor = os.open(token, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(secrets.token_hex(32))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # after Ray's own exit handler
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+def tune_trials(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
+          storage: optuna.storages.BaseStorage, artifact_store: Any, to_run: int) -> None:
+    from ray import tune
+
+    from studies.service.progress import StudyProgress
+    from studies.service.search import StudySearch, TrialIndex
+
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
+    index = TrialIndex()
+    sampled = optuna.load_study(study_name=opts.study_name, storage=storage, sampler=study.sampler(budget, opts.seed))
+    search = StudySearch(sampled, partial(study.space, budget=budget, dataset=opts.dataset),
+                         artifact_store=artifact_store, index=index, time_budget_s=opts.time_budget_s)
+    progress = StudyProgress(search, total=to_run, enabled=opts.progress)
+    trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx),
+                                    {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
+    tuner = tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(search_alg=search, scheduler=_scheduler(opts, study, budget), num_samples=to_run,
+                                    max_concurrent_trials=opts.max_concurrent or _default_concurrency(opts),
+                                    reuse_actors=True, time_budget_s=opts.time_budget_s),
+        run_config=tune.RunConfig(name=opts.study_name, storage_path=str(_ray_dir(opts)), verbose=0,
+                                  callbacks=[index, progress],
+                                  failure_config=tune.FailureConfig(max_failures=opts.trial_retries),
+                                  stop=collapse_stopper(opts.min_collapse_std) if opts.min_collapse_std > 0 else None),
+    )
+    tuner.fit()
+    search.end_unfinished()
+
+
+def collapse_stopper(threshold: float) -> Callable[[str, dict[str, Any]], bool]:
+    """Stop a trial whose representation collapsed: the std of its l2-normalised validation
+    features (about 1/sqrt(dim) when healthy, 0 when every image maps to one point) fell below
+    `threshold`. Such a trial can only waste its remaining epochs; it ends PRUNED."""
+
+    def stop(trial_id: str, result: dict[str, Any]) -> bool:
+        return float(result.get(COLLAPSE, float("inf"))) < threshold
+
+    return stop
+
+
+def _default_concurrency(opts: StudyOptions) -> int:
+    """As many trials at once as the cluster's CPUs (and GPUs) allow."""
+    import ray
+
+    resources = ray.cluster_resources()
+    slots = resources.get("CPU", 1) / opts.cpus_per_trial
+    if opts.gpus_per_trial > 0:
+        slots = min(slots, resources.get("GPU", 0) / opts.gpus_per_trial)
+    return max(1, int(slots))
+
+
+def _ray_dir(opts: StudyOptions) -> Path:
+    return Path(opts.ray_dir or Path.cwd() / "runs" / "ray").resolve()
+
