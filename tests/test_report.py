@@ -49,6 +49,8 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
     for name in FIGURES:
         with Image.open(out / name) as image:
             assert image.format == "PNG" and min(image.size) > 200
+            lo, hi = image.convert("L").getextrema()
+            assert lo < 64 and hi > 192  # drawn on, not one flat colour
     text = (out / "report.md").read_text()
     assert "Still running" not in text
     assert re.search(r"python studies/run\.py .*--study w-sweep", section(text, "## About this study"))  # the note

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import optuna
 import pytest
+from PIL import Image
 
 from storage import make_storage
 from studies import report
 from studies.analysis.claim import claim_rows, claim_summary
+from studies.analysis.figures import DPI
 from studies.analysis.summary import complete_trials
 from studies.cli.report import EVALUATIONS
 from tests.multiseed_study import write_study
@@ -77,7 +79,10 @@ def test_report_tables_and_verdicts_cell_by_cell(multiseed_study: MultiSeedStudy
     claim = section(text, "### Does the claim hold?")
     assert "SidAE at w = 0.9, the w in (0, 1) with the best mean validation objective" in claim
     assert table_rows(claim) == CLAIM
-    assert (out / "w_sweep.png").is_file()
+    with Image.open(out / "w_sweep.png") as image:  # a panel per evaluation, each with its lines drawn
+        assert image.format == "PNG" and image.size == (round(2 * 5.5 * DPI), round(4.2 * DPI))
+        colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 22) or []}
+    assert {(31, 119, 180), (255, 127, 14)} <= colours  # matplotlib's first two line colours: both fractions
 
 
 def test_verdict_rows_and_terminal_line(multiseed_study: MultiSeedStudy) -> None:
