@@ -30,3 +30,23 @@ def test_rgb32_cpu_budget_runs_the_whole_protocol(dataset: str) -> None:
 def test_unknown_budget_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         budget_for("tpu", "mnist")
+
+
+def test_set_values_of_budget_fields_change_the_budget_the_header_and_note_describe() -> None:
+    from studies.service.catalogue import STUDIES
+    from studies.service.notes import study_note
+    from studies.service.options import StudyOptions, resolve_budget
+    from studies.service.trainable import TrialContext, trial_config
+
+    fixed = {"optim.epochs": 4, "eval.finetune": False, "eval.label_fractions": (0.1,), "noise.level": 0.3}
+    budget = resolve_budget(StudyOptions(study="noise-sweep", budget="cpu", fixed=fixed))
+    assert (budget.epochs, budget.finetune_steps, budget.label_fractions) == (4, None, (0.1,))
+    assert budget.train_limit == BUDGETS["cpu"].train_limit  # fields not --set stay the budget's
+    # what the note says is what the trials run
+    cfg = trial_config({}, TrialContext(dataset="mnist", budget=budget, data_dir="/d", run_root="", fixed=fixed,
+                                        primary_fraction=0.1))
+    assert (cfg.optim.epochs, cfg.eval.finetune, cfg.eval.label_fractions) == (4, False, (0.1,))
+    note = study_note(STUDIES["noise-sweep"], budget, "mnist", 0.1, "")
+    assert "4 epochs per trial" in note and "no fine-tuning" in note and "at 10% labels" in note
+    assert BUDGETS["cpu"].with_config({}) == BUDGETS["cpu"]
+    assert {**BUDGETS["gpu"].config_values(), "data.train_limit": None} == BUDGETS["gpu"].config_values()

@@ -11,6 +11,7 @@ its fields.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,20 +35,26 @@ class Budget:
 
     def config_values(self) -> dict[str, Any]:
         """The budget as config overrides (dotted paths, see sidae.config.override)."""
-        values: dict[str, Any] = {
-            "optim.epochs": self.epochs,
-            "data.train_limit": self.train_limit,
-            "eval.knn_bank_size": self.knn_bank_size,
-            "eval.finetune": self.finetune_steps is not None,
-            "eval.label_fractions": self.label_fractions,
-            "optim.optimizer": self.optimizer,
-            "optim.base_lr": self.base_lr,
-        }
-        if self.finetune_steps is not None:
-            values["eval.finetune_steps"] = self.finetune_steps
-        if self.val_size is not None:
-            values["data.val_size"] = self.val_size
+        values = {path: getattr(self, name) for path, name in CONFIG_FIELDS.items()
+                  if getattr(self, name) is not None or path in ALWAYS_SET}
+        values["eval.finetune"] = self.finetune_steps is not None
         return values
+
+    def with_config(self, values: Mapping[str, Any]) -> Budget:
+        """This budget with the budget fields among `values` (--set KEY=VALUE, dotted config
+        paths) applied, so that the header and the study's note describe what the trials run."""
+        changes = {name: values[path] for path, name in CONFIG_FIELDS.items() if path in values}
+        if values.get("eval.finetune") is False:
+            changes["finetune_steps"] = None
+        return dataclasses.replace(self, **changes)
+
+
+# The budget fields that are config fields, by dotted path. A None budget value leaves the
+# data set's default (val_size) or means "off" (finetune_steps), except where None is the value.
+CONFIG_FIELDS = {"optim.epochs": "epochs", "data.train_limit": "train_limit", "data.val_size": "val_size",
+                 "eval.knn_bank_size": "knn_bank_size", "eval.label_fractions": "label_fractions",
+                 "eval.finetune_steps": "finetune_steps", "optim.optimizer": "optimizer", "optim.base_lr": "base_lr"}
+ALWAYS_SET = ("data.train_limit",)  # None: the whole training set
 
 
 BUDGETS: dict[str, Budget] = {

@@ -73,7 +73,7 @@ def resolve_budget(opts: StudyOptions) -> Budget:
     if opts.seeds is not None and not all(0 <= seed < 2**31 for seed in opts.seeds):
         raise StudyError(f"--seeds must be in [0, 2**31), got {','.join(map(str, opts.seeds))}")
     grids = {k: tuple(dict.fromkeys(v)) for k, v in (("w_grid", opts.w_grid), ("seeds", opts.seeds)) if v}
-    return dataclasses.replace(budget_for(opts.budget, opts.dataset), **counts, **grids)
+    return dataclasses.replace(budget_for(opts.budget, opts.dataset), **counts, **grids).with_config(opts.fixed)
 
 
 def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
