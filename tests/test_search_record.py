@@ -223,9 +223,6 @@ def test_an_artifact_that_cannot_be_stored_loses_the_picture_not_the_trial(
     assert str(grid) in warnings[0].getMessage()
 
 
-@pytest.mark.xfail(strict=True, reason="error_line prefers any earlier line whose head names an Error over the "
-                                       "last exception line when the last exception's class has no 'Error' in "
-                                       "its name (TrainingDiverged): a chained cause becomes the fail reason")
 def test_a_chained_error_is_reported_by_its_last_exception(tmp_path: Path) -> None:
     from studies.service.search import error_line
 

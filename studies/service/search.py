@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,13 +65,18 @@ class TrialIndex(Callback):
         self.by_id.update((trial.trial_id, trial) for trial in trials)
 
 
+# An exception as a traceback prints it: "module.Name: message" (or the bare name), unindented.
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(: |$)")
+
+
 def error_line(trial: Trial | None) -> str:
-    """The last line of a failed trial's error, e.g. "TrainingDiverged: loss is nan ..."."""
+    """The last exception of a failed trial's error file, e.g. "sidae.pretraining.TrainingDiverged:
+    loss is nan ...": the one raised last, not an earlier cause chained to it."""
     if trial is None or not trial.error_file or not Path(trial.error_file).exists():
         return "unknown error (no error file)"
-    lines = [line.strip() for line in Path(trial.error_file).read_text().splitlines() if line.strip()]
-    errors = [line for line in lines if "Error" in line.split(":")[0] or "Exception" in line.split(":")[0]]
-    return (errors or lines or ["unknown error"])[-1][:500]
+    lines = [line.rstrip() for line in Path(trial.error_file).read_text().splitlines() if line.strip()]
+    raised = [line for line in lines if _RAISED.match(line)]
+    return (raised or lines or ["unknown error"])[-1].strip()[:500]
 
 
 class StudySearch(Searcher):
