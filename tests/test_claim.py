@@ -33,12 +33,12 @@ def test_w_is_chosen_on_validation_not_on_test() -> None:
 def test_margins_are_paired_by_seed() -> None:
     # Seed 1 is a hard seed for both methods: paired, SidAE is ahead by 1 point on every seed.
     table = by_w_and_seed(sweep({0.5: [0.80, 0.60, 0.81], 0.0: [0.79, 0.59, 0.80]}, {0.5: 0.5, 0.0: 0.5}))
-    m = margin(table[0.5], table[0.0], "test_linear", "0.01")
+    m = margin(table[0.5], table[0.0], "test_linear", 0.01)
     assert m is not None and m.differences == pytest.approx((1.0, 1.0, 1.0))
     assert (m.mean, m.wins, str(m)) == (pytest.approx(1.0), 3, "+1.00 ± 0.00 (3/3)")
-    assert margin(table[0.5], table[0.0], "test_linear", "0.1") is None  # a fraction nobody measured
+    assert margin(table[0.5], table[0.0], "test_linear", 0.1) is None  # a fraction nobody measured
     only_seed_0 = {0: table[0.0][0]}
-    assert margin(table[0.5], only_seed_0, "test_linear", "0.01").differences == pytest.approx((1.0,))
+    assert margin(table[0.5], only_seed_0, "test_linear", 0.01).differences == pytest.approx((1.0,))
 
 
 @pytest.mark.parametrize(("vs_dae", "vs_simsiam", "expected"), [

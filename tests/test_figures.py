@@ -78,7 +78,7 @@ def test_reconstruction_figure_shows_the_grid_rows_top_down(tmp_path: Path) -> N
 
 
 def test_w_sweep_figure_has_one_panel_per_evaluation_with_its_lines(tmp_path: Path) -> None:
-    table = {w: {"0.01": Spread(0.3 + 0.2 * w, 0.02, 3), "0.1": Spread(0.6, 0.01, 3)} for w in (0.0, 0.5, 1.0)}
+    table = {w: {0.01: Spread(0.3 + 0.2 * w, 0.02, 3), 0.1: Spread(0.6, 0.01, 3)} for w in (0.0, 0.5, 1.0)}
     out = figures.w_sweep_figure({"linear probe": table, "fine-tune": table}, "w-sweep", tmp_path / "w.png")
     with Image.open(out) as png:
         assert png.size == (round(2 * 5.5 * figures.DPI), round(4.2 * figures.DPI))  # two panels side by side

@@ -21,7 +21,7 @@ from optuna.trial import FrozenTrial
 
 from studies.analysis.claim import DAE, SIMSIAM, by_w_and_seed, claim_rows
 from studies.analysis.sequential import ALPHA, Decision, claim_alpha, decide
-from studies.analysis.summary import method_name
+from studies.analysis.summary import fraction_label, method_name
 
 ADAPTIVE_ATTR = "until_decided"  # study attribute: {"seeds": the seed budget, "w_grid": the grid}
 
@@ -29,13 +29,12 @@ ADAPTIVE_ATTR = "until_decided"  # study attribute: {"seeds": the seed budget, "
 @dataclass(frozen=True)
 class Comparison:
     evaluation: str
-    fraction: str
+    fraction: float
     baseline: float  # DAE or SIMSIAM
     decision: Decision
 
     def __str__(self) -> str:
-        return (f"{self.evaluation} {float(self.fraction):.0%} vs {method_name(self.baseline)}: "
-                f"{self.decision}")
+        return f"{self.evaluation} {fraction_label(self.fraction)} vs {method_name(self.baseline)}: {self.decision}"
 
 
 @dataclass(frozen=True)
@@ -106,12 +105,12 @@ def decision_lines(trials: list[FrozenTrial], evaluations: dict[str, str], ws: S
              f"anytime-valid confidence sequence for the mean per-seed difference in points (SidAE at w = {p.w:g} "
              f"minus the baseline; studies/analysis/sequential.py: normal differences assumed), at error "
              f"{per:.3g} per comparison, {ALPHA:g} for all of them together; *decided* once it excludes 0.", "",
-             "| evaluation | SidAE − DAE | SidAE − SimSiam |", "|---|---|---|"]
-    by_row: dict[tuple[str, str], dict[float, Comparison]] = {}
+             f"| evaluation | SidAE − {method_name(DAE)} | SidAE − {method_name(SIMSIAM)} |", "|---|---|---|"]
+    by_row: dict[tuple[str, float], dict[float, Comparison]] = {}
     for c in p.comparisons:
         by_row.setdefault((c.evaluation, c.fraction), {})[c.baseline] = c
     for (evaluation, fraction), pair in by_row.items():
-        lines.append(f"| {evaluation}, {float(fraction):.0%} labels | {pair[DAE].decision} | "
+        lines.append(f"| {evaluation}, {fraction_label(fraction)} labels | {pair[DAE].decision} | "
                      f"{pair[SIMSIAM].decision} |")
     state = "finished" if p.finished else "still running"
     lines += ["", f"Trials: {p.trials_done} of the {p.full_budget} that {len(seeds)} seeds at every w would take "

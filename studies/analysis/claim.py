@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial
 
-from studies.analysis.summary import DAE, SIMSIAM
+from studies.analysis.summary import DAE, SIMSIAM, fraction_label, method_name, trial_scores
 
 EVALUATIONS = {"test_linear": "linear probe", "test_finetune": "fine-tune"}  # user attr -> name, as reported
 
@@ -56,13 +56,11 @@ def chosen_w(table: dict[float, dict[int, FrozenTrial]]) -> float | None:
     return max(inner, key=inner.__getitem__) if inner else None
 
 
-def margin(a: dict[int, FrozenTrial], b: dict[int, FrozenTrial], attr: str, fraction: str) -> Margin | None:
+def margin(a: dict[int, FrozenTrial], b: dict[int, FrozenTrial], attr: str, fraction: float) -> Margin | None:
     """a minus b in user attribute `attr` at `fraction`, on the seeds both have; None if none."""
-    seeds = sorted(s for s in a.keys() & b.keys()
-                   if fraction in (a[s].user_attrs.get(attr) or {}) and fraction in (b[s].user_attrs.get(attr) or {}))
-    if not seeds:
-        return None
-    return Margin(tuple(100 * (a[s].user_attrs[attr][fraction] - b[s].user_attrs[attr][fraction]) for s in seeds))
+    pairs = [(trial_scores(a[s], attr), trial_scores(b[s], attr)) for s in sorted(a.keys() & b.keys())]
+    differences = tuple(100 * (x[fraction] - y[fraction]) for x, y in pairs if fraction in x and fraction in y)
+    return Margin(differences) if differences else None
 
 
 def verdict(vs_dae: Margin, vs_simsiam: Margin) -> str:
@@ -79,7 +77,7 @@ class ClaimRow:
     """One evaluation at one label fraction: SidAE against each baseline, and SimSiam against the DAE."""
 
     evaluation: str
-    fraction: str
+    fraction: float
     vs_dae: Margin
     vs_simsiam: Margin
     siamese: Margin
@@ -98,7 +96,7 @@ def claim_rows(trials: list[FrozenTrial], evaluations: dict[str, str]) -> tuple[
         return w, []
     rows = []
     for attr, name in evaluations.items():
-        fractions = sorted({f for t in table[w].values() for f in t.user_attrs.get(attr) or {}}, key=float)
+        fractions = sorted({f for t in table[w].values() for f in trial_scores(t, attr)})
         for fraction in fractions:
             vs_dae, vs_simsiam = (margin(table[w], table[b], attr, fraction) for b in (DAE, SIMSIAM))
             siamese = margin(table[SIMSIAM], table[DAE], attr, fraction)
@@ -112,6 +110,7 @@ def claim_lines(trials: list[FrozenTrial], evaluations: dict[str, str]) -> list[
     w, rows = claim_rows(trials, evaluations)
     if not rows:
         return []
+    sidae, dae, simsiam = (method_name(x) for x in (w, DAE, SIMSIAM))
     return ["### Does the claim hold?", "",
             f"SidAE at w = {w:g}, the w in (0, 1) with the best mean validation objective (the test set plays no "
             "part in the choice), against each baseline: test accuracy difference in points, mean ± std of the "
@@ -119,9 +118,9 @@ def claim_lines(trials: list[FrozenTrial], evaluations: dict[str, str]) -> list[
             "of both on every seed, is *unclear* where it is ahead on average only, and does not hold (*no*) where "
             "it is behind either on average. The last column asks whether the Siamese part matters more: "
             "SimSiam minus the DAE.", "",
-            f"| evaluation | SidAE w={w:g} − DAE | SidAE w={w:g} − SimSiam | claim | SimSiam − DAE |",
+            f"| evaluation | {sidae} − {dae} | {sidae} − {simsiam} | claim | {simsiam} − {dae} |",
             "|---|---:|---:|---|---:|",
-            *(f"| {r.evaluation}, {float(r.fraction):.0%} labels | {r.vs_dae} | {r.vs_simsiam} | {r.verdict} | "
+            *(f"| {r.evaluation}, {fraction_label(r.fraction)} labels | {r.vs_dae} | {r.vs_simsiam} | {r.verdict} | "
               f"{r.siamese} |" for r in rows), ""]
 
 
@@ -131,6 +130,6 @@ def claim_summary(trials: list[FrozenTrial], attr: str = "test_linear") -> str |
     w, rows = claim_rows(trials, {attr: attr})
     if not rows:
         return None
-    verdicts = ", ".join(f"{float(r.fraction):.0%} {r.verdict}" for r in rows)
+    verdicts = ", ".join(f"{fraction_label(r.fraction)} {r.verdict}" for r in rows)
     return (f"paper's claim, SidAE at w={w:g} (chosen on validation) against the DAE and SimSiam, "
             f"test linear probe: {verdicts}")

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial
 
 from sidae.checkpoint import write_atomic
-from studies.analysis.summary import BASELINES, Spread
+from studies.analysis.summary import BASELINES, Spread, fraction_label, fractions_of
 
 DPI = 150
 GRID_ROWS = ("clean", "noised", "reconstructed")
@@ -33,8 +33,8 @@ def save(fig: Figure, path: Path, **options: Any) -> Path:
     return path
 
 
-def w_sweep_figure(panels: dict[str, dict[float, dict[str, Spread]]], title: str, path: Path,
-                   references: dict[str, dict[str, Spread]] | None = None) -> Path:
+def w_sweep_figure(panels: dict[str, dict[float, dict[float, Spread]]], title: str, path: Path,
+                   references: dict[str, dict[float, Spread]] | None = None) -> Path:
     """One panel per evaluation (e.g. "linear probe": summary.by_w's table), test accuracy
     against w, one line per label fraction: mean with a band of +- one std over seeds; the
     baselines' w (0: DAE, 1: SimSiam) marked. `references` (panel -> fraction -> spread) draws
@@ -42,17 +42,16 @@ def w_sweep_figure(panels: dict[str, dict[float, dict[str, Spread]]], title: str
     fig = Figure(figsize=(5.5 * len(panels), 4.2), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (evaluation, table) in zip(axes, panels.items(), strict=True):
-        fractions = sorted({f for row in table.values() for f in row}, key=float)
-        for fraction in fractions:
+        for fraction in fractions_of(table):
             ws = [w for w, row in table.items() if fraction in row]
             spreads = [table[w][fraction] for w in ws]  # in percent below, as in the report's tables
-            line, = ax.plot(ws, [100 * s.mean for s in spreads], marker="o", label=f"{float(fraction):.0%} labels")
+            line, = ax.plot(ws, [100 * s.mean for s in spreads], marker="o", label=f"{fraction_label(fraction)} labels")
             ax.fill_between(ws, [100 * (s.mean - s.std) for s in spreads], [100 * (s.mean + s.std) for s in spreads],
                             color=line.get_color(), alpha=0.2, linewidth=0)
             reference = (references or {}).get(evaluation, {}).get(fraction)
             if reference is not None:
                 ax.axhline(100 * reference.mean, color=line.get_color(), linestyle="--", linewidth=1,
-                           label=f"{float(fraction):.0%}, supervised from scratch")
+                           label=f"{fraction_label(fraction)}, supervised from scratch")
         for w, name in BASELINES.items():
             ax.axvline(w, color="grey", linestyle=":", linewidth=1)
             ax.text(w, 1.01, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)
@@ -114,14 +113,13 @@ def reconstruction_figure(grid_png: Path, title: str, path: Path) -> Path:
 STUDY_STYLES = ("-", "--", ":", "-.")  # one line style per compared study; colour stays per label fraction
 
 
-def w_sweep_comparison_figure(studies: dict[str, dict[str, dict[float, dict[str, Spread]]]], title: str,
+def w_sweep_comparison_figure(studies: dict[str, dict[str, dict[float, dict[float, Spread]]]], title: str,
                               path: Path) -> Path:
     """w_sweep_figure for several studies in one: `studies` maps a study's name to its panels
     (evaluation -> summary.by_w's table); one panel per evaluation, colour per label fraction,
     line style and marker per study, each line with its band of +- one std over seeds."""
     evaluations = list(dict.fromkeys(e for panels in studies.values() for e in panels))
-    fractions = sorted({f for panels in studies.values() for table in panels.values() for row in table.values()
-                        for f in row}, key=float)
+    fractions = sorted({f for panels in studies.values() for table in panels.values() for f in fractions_of(table)})
     colours = {f: f"C{i}" for i, f in enumerate(fractions)}
     fig = Figure(figsize=(6 * len(evaluations), 4.8), layout="constrained")
     axes = fig.subplots(1, len(evaluations), squeeze=False)[0]
@@ -136,7 +134,7 @@ def w_sweep_comparison_figure(studies: dict[str, dict[str, dict[float, dict[str,
                     continue
                 spreads = [table[w][fraction] for w in points]
                 ax.plot(points, [100 * s.mean for s in spreads], linestyle=style, marker=marker,
-                        color=colours[fraction], label=f"{name}, {float(fraction):.0%} labels")
+                        color=colours[fraction], label=f"{name}, {fraction_label(fraction)} labels")
                 ax.fill_between(points, [100 * (s.mean - s.std) for s in spreads],
                                 [100 * (s.mean + s.std) for s in spreads], color=colours[fraction], alpha=0.12,
                                 linewidth=0)

@@ -1,11 +1,18 @@
 """What a study found, as text tables: the best configuration, and for w-sweeps the accuracy per
-w at each label fraction (mean +- std over seeds), SimSiam (w = 1) and the DAE (w = 0) marked."""
+w at each label fraction (mean +- std over seeds), SimSiam (w = 1) and the DAE (w = 0) marked.
+
+Label fractions are numbers here and in every analysis module. The stored ones are JSON keys
+(sidae.evaluate.fraction_key's "0.01"): `by_fraction` reads them once, `fraction_label` is how
+every report and figure prints one.
+"""
 
 from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -31,6 +38,21 @@ def spread(values: list[float]) -> Spread:
     return Spread(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
 
 
+def by_fraction(stored: Mapping[str, float] | None) -> dict[float, float]:
+    """A stored label fraction -> accuracy map with the fractions as numbers, smallest first;
+    empty when the attribute is missing."""
+    return dict(sorted((float(f), float(a)) for f, a in (stored or {}).items()))
+
+
+def trial_scores(trial: FrozenTrial, attr: str) -> dict[float, float]:
+    """The trial's accuracy per label fraction in user attribute `attr` (e.g. "test_linear")."""
+    return by_fraction(trial.user_attrs.get(attr))
+
+
+def fraction_label(fraction: float) -> str:
+    return f"{fraction:.0%}"
+
+
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
 
@@ -39,28 +61,37 @@ def method_name(w: float) -> str:
     return BASELINES.get(w, f"SidAE w={w:g}")
 
 
-def by_w(trials: list[FrozenTrial], attr: str) -> dict[float, dict[str, Spread]]:
+def by_w(trials: list[FrozenTrial], attr: str) -> dict[float, dict[float, Spread]]:
     """For each w, the spread over trials (seeds) of user attribute `attr` (a fraction -> accuracy map)."""
-    values: dict[float, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    values: dict[float, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for trial in trials:
-        for fraction, accuracy in (trial.user_attrs.get(attr) or {}).items():
-            values[float(trial.params["w"])][fraction].append(float(accuracy))
-    return {w: {f: spread(v) for f, v in sorted(per.items(), key=lambda kv: float(kv[0]))}
-            for w, per in sorted(values.items())}
+        for fraction, accuracy in trial_scores(trial, attr).items():
+            values[float(trial.params["w"])][fraction].append(accuracy)
+    return {w: {f: spread(v) for f, v in sorted(per.items())} for w, per in sorted(values.items())}
 
 
-def method_table(study: optuna.Study, trials: list[FrozenTrial], attr: str) -> dict[str, dict[str, Spread]]:
+def method_table(study: optuna.Study, trials: list[FrozenTrial], attr: str) -> dict[str, dict[float, Spread]]:
     """Rows "DAE", "SidAE w=...", "SimSiam" (by w, from the study's complete `trials`) and, for
     fine-tuning, the supervised baseline; columns are label fractions; cells spread over seeds."""
     table = {method_name(w): row for w, row in by_w(trials, attr).items()}
     supervised = study.user_attrs.get(SUPERVISED_ATTR) or {}
     if attr == "test_finetune" and supervised:
-        per_fraction: dict[str, list[float]] = defaultdict(list)
+        per_fraction: dict[float, list[float]] = defaultdict(list)
         for scores in supervised.values():
-            for fraction, accuracy in scores.items():
-                per_fraction[fraction].append(float(accuracy))
-        table[SUPERVISED] = {f: spread(v) for f, v in sorted(per_fraction.items(), key=lambda kv: float(kv[0]))}
+            for fraction, accuracy in by_fraction(scores).items():
+                per_fraction[fraction].append(accuracy)
+        table[SUPERVISED] = {f: spread(v) for f, v in sorted(per_fraction.items())}
     return table
+
+
+def fractions_of(table: Mapping[Any, Mapping[float, Spread]]) -> list[float]:
+    """The label fractions (columns) of a table of rows, smallest first."""
+    return sorted({f for row in table.values() for f in row})
+
+
+def column_best(table: Mapping[Any, Mapping[float, Spread]]) -> dict[float, float]:
+    """The best mean of each label fraction's column: the cell a report marks (starred, or bold)."""
+    return {f: max(row[f].mean for row in table.values() if f in row) for f in fractions_of(table)}
 
 
 def w_sweep_table(study: optuna.Study, attr: str = "test_linear") -> str:
@@ -68,10 +99,9 @@ def w_sweep_table(study: optuna.Study, attr: str = "test_linear") -> str:
     table = method_table(study, complete_trials(study), attr)
     if not table:
         return f"(no complete trials with {attr} yet)"
-    fractions = sorted({f for row in table.values() for f in row}, key=float)
-    best = {f: max(row[f].mean for row in table.values() if f in row) for f in fractions}
+    fractions, best = fractions_of(table), column_best(table)
     width = 22
-    lines = [f"{'method':<16}" + "".join(f"{float(f):>{width}.0%}" for f in fractions) + "   seeds"]
+    lines = [f"{'method':<16}" + "".join(f"{fraction_label(f):>{width}}" for f in fractions) + "   seeds"]
     for method, row in table.items():
         cells = "".join(f"{_starred(row[f], best[f]):>{width}}" if f in row else f"{'-':>{width}}" for f in fractions)
         seeds = max(s.n for s in row.values())
@@ -91,10 +121,9 @@ def best_summary(study: optuna.Study) -> str:
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
     lines = [f"best trial #{best.number}: validation linear-probe accuracy {best.value:.4f}", f"  params: {params}"]
     for attr, label in (("test_linear", "test linear probe"), ("test_finetune", "test fine-tune")):
-        scores = best.user_attrs.get(attr) or {}
+        scores = trial_scores(best, attr)
         if scores:
-            lines.append(f"  {label}: " + ", ".join(f"{float(f):.0%} labels {a:.4f}" for f, a in
-                                                   sorted(scores.items(), key=lambda kv: float(kv[0]))))
+            lines.append(f"  {label}: " + ", ".join(f"{fraction_label(f)} labels {a:.4f}" for f, a in scores.items()))
     return "\n".join(lines)
 
 

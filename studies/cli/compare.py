@@ -19,7 +19,19 @@ from storage import redact
 from studies.analysis import figures
 from studies.analysis.claim import ClaimRow, claim_rows
 from studies.analysis.stored import StoredStudyError, unfinished
-from studies.analysis.summary import SUPERVISED, Spread, by_w, complete_trials, counts, method_name, method_table
+from studies.analysis.summary import (
+    DAE,
+    SIMSIAM,
+    SUPERVISED,
+    Spread,
+    by_w,
+    column_best,
+    complete_trials,
+    counts,
+    fraction_label,
+    method_name,
+    method_table,
+)
 from studies.cli.report import EVALUATIONS, cell, dataset_title
 from studies.service.notes import project_relative
 
@@ -35,21 +47,20 @@ def check_comparable(studies: list[optuna.Study]) -> None:
                                    f"({counts(study) or 'no trials'}); nothing to compare")
 
 
-def side_by_side(tables: dict[str, dict[str, dict[str, Spread]]], ws: list[float]) -> list[str]:
+def side_by_side(tables: dict[str, dict[str, dict[float, Spread]]], ws: list[float]) -> list[str]:
     """One row per method (the w in `ws`, then the supervised baseline), for each label fraction
     one column per study; each column's best mean in bold and (n=k) where fewer seeds are
     complete, as in a single study's table; '-' where a study lacks the cell."""
-    fractions = sorted({f for table in tables.values() for row in table.values() for f in row}, key=float)
+    best = {name: column_best(table) for name, table in tables.items()}
+    fractions = sorted({f for columns in best.values() for f in columns})
     methods = [method_name(w) for w in ws] + ([SUPERVISED] if any(SUPERVISED in t for t in tables.values()) else [])
     columns = [(f, name) for f in fractions for name in tables]
-    best = {(f, name): max((row[f].mean for row in tables[name].values() if f in row), default=None)
-            for f, name in columns}
     seeds = {name: max((s.n for row in table.values() for s in row.values()), default=0)
              for name, table in tables.items()}
-    lines = ["| method | " + " | ".join(f"{float(f):.0%} labels, {name}" for f, name in columns) + " |",
+    lines = ["| method | " + " | ".join(f"{fraction_label(f)} labels, {name}" for f, name in columns) + " |",
              "|---|" + "---:|" * len(columns)]
     for method in methods:
-        cells = [cell(tables[name].get(method, {}).get(f), seeds[name], best[f, name]) for f, name in columns]
+        cells = [cell(tables[name].get(method, {}).get(f), seeds[name], best[name].get(f)) for f, name in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
@@ -57,15 +68,16 @@ def side_by_side(tables: dict[str, dict[str, dict[str, Spread]]], ws: list[float
 def claim_side_by_side(studies: list[optuna.Study]) -> list[str]:
     """The verdict rows of each study (studies/analysis/claim.py) next to each other."""
     chosen: dict[str, float | None] = {}
-    rows: dict[str, dict[tuple[str, str], ClaimRow]] = {}
+    rows: dict[str, dict[tuple[str, float], ClaimRow]] = {}
     for study in studies:
         w, found = claim_rows(complete_trials(study), EVALUATIONS)
         chosen[study.study_name], rows[study.study_name] = w, {(r.evaluation, r.fraction): r for r in found}
     keys = sorted({k for found in rows.values() for k in found},
-                  key=lambda k: (list(EVALUATIONS.values()).index(k[0]), float(k[1])))
+                  key=lambda k: (list(EVALUATIONS.values()).index(k[0]), k[1]))
     if not keys:
         return []
     names = [s.study_name for s in studies]
+    dae, simsiam = method_name(DAE), method_name(SIMSIAM)
     lines = ["## Does the claim hold?", "",
              "Each study's SidAE at its own w, chosen on validation (" +
              ", ".join(f"`{n}`: w = {chosen[n]:g}" if chosen[n] is not None else f"`{n}`: no inner w" for n in names)
@@ -73,14 +85,14 @@ def claim_side_by_side(studies: list[optuna.Study]) -> list[str]:
              "differences (seeds on which SidAE is ahead / seeds), and the verdict, as in each study's report "
              "(*holds*: ahead of both on every seed; *unclear*: ahead on average only; *no*: behind either on "
              "average). '-' where a study lacks the row.", "",
-             "| evaluation | " + " | ".join(f"{n}: − DAE | {n}: − SimSiam | {n}: claim" for n in names) + " |",
+             "| evaluation | " + " | ".join(f"{n}: − {dae} | {n}: − {simsiam} | {n}: claim" for n in names) + " |",
              "|---|" + "---:|---:|---|" * len(names)]
     for key in keys:
         cells = []
         for name in names:
             row = rows[name].get(key)
             cells += [str(row.vs_dae), str(row.vs_simsiam), row.verdict] if row else ["-", "-", "-"]
-        lines.append(f"| {key[0]}, {float(key[1]):.0%} labels | " + " | ".join(cells) + " |")
+        lines.append(f"| {key[0]}, {fraction_label(key[1])} labels | " + " | ".join(cells) + " |")
     return lines + [""]
 
 

@@ -34,7 +34,18 @@ from studies.analysis import figures
 from studies.analysis.adaptive import ADAPTIVE_ATTR, decision_lines
 from studies.analysis.claim import EVALUATIONS, claim_lines
 from studies.analysis.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished
-from studies.analysis.summary import SUPERVISED, Spread, by_w, complete_trials, counts, method_table
+from studies.analysis.summary import (
+    SUPERVISED,
+    Spread,
+    by_w,
+    column_best,
+    complete_trials,
+    counts,
+    fraction_label,
+    fractions_of,
+    method_table,
+    trial_scores,
+)
 from studies.service.notes import project_relative, redacted_command
 
 
@@ -55,13 +66,12 @@ def pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
 
-def paper_table(table: dict[str, dict[str, Spread]]) -> list[str]:
+def paper_table(table: dict[str, dict[float, Spread]]) -> list[str]:
     """One row per method (by w: DAE first, SimSiam last, then the supervised baseline), one
     column per label fraction, the best mean of each column in bold."""
-    fractions = sorted({f for row in table.values() for f in row}, key=float)
-    best = {f: max(row[f].mean for row in table.values() if f in row) for f in fractions}
+    fractions, best = fractions_of(table), column_best(table)
     seeds = max(s.n for row in table.values() for s in row.values())
-    lines = ["| method | " + " | ".join(f"{float(f):.0%} labels" for f in fractions) + " |",
+    lines = ["| method | " + " | ".join(f"{fraction_label(f)} labels" for f in fractions) + " |",
              "|---|" + "---:|" * len(fractions)]
     for method, row in table.items():
         cells = [cell(row.get(f), seeds, best[f]) for f in fractions]
@@ -69,7 +79,7 @@ def paper_table(table: dict[str, dict[str, Spread]]) -> list[str]:
     return lines
 
 
-def cell(value: Spread | None, seeds: int, best: float) -> str:
+def cell(value: Spread | None, seeds: int, best: float | None) -> str:
     """Accuracy in percent, mean ± std over seeds; (n=k) where fewer of the seeds are complete;
     bold when it is the best of its column."""
     if value is None:
@@ -114,15 +124,15 @@ def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -
 
 def best_trials_section(top: list[FrozenTrial]) -> list[str]:
     params = list(dict.fromkeys(p for t in top for p in t.params))
-    scores = [(attr, f) for attr in EVALUATIONS
-              for f in sorted({f for t in top for f in t.user_attrs.get(attr) or {}}, key=float)]
-    header = ["trial", "objective", *params, *(f"{EVALUATIONS[a]} {float(f):.0%}" for a, f in scores), "wall (s)"]
+    measured = [{attr: trial_scores(t, attr) for attr in EVALUATIONS} for t in top]
+    scores = [(attr, f) for attr in EVALUATIONS for f in sorted({f for m in measured for f in m[attr]})]
+    header = ["trial", "objective", *params, *(f"{EVALUATIONS[a]} {fraction_label(f)}" for a, f in scores), "wall (s)"]
     lines = ["## Best trials", "",
              "Objective: validation linear-probe accuracy; the other scores are test accuracies in %.", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for t in top:
+    for t, m in zip(top, measured, strict=True):
         cells = [str(t.number), f"{t.value:.4f}", *(_param(t.params.get(p)) for p in params),
-                 *(pct(t.user_attrs[a][f]) if f in (t.user_attrs.get(a) or {}) else "-" for a, f in scores),
+                 *(pct(m[a][f]) if f in m[a] else "-" for a, f in scores),
                  f"{t.user_attrs['wall_seconds']:.0f}" if "wall_seconds" in t.user_attrs else "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]

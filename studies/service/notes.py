@@ -13,6 +13,7 @@ from optuna_dashboard import save_note
 
 from sidae.config import DATASET_TITLES
 from storage import redact
+from studies.analysis.summary import fraction_label
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
 
@@ -22,7 +23,7 @@ _SQLITE = "sqlite:///"
 def study_note(study: Study, budget: Budget, dataset: str, primary_fraction: float, command: str) -> str:
     """The note's markdown; no heading: the dashboard shows the study's name above it, and the
     report puts it under its own."""
-    fractions = ", ".join(f"{f:.0%}" for f in budget.label_fractions)
+    fractions = ", ".join(fraction_label(f) for f in budget.label_fractions)
     lines = [
         f"**Searches** (study `{study.name}`): {study.summary}.",
         f"**Data set**: `{dataset}` ({DATASET_TITLES.get(dataset, dataset)}).",
