@@ -2,6 +2,7 @@
 
 Test-set numbers (`linear`, `finetune`, `knn`) are final figures; `val_linear` (probes trained
 on the labelled pool, scored on the validation split) is what model selection may look at.
+`phase_seconds` says where the run's time went (sidae.timing names the phases).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sidae.evaluate import (
 )
 from sidae.model import SidAE
 from sidae.pretraining import EpochCallback, build_model, pretrain, resolve_device
+from sidae.timing import PhaseTimer, say
 
 RESULTS_FILE = "results.json"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -43,45 +45,63 @@ class RunResult:
     finetune: dict[str, float] = field(default_factory=dict)
     device: str = "cpu"
     wall_seconds: float = 0.0
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # sidae.timing; all but results_file in wall
     model: SidAE | None = field(default=None, repr=False)  # the pre-trained model, not serialised
 
     def to_dict(self) -> dict[str, Any]:
         return {"config": self.config.to_dict(), "history": self.history, "knn": self.knn,
                 "linear": self.linear, "val_linear": self.val_linear, "finetune": self.finetune,
-                "device": self.device, "wall_seconds": self.wall_seconds}
+                "device": self.device, "wall_seconds": self.wall_seconds, "phase_seconds": self.phase_seconds}
 
 
-def evaluate(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device) -> dict[str, Any]:
+def evaluate(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device, *,
+             timer: PhaseTimer | None = None, progress: bool = False) -> dict[str, Any]:
     """kNN and linear probes on frozen features (each image encoded once), then fine-tuning.
 
     Only the labelled images some probe or the kNN bank uses are encoded: with small label
-    fractions that is a small part of the pool."""
+    fractions that is a small part of the pool. `timer` gets the phases eval_features,
+    linear_probes and finetune; with progress, a line starts each."""
+    timer = timer or PhaseTimer()
     fractions = cfg.eval.label_fractions
-    subsets = [label_subset(data.train.labels, f, cfg.seed) for f in fractions]
-    bank = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
-    needed = torch.unique(torch.cat([bank, *subsets]))
-    pool_x = torch.zeros(len(data.train), model.feat_dim, device=device)
-    pool_x[needed.to(device)] = extract_features(model.encoder, data.train.images[needed], device)
-    val_x = extract_features(model.encoder, data.val.images, device)
-    test_x = extract_features(model.encoder, data.test.images, device)
-    pool_y, val_y, test_y = (s.labels.to(device) for s in (data.train, data.val, data.test))
-    bank = bank.to(device)
-    out: dict[str, Any] = {"knn": knn_accuracy(pool_x[bank], pool_y[bank], test_x, test_y, k=cfg.eval.knn_k),
-                           "linear": {}, "val_linear": {}, "finetune": {}}
+    with timer("eval_features"):
+        subsets = [label_subset(data.train.labels, f, cfg.seed) for f in fractions]
+        bank = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
+        needed = torch.unique(torch.cat([bank, *subsets]))
+        say(progress, f"evaluation: encoding {len(needed) + len(data.val) + len(data.test):,} images "
+                      "(labelled, validation, test) and the test kNN")
+        pool_x = torch.zeros(len(data.train), model.feat_dim, device=device)
+        pool_x[needed.to(device)] = extract_features(model.encoder, data.train.images[needed], device)
+        val_x = extract_features(model.encoder, data.val.images, device)
+        test_x = extract_features(model.encoder, data.test.images, device)
+        pool_y, val_y, test_y = (s.labels.to(device) for s in (data.train, data.val, data.test))
+        bank = bank.to(device)
+        out: dict[str, Any] = {"knn": knn_accuracy(pool_x[bank], pool_y[bank], test_x, test_y, k=cfg.eval.knn_k),
+                               "linear": {}, "val_linear": {}, "finetune": {}}
     if cfg.eval.linear:
-        probes = linear_probes(pool_x, pool_y, {"test": (test_x, test_y), "val": (val_x, val_y)}, fractions, cfg.seed)
+        with timer("linear_probes"):
+            say(progress, f"evaluation: linear probes at {_fractions(fractions)} of the labels")
+            probes = linear_probes(pool_x, pool_y, {"test": (test_x, test_y), "val": (val_x, val_y)}, fractions,
+                                   cfg.seed)
         out["linear"], out["val_linear"] = probes["test"], probes["val"]
     if cfg.eval.finetune:
-        out["finetune"] = finetune_fractions(model, data, cfg, device)
+        with timer("finetune"):
+            out["finetune"] = finetune_fractions(model, data, cfg, device, progress=progress)
     return out
 
 
-def finetune_fractions(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device) -> dict[str, float]:
+def _fractions(fractions: tuple[float, ...]) -> str:
+    return ", ".join(f"{f * 100:g} %" for f in fractions)
+
+
+def finetune_fractions(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device, *,
+                       progress: bool = False) -> dict[str, float]:
     """Test accuracy after fine-tuning the model's encoder (plus a linear head) on each label
-    fraction of the training set."""
+    fraction of the training set; with progress, a line starts each run."""
     scores = {}
-    for fraction in cfg.eval.label_fractions:
+    for i, fraction in enumerate(cfg.eval.label_fractions):
         labelled = data.train.subset(label_subset(data.train.labels, fraction, cfg.seed))
+        say(progress, f"evaluation: fine-tuning {i + 1}/{len(cfg.eval.label_fractions)}: {len(labelled):,} "
+                      f"labelled images ({fraction * 100:g} % of the labels), {cfg.eval.finetune_steps} steps")
         scores[fraction_key(fraction)] = finetune(model.encoder, model.feat_dim, labelled, data.test,
                                                   data.num_classes, cfg, device)
     return scores
@@ -97,15 +117,21 @@ def supervised_baseline(cfg: SidAEConfig, data: DataSplits) -> dict[str, float]:
 def run(cfg: SidAEConfig, *, out_dir: Path | None = None, callback: EpochCallback | None = None,
         data: DataSplits | None = None, progress: bool = True) -> RunResult:
     """Pre-train and evaluate. With out_dir, checkpoints every epoch (a rerun resumes) and
-    writes results.json there."""
+    writes results.json there. With progress, a bar per pre-training epoch and a line for each
+    later phase (monitor, probes, each fine-tuning run); without it, silent."""
     start = time.perf_counter()
-    data = data if data is not None else load_splits(cfg.data)
+    timer = PhaseTimer()
+    if data is None:
+        with timer("data_load"):
+            data = load_splits(cfg.data)
     checkpoint_path = out_dir / CHECKPOINT_FILE if out_dir is not None else None
     trained = pretrain(cfg, data, callback=callback, checkpoint_path=checkpoint_path, progress=progress)
-    scores = evaluate(trained.model, data, cfg, trained.device)
-    result = RunResult(cfg, trained.history, device=str(trained.device),
-                       wall_seconds=time.perf_counter() - start, model=trained.model, **scores)
+    timer.merge(trained.phase_seconds)
+    scores = evaluate(trained.model, data, cfg, trained.device, timer=timer, progress=progress)
+    result = RunResult(cfg, trained.history, device=str(trained.device), wall_seconds=time.perf_counter() - start,
+                       phase_seconds=timer.seconds, model=trained.model, **scores)
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(out_dir / RESULTS_FILE, json.dumps(result.to_dict(), indent=2).encode())
+        with timer("results_file"):  # lands in result.phase_seconds, not in the file it times
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(out_dir / RESULTS_FILE, json.dumps(result.to_dict(), indent=2).encode())
     return result

@@ -10,7 +10,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,6 +27,7 @@ from sidae.image_set import to_float
 from sidae.losses import LossParts, balanced_total, sidae_loss
 from sidae.model import SidAE
 from sidae.noise import add_noise
+from sidae.timing import PhaseTimer, say
 
 EpochCallback = Callable[[dict[str, float]], None]
 
@@ -40,6 +41,7 @@ class PretrainResult:
     model: SidAE
     history: list[dict[str, float]]
     device: torch.device
+    phase_seconds: dict[str, float] = field(default_factory=dict)  # this run's time per phase (sidae.timing)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -182,28 +184,39 @@ class _TrainState:
 def pretrain(cfg: SidAEConfig, data: DataSplits, *, callback: EpochCallback | None = None,
              checkpoint_path: Path | None = None, progress: bool = True) -> PretrainResult:
     """Pre-train for cfg.optim.epochs, resuming from checkpoint_path if it holds a checkpoint
-    of this same configuration."""
-    device = resolve_device(cfg.device)
-    model = build_model(cfg, data, device)
-    run = _TrainState(model, build_optimizer(model, cfg), torch.Generator(device).manual_seed(cfg.seed),
-                      LossScales() if cfg.normalize_losses else None, [])
-    if checkpoint_path is not None and checkpoint_path.exists():
-        run.load(_checkpoint_of(checkpoint_path, cfg, device))
-    images = data.pretrain.images.to(device)  # uint8 in device memory: batches never cross the bus
-    bank_index = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
+    of this same configuration. With progress, a bar per epoch and a line after its monitor."""
+    timer = PhaseTimer()
+    with timer("model_setup"):
+        device = resolve_device(cfg.device)
+        model = build_model(cfg, data, device)
+        run = _TrainState(model, build_optimizer(model, cfg), torch.Generator(device).manual_seed(cfg.seed),
+                          LossScales() if cfg.normalize_losses else None, [])
+        if checkpoint_path is not None and checkpoint_path.exists():
+            run.load(_checkpoint_of(checkpoint_path, cfg, device))
+        images = data.pretrain.images.to(device)  # uint8 in device memory: batches never cross the bus
+        bank_index = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
     for epoch in range(len(run.history), cfg.optim.epochs):
         start = time.perf_counter()
         metrics = _epoch(model, run.optimizer, images, cfg, run.generator, run.scales, epoch, progress)
         train_seconds = time.perf_counter() - start
-        metrics.update(monitor(model, data, bank_index, cfg.eval.knn_k, device))
+        timer.add("pretrain", train_seconds)
+        label = f"epoch {epoch + 1}/{cfg.optim.epochs}"
+        with tqdm(total=0, bar_format="{desc}", desc=f"{label}: kNN monitor", leave=False, disable=not progress):
+            metrics.update(monitor(model, data, bank_index, cfg.eval.knn_k, device))
+        monitor_seconds = time.perf_counter() - start - train_seconds
+        timer.add("monitor", monitor_seconds)
         metrics.update(epoch=epoch + 1, train_seconds=train_seconds,
                        images_per_second=metrics.pop("images") / train_seconds)
+        say(progress, f"{label}: loss {metrics['loss']:.4f}, validation kNN {metrics['knn_acc']:.4f} "
+                      f"({train_seconds:.0f} s training, {monitor_seconds:.0f} s kNN monitor)")
         run.history.append(metrics)
         if checkpoint_path is not None:
-            checkpoint.save_atomic(run.to_dict(cfg), checkpoint_path)
+            with timer("checkpoint"):
+                checkpoint.save_atomic(run.to_dict(cfg), checkpoint_path)
         if callback is not None:
-            callback(dict(metrics))
-    return PretrainResult(model, run.history, device)
+            with timer("report"):
+                callback(dict(metrics))
+    return PretrainResult(model, run.history, device, timer.seconds)
 
 
 def _checkpoint_of(path: Path, cfg: SidAEConfig, device: torch.device) -> dict:

@@ -142,6 +142,12 @@ def reduced_note(cfg: SidAEConfig) -> str | None:
             "--pred-dim 512)")
 
 
+# sidae.timing's phases, as the summary's time line names them
+PHASE_LABELS = {"data_load": "data", "model_setup": "set-up", "pretrain": "pre-training", "monitor": "kNN monitor",
+                "checkpoint": "checkpoints", "eval_features": "encoding", "linear_probes": "linear probes",
+                "finetune": "fine-tuning"}
+
+
 def summary(result: RunResult) -> str:
     cfg = result.config
     lines = [f"SidAE w={cfg.w:g} on {cfg.data.dataset}: {len(result.history)} epoch(s), "
@@ -151,6 +157,10 @@ def summary(result: RunResult) -> str:
         linear, tuned = result.linear.get(key), result.finetune.get(key)
         lines.append(f"{float(key):>8.0%}  {_cell(linear):>7}  {_cell(tuned):>9}")
     lines.append(f"kNN (k={cfg.eval.knn_k}) test accuracy: {result.knn:.4f}")
+    spent = [f"{label} {result.phase_seconds[phase]:.0f} s" for phase, label in PHASE_LABELS.items()
+             if phase in result.phase_seconds]
+    if spent:
+        lines.append("time: " + ", ".join(spent))
     return "\n".join(lines)
 
 

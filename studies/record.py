@@ -59,13 +59,23 @@ class FinalReport(EpochReport):
     seed: int
     epochs_done: int
     artifacts: dict[str, str]  # name -> file, uploaded by the driver as Optuna artifacts
+    phase_seconds: dict[str, float]  # where the trial's time went (PHASE_SECONDS below)
 
 
 # FinalReport keys stored as user attributes of a COMPLETE trial.
 RESULT_ATTRS = ("test_linear", "test_finetune", "test_knn", "val_linear", "loss", "loss_siam", "loss_rec",
                 "collapse_std", "knn_acc", "wall_seconds", "train_seconds_total", "device", "seed", "epochs_done",
-                "images_per_second")
+                "images_per_second", "phase_seconds")
 IDENTITY_ATTRS = tuple(TrialIdentity.__annotations__)
+
+# Where a trial's time went: phase -> seconds, non-overlapping (studies.analysis.phases lists
+# the phases). sidae.timing's phases of the run, and around it: WORKER_START (first trial in
+# a process: from the process's start to the trainable's call; a reused actor: from that
+# process's previous trial's last report), data_load (the worker's cached_splits), save_files
+# (the grid and the weights), other (the rest of the trainable's time), and STORAGE, added by the
+# driver: storing the user attributes and uploading the artifacts.
+PHASE_SECONDS = "phase_seconds"
+WORKER_START, STORAGE = "worker_start", "storage"
 
 # User attributes the driver sets.
 FAIL_REASON = "fail_reason"  # the last line of a FAIL trial's error

@@ -33,6 +33,7 @@ from storage import StorageError, artifact_dir_for, default_url, redact
 from studies.analysis import figures
 from studies.analysis.adaptive import ADAPTIVE_ATTR, decision_lines
 from studies.analysis.claim import EVALUATIONS, claim_lines
+from studies.analysis.phases import phase_section
 from studies.analysis.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished
 from studies.analysis.summary import (
     SUPERVISED,
@@ -220,6 +221,7 @@ def write_report(study: optuna.Study, url: str, artifact_folder: Path, out: Path
     if study.user_attrs.get("study") == "w-sweep":
         lines += w_sweep_section(study, trials, out)
     lines += best_trials_section(best)
+    lines += phase_section(trials)
     lines += importance_section(study, out)
     lines += learning_curve_section(study.study_name, best, out)
     lines += reconstruction_section(best[0], artifact_folder, out)

@@ -43,9 +43,11 @@ from studies.record import (
     FAIL_REASON,
     IDENTITY_ATTRS,
     OBJECTIVE,
+    PHASE_SECONDS,
     RESULT_ATTRS,
     STEP,
     STOPPED_BY,
+    STORAGE,
     EpochReport,
     FinalReport,
 )
@@ -176,8 +178,11 @@ class StudySearch(Searcher):
                 trial.set_user_attr(key, report[key])
 
     def _record_result(self, trial: optuna.Trial, final: FinalReport) -> None:
+        """The results as user attributes, the files as artifacts; the time this takes joins the
+        worker's phase_seconds as STORAGE, stored last."""
+        start = time.perf_counter()
         for key in RESULT_ATTRS:
-            if key in final:
+            if key in final and key != PHASE_SECONDS:
                 trial.set_user_attr(key, final[key])
         for name, path in final.get("artifacts", {}).items():
             try:
@@ -185,3 +190,6 @@ class StudySearch(Searcher):
                 trial.set_user_attr(f"{ARTIFACT_PREFIX}{name}", artifact_id)
             except OSError as error:  # a full disk loses the picture, not the trial
                 logger.warning("could not store artifact %s of trial %d: %s", path, trial.number, error)
+        if PHASE_SECONDS in final:
+            phases = {**final[PHASE_SECONDS], STORAGE: round(time.perf_counter() - start, 3)}
+            trial.set_user_attr(PHASE_SECONDS, phases)

@@ -4,7 +4,8 @@ evaluated SidAE.
 Each epoch reports the validation kNN accuracy (the intermediate value the scheduler and the
 dashboard see); the last report adds the objective: linear-probe accuracy at the primary label
 fraction, measured on the validation split (never the test set), plus the test-set figures
-that are stored as user attributes (studies.record names every key).
+that are stored as user attributes (studies.record names every key), and the seconds each
+phase of the trial took (studies.record.PHASE_SECONDS).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import os
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +28,7 @@ from sidae.data import DataSplits, load_splits
 from sidae.evaluate import fraction_key
 from sidae.experiment import CHECKPOINT_FILE, RunResult, run
 from sidae.visualize import save_reconstruction_grid
-from studies.record import STEP, EpochReport, FinalReport, TrialIdentity
+from studies.record import PHASE_SECONDS, STEP, WORKER_START, EpochReport, FinalReport, TrialIdentity
 from studies.service.budgets import Budget
 
 GRID_IMAGES = 8
@@ -75,8 +77,10 @@ def epoch_report(metrics: dict[str, float], identity: TrialIdentity) -> EpochRep
 
 
 def final_report(result: RunResult, ctx: TrialContext, identity: TrialIdentity,
-                 artifacts: dict[str, str]) -> FinalReport:
-    """The last epoch's metrics and the evaluation; the objective is on the validation split."""
+                 artifacts: dict[str, str], phase_seconds: dict[str, float] | None = None) -> FinalReport:
+    """The last epoch's metrics and the evaluation; the objective is on the validation split.
+    phase_seconds: the whole trial's (default: the run's own, result.phase_seconds)."""
+    phases = result.phase_seconds if phase_seconds is None else phase_seconds
     return cast(FinalReport, {
         **result.history[-1],
         **identity,
@@ -92,6 +96,7 @@ def final_report(result: RunResult, ctx: TrialContext, identity: TrialIdentity,
         "seed": result.config.seed,
         "epochs_done": len(result.history),
         "artifacts": artifacts,
+        PHASE_SECONDS: {phase: round(seconds, 3) for phase, seconds in phases.items()},
     })
 
 
@@ -114,10 +119,40 @@ def run_key(cfg: SidAEConfig) -> str:
     return hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
 
+_last_report: float | None = None  # time.time() of this process's last report to Tune
+
+
+def process_start_time() -> float | None:
+    """When this process started (seconds since the epoch), from /proc; None elsewhere."""
+    try:
+        # field 22 of /proc/self/stat, counted after the command name (which may hold spaces)
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def worker_start_seconds(now: float) -> float | None:
+    """Before this trial's trainable was called: the process's start-up (interpreter, imports,
+    Ray's actor set-up) for its first trial, or the gap since its previous trial's last report
+    when Tune reuses the actor."""
+    since = _last_report if _last_report is not None else process_start_time()
+    return None if since is None else max(0.0, now - since)
+
+
+def _reported() -> None:
+    global _last_report
+    _last_report = time.time()
+
+
 def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     """Ray Tune function trainable for one trial."""
     from ray import tune  # imported here so that importing this module does not need ray
 
+    entered, clock = time.time(), time.perf_counter()
+    started = worker_start_seconds(entered)
     torch.set_num_threads(ctx.threads)
     cfg = trial_config(params, ctx)
     run_dir = Path(ctx.run_root) / run_key(cfg)
@@ -126,10 +161,20 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     def report_epoch(metrics: dict[str, float]) -> None:
         if metrics[STEP] < cfg.optim.epochs:  # the last epoch is reported with the evaluation
             tune.report(dict(epoch_report(metrics, identity)))
+            _reported()
 
+    load_start = time.perf_counter()
     data = cached_splits(cfg.data)
+    data_load = time.perf_counter() - load_start
     result = run(cfg, out_dir=run_dir, callback=report_epoch, data=data, progress=False)
-    tune.report(dict(final_report(result, ctx, identity, save_trial_files(result, data, run_dir))))
+    save_start = time.perf_counter()
+    artifacts = save_trial_files(result, data, run_dir)
+    phases = {**({WORKER_START: started} if started is not None else {}), "data_load": data_load,
+              **result.phase_seconds, "save_files": time.perf_counter() - save_start}
+    inside = sum(seconds for phase, seconds in phases.items() if phase != WORKER_START)
+    phases["other"] = max(0.0, time.perf_counter() - clock - inside)
+    tune.report(dict(final_report(result, ctx, identity, artifacts, phases)))
+    _reported()
 
 
 def _ray_node() -> dict[str, str]:
