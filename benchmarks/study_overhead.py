@@ -5,8 +5,12 @@ compares the time the trials spent working with the capacity the run held:
 
     worker_utilisation = sum(trial wall time inside sidae.run) / (study wall time * slots)
     training_fraction  = sum(time in pre-training epochs)      / (study wall time * slots)
+    compute_fraction   = sum(time in pre-training, probes (with their encoding) and
+                             fine-tuning)                      / (study wall time * slots)
 
 Everything else is overhead: Ray start-up, actor start, imports, data loading, storage writes.
+It also prints the trials' phase table (studies/analysis/phases.py: mean seconds per phase
+and share of the trial time), as `sidae-report` shows it.
 Target: worker_utilisation >= 0.8 for trials of about a minute.
 """
 
@@ -20,6 +24,8 @@ from pathlib import Path
 import optuna
 from common import timed_study
 from optuna.trial import TrialState
+
+from studies.analysis.phases import COMPUTE, phase_table, timed
 
 
 def main() -> None:
@@ -36,12 +42,15 @@ def main() -> None:
         trials = optuna.load_study(study_name="w-sweep-mnist", storage=url).get_trials(states=(TrialState.COMPLETE,))
     working = sum(t.user_attrs["wall_seconds"] for t in trials)
     training = sum(t.user_attrs["train_seconds_total"] for t in trials)
+    computing = sum(phases.get(p, 0.0) for phases in timed(trials) for p in COMPUTE)
+    print("\n".join(phase_table(trials)) + "\n")
     print(f"trials: {len(trials)}")
     print(f"slots: {args.slots}")
     print(f"study_wall_seconds: {wall:.1f}")
     print(f"mean_trial_seconds: {working / max(1, len(trials)):.1f}")
     print(f"worker_utilisation: {working / (wall * args.slots):.3f}")
     print(f"training_fraction: {training / (wall * args.slots):.3f}")
+    print(f"compute_fraction: {computing / (wall * args.slots):.3f}")
 
 
 if __name__ == "__main__":
