@@ -10,6 +10,7 @@ read back).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypedDict
 
 # Keys Ray Tune's scheduler and the searcher read.
@@ -86,3 +87,14 @@ STOPPED_BY = "stopped_by"
 BY_SCHEDULER, BY_TIME_BUDGET = "scheduler", "time-budget"
 # Study attribute: the supervised baseline, {seed: {fraction: test accuracy}} (studies.service.baseline).
 SUPERVISED_ATTR = "supervised_finetune"
+
+
+def by_fraction(stored: Mapping[str, float] | None) -> dict[float, float]:
+    """A stored label fraction -> accuracy map (JSON keys, "0.01") with the fractions as numbers,
+    smallest first; empty when the attribute is missing. The one place stored keys become numbers."""
+    return dict(sorted((float(f), float(a)) for f, a in (stored or {}).items()))
+
+
+def fraction_label(fraction: float) -> str:
+    """How every table, report and note prints a label fraction: 0.01 -> "1%"."""
+    return f"{fraction:.0%}"

@@ -2,8 +2,8 @@
 w at each label fraction (mean +- std over seeds), SimSiam (w = 1) and the DAE (w = 0) marked.
 
 Label fractions are numbers here and in every analysis module. The stored ones are JSON keys
-(sidae.evaluate.fraction_key's "0.01"): `by_fraction` reads them once, `fraction_label` is how
-every report and figure prints one.
+(sidae.evaluate.fraction_key's "0.01"): studies.record's `by_fraction` reads them once,
+`fraction_label` is how every report and figure prints one.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from studies.record import SUPERVISED_ATTR
+from studies.record import SUPERVISED_ATTR, by_fraction, fraction_label
 
 SIMSIAM, DAE = 1.0, 0.0  # the w of the two methods SidAE interpolates
 BASELINES = {SIMSIAM: "SimSiam", DAE: "DAE"}
@@ -38,19 +38,9 @@ def spread(values: list[float]) -> Spread:
     return Spread(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(values))
 
 
-def by_fraction(stored: Mapping[str, float] | None) -> dict[float, float]:
-    """A stored label fraction -> accuracy map with the fractions as numbers, smallest first;
-    empty when the attribute is missing."""
-    return dict(sorted((float(f), float(a)) for f, a in (stored or {}).items()))
-
-
 def trial_scores(trial: FrozenTrial, attr: str) -> dict[float, float]:
     """The trial's accuracy per label fraction in user attribute `attr` (e.g. "test_linear")."""
     return by_fraction(trial.user_attrs.get(attr))
-
-
-def fraction_label(fraction: float) -> str:
-    return f"{fraction:.0%}"
 
 
 def complete_trials(study: optuna.Study) -> list[FrozenTrial]:

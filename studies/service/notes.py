@@ -13,7 +13,7 @@ from optuna_dashboard import save_note
 
 from sidae.config import DATASET_TITLES
 from storage import redact
-from studies.analysis.summary import fraction_label
+from studies.record import fraction_label
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
 
