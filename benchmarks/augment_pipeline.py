@@ -64,8 +64,9 @@ def kornia_transform(aug: AugmentConfig, size: int, channels: int) -> nn.Sequent
     """The same augmentations with kornia: batched, parameters drawn per sample."""
     s = 0.8 * aug.jitter
     colour = {"saturation": s, "hue": 0.2 * aug.jitter} if channels == 3 else {}
-    steps: list[nn.Module] = [K.RandomResizedCrop((size, size), scale=(aug.crop_scale_min, 1.0),
-                                                  cropping_mode="resample")]
+    steps: list[nn.Module] = [
+        K.RandomResizedCrop((size, size), scale=(aug.crop_scale_min, 1.0), cropping_mode="resample")
+    ]
     if aug.flip_prob > 0:
         steps.append(K.RandomHorizontalFlip(p=aug.flip_prob))
     if aug.rotation > 0 or aug.translate > 0:
@@ -98,8 +99,14 @@ class TwoViews(Dataset):
 
 def loader_views(images: Tensor, cfg: SidAEConfig, device: torch.device) -> Iterator[Views]:
     """Batches of (x1, x2, noised x1, noised x2) from a 2-worker DataLoader, endlessly."""
-    loader = DataLoader(TwoViews(images, cfg), batch_size=BATCH, shuffle=True, drop_last=True, num_workers=WORKERS,
-                        pin_memory=device.type == "cuda")
+    loader = DataLoader(
+        TwoViews(images, cfg),
+        batch_size=BATCH,
+        shuffle=True,
+        drop_last=True,
+        num_workers=WORKERS,
+        pin_memory=device.type == "cuda",
+    )
     while True:
         for views in loader:
             yield Views(*(v.to(device, non_blocking=True) for v in views))
@@ -112,8 +119,7 @@ def mnist_splits() -> tuple[DataSplits, str]:
         return synthetic_splits("mnist", (1, 28, 28), 60_000), "synthetic"
 
 
-def augment_only(name: str, data: DataSplits, cfg: SidAEConfig, args: argparse.Namespace,
-                 device: torch.device) -> None:
+def augment_only(name: str, data: DataSplits, cfg: SidAEConfig, args: argparse.Namespace, device: torch.device) -> None:
     images = data.pretrain.images.to(device)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     batches = float_batches(images, generator)
@@ -123,11 +129,16 @@ def augment_only(name: str, data: DataSplits, cfg: SidAEConfig, args: argparse.N
         x = next(batches)
         return [add_noise(kornia(x), cfg.noise, generator) for _ in range(2)]
 
-    rates = images_per_second({"ours": lambda: make_views(next(batches), cfg, generator), "kornia": kornia_views},
-                              device, args.repeats, args.repeat_seconds)
+    rates = images_per_second(
+        {"ours": lambda: make_views(next(batches), cfg, generator), "kornia": kornia_views},
+        device,
+        args.repeats,
+        args.repeat_seconds,
+    )
     views = loader_views(data.pretrain.images, cfg, device)
-    loader = images_per_second({"loader": lambda: next(views)}, device, args.repeats, args.repeat_seconds,
-                               min_steps=2 * IN_FLIGHT)["loader"]
+    loader = images_per_second(
+        {"loader": lambda: next(views)}, device, args.repeats, args.repeat_seconds, min_steps=2 * IN_FLIGHT
+    )["loader"]
     views.close()  # stops the workers
     emit(f"{name}_augment_images_per_second", rates["ours"])
     emit(f"{name}_per_sample_loader_images_per_second", loader)
@@ -141,16 +152,20 @@ def end_to_end(data: DataSplits, cfg: SidAEConfig, args: argparse.Namespace, dev
     optimizer = build_optimizer(model, cfg)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     batches = float_batches(data.pretrain.images.to(device), generator)
-    ours = images_per_second({"ours": lambda: train_step(model, optimizer, make_views(next(batches), cfg, generator),
-                                                         cfg)},
-                             device, args.repeats, args.repeat_seconds)["ours"]
+    ours = images_per_second(
+        {"ours": lambda: train_step(model, optimizer, make_views(next(batches), cfg, generator), cfg)},
+        device,
+        args.repeats,
+        args.repeat_seconds,
+    )["ours"]
     views = loader_views(data.pretrain.images, cfg, device)
 
     def loader_step() -> None:
         train_step(model, optimizer, next(views), cfg)
 
-    loader = images_per_second({"loader": loader_step}, device, args.repeats, args.repeat_seconds,
-                               min_steps=2 * IN_FLIGHT)["loader"]
+    loader = images_per_second(
+        {"loader": loader_step}, device, args.repeats, args.repeat_seconds, min_steps=2 * IN_FLIGHT
+    )["loader"]
     views.close()  # stops the workers
     emit("mnist_train_images_per_second", ours)
     emit("mnist_train_per_sample_loader_images_per_second", loader)

@@ -52,8 +52,9 @@ class Run:
 
 
 def cluster(state: Path, *args: str) -> str:
-    done = subprocess.run([sys.executable, str(SCRIPT), "--state-dir", str(state), *args], cwd=REPO,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--state-dir", str(state), *args], cwd=REPO, capture_output=True, text=True
+    )
     if done.returncode != 0:
         sys.exit(f"cluster_scaling: local_cluster.py {args[0]} failed: {done.stderr.strip()[-2000:]}")
     return done.stdout
@@ -84,10 +85,30 @@ def main() -> None:
     p.add_argument("--train-limit", type=int, default=4096, help="pre-training images per trial")
     p.add_argument("--data-dir", default=os.environ.get("SIDAE_DATA_DIR"), help="default $SIDAE_DATA_DIR")
     args = p.parse_args()
-    study = ["--study", "noise-sweep", "--budget", "smoke", "--set", "w=0.5", "--scheduler", "none",
-             "--trials", str(args.trials), "--epochs", str(args.epochs), "--train-limit", str(args.train_limit),
-             "--cpus-per-trial", "1", "--seed", "0", "--name", "bench", "--quiet",
-             *(["--data-dir", args.data_dir] if args.data_dir else [])]
+    study = [
+        "--study",
+        "noise-sweep",
+        "--budget",
+        "smoke",
+        "--set",
+        "w=0.5",
+        "--scheduler",
+        "none",
+        "--trials",
+        str(args.trials),
+        "--epochs",
+        str(args.epochs),
+        "--train-limit",
+        str(args.train_limit),
+        "--cpus-per-trial",
+        "1",
+        "--seed",
+        "0",
+        "--name",
+        "bench",
+        "--quiet",
+        *(["--data-dir", args.data_dir] if args.data_dir else []),
+    ]
     niceness = os.environ.setdefault("RAY_worker_niceness", "0")  # reaches the Ray nodes via local_cluster.py
     print(f"ray_worker_niceness: {niceness}")
     print(f"load_average_1min_start: {os.getloadavg()[0]:.2f}", flush=True)

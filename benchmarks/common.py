@@ -97,7 +97,7 @@ def float_batches(images: torch.Tensor, generator: torch.Generator) -> Iterator[
     sidae.pretraining._epoch makes them."""
     order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
     for i in itertools.cycle(range(len(images) // BATCH)):
-        yield to_float(images[order[i * BATCH:(i + 1) * BATCH]], images.device)
+        yield to_float(images[order[i * BATCH : (i + 1) * BATCH]], images.device)
 
 
 def synchronize(device: torch.device) -> None:
@@ -124,13 +124,20 @@ def _warm_up(step: Step, device: torch.device, min_steps: int, min_seconds: floa
     return spent / steps
 
 
-def images_per_second(steps: dict[str, Step], device: torch.device, repeats: int, repeat_seconds: float,
-                      min_steps: int = 2, images_per_step: int = BATCH) -> dict[str, float]:
+def images_per_second(
+    steps: dict[str, Step],
+    device: torch.device,
+    repeats: int,
+    repeat_seconds: float,
+    min_steps: int = 2,
+    images_per_step: int = BATCH,
+) -> dict[str, float]:
     """Median images/s of each step function; the variants take turns repeat by repeat. A repeat
     has at least min_steps steps (more than a DataLoader keeps in flight, so prefetched batches
     cannot fake a rate)."""
-    counts = {name: max(min_steps, round(repeat_seconds / _warm_up(step, device, min_steps)))
-              for name, step in steps.items()}
+    counts = {
+        name: max(min_steps, round(repeat_seconds / _warm_up(step, device, min_steps))) for name, step in steps.items()
+    }
     rates: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
@@ -145,8 +152,16 @@ def timed_study(folder: Path, *args: str) -> tuple[float, str]:
     same grid beside the first would resume from the first one's checkpoints."""
     folder.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{folder / 'studies.db'}"
-    command = [sys.executable, str(REPO / "studies" / "run.py"), *args, "--storage", url, "--quiet",
-               "--ray-dir", str(folder / "ray")]
+    command = [
+        sys.executable,
+        str(REPO / "studies" / "run.py"),
+        *args,
+        "--storage",
+        url,
+        "--quiet",
+        "--ray-dir",
+        str(folder / "ray"),
+    ]
     start = time.perf_counter()
     subprocess.run(command, cwd=folder, check=True, capture_output=True, text=True)
     return time.perf_counter() - start, url

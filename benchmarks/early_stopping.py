@@ -17,14 +17,31 @@ from common import timed_study
 
 
 def run(folder: Path, scheduler: str, args: argparse.Namespace) -> dict[str, float]:
-    wall, url = timed_study(folder / scheduler, "--study", "w-sweep", "--budget", "cpu", "--epochs", str(args.epochs),
-                            "--train-limit", str(args.train_limit), "--set", "eval.finetune=False",
-                            "--scheduler", scheduler, "--max-concurrent", str(args.concurrent))
+    wall, url = timed_study(
+        folder / scheduler,
+        "--study",
+        "w-sweep",
+        "--budget",
+        "cpu",
+        "--epochs",
+        str(args.epochs),
+        "--train-limit",
+        str(args.train_limit),
+        "--set",
+        "eval.finetune=False",
+        "--scheduler",
+        scheduler,
+        "--max-concurrent",
+        str(args.concurrent),
+    )
     trials = optuna.load_study(study_name="w-sweep-mnist", storage=url).trials
     complete = [t.value for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    return {"epochs": sum(len(t.intermediate_values) for t in trials), "wall": wall,
-            "best": max(complete, default=float("nan")),
-            "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials)}
+    return {
+        "epochs": sum(len(t.intermediate_values) for t in trials),
+        "wall": wall,
+        "best": max(complete, default=float("nan")),
+        "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials),
+    }
 
 
 def main() -> None:

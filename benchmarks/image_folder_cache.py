@@ -49,8 +49,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         os.environ["SIDAE_CACHE_DIR"] = cache
         try:
-            listings = [list_image_folder(data_root(args.data_dir) / "CIFAR10-JPEG" / s, cfg.dataset)
-                        for s in ("train", "test")]
+            listings = [
+                list_image_folder(data_root(args.data_dir) / "CIFAR10-JPEG" / s, cfg.dataset) for s in ("train", "test")
+            ]
             load_splits(cfg)  # decodes and writes the cache; also warms the page cache for the timed decode
         except DataError as error:
             sys.exit(f"image_folder_cache.py: {error}")

@@ -36,9 +36,22 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1", help="seeds per w: 0,1 makes 6 trials, whole rounds of 2 slots")
     args, extra = p.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
-        wall, url = timed_study(Path(tmp), "--study", "w-sweep", "--budget", "smoke", "--epochs", str(args.epochs),
-                                "--train-limit", str(args.train_limit), "--seeds", args.seeds,
-                                "--max-concurrent", str(args.slots), *extra)
+        wall, url = timed_study(
+            Path(tmp),
+            "--study",
+            "w-sweep",
+            "--budget",
+            "smoke",
+            "--epochs",
+            str(args.epochs),
+            "--train-limit",
+            str(args.train_limit),
+            "--seeds",
+            args.seeds,
+            "--max-concurrent",
+            str(args.slots),
+            *extra,
+        )
         trials = optuna.load_study(study_name="w-sweep-mnist", storage=url).get_trials(states=(TrialState.COMPLETE,))
     working = sum(t.user_attrs["wall_seconds"] for t in trials)
     training = sum(t.user_attrs["train_seconds_total"] for t in trials)

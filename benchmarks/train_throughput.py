@@ -45,16 +45,24 @@ class Case:
     w: float
 
 
-CASES = {case.name: case for case in (
-    Case("mnist_w0", "mnist", (1, 28, 28), 0.0),
-    Case("mnist_w0.5", "mnist", (1, 28, 28), 0.5),
-    Case("mnist_w1", "mnist", (1, 28, 28), 1.0),
-    Case("rgb32_w0.5", "cifar10", (3, 32, 32), 0.5),
-)}
+CASES = {
+    case.name: case
+    for case in (
+        Case("mnist_w0", "mnist", (1, 28, 28), 0.0),
+        Case("mnist_w0.5", "mnist", (1, 28, 28), 0.5),
+        Case("mnist_w1", "mnist", (1, 28, 28), 1.0),
+        Case("rgb32_w0.5", "cifar10", (3, 32, 32), 0.5),
+    )
+}
 
 
-def full_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, cfg: SidAEConfig,
-              generator: torch.Generator) -> Step:
+def full_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    cfg: SidAEConfig,
+    generator: torch.Generator,
+) -> Step:
     """One step of sidae.pretraining._epoch per call."""
     batches = float_batches(images, generator)
     return lambda: train_step(model, optimizer, make_views(next(batches), cfg, generator), cfg)
@@ -73,8 +81,10 @@ def run_case(case: Case, args: argparse.Namespace, device: torch.device) -> None
     images = data.pretrain.images.to(device)
     views = make_views(to_float(images[:BATCH], device), cfg, generator)
     views = Views(*(v.contiguous(memory_format=torch.channels_last) for v in views))
-    steps = {"full": full_step(model, optimizer, images, cfg, generator),
-             "bare": lambda: train_step(model, optimizer, views, cfg)}
+    steps = {
+        "full": full_step(model, optimizer, images, cfg, generator),
+        "bare": lambda: train_step(model, optimizer, views, cfg),
+    }
     if args.compile:
         torch.compiler.reset()  # else the previous case's shapes make dynamo recompile with dynamic shapes
         compiled = torch.compile(model)
@@ -91,15 +101,21 @@ def run_case(case: Case, args: argparse.Namespace, device: torch.device) -> None
         emit(f"{case.name}_compiled_images_per_second", rates["compiled"])
         emit(f"{case.name}_compile_speedup", rates["compiled"] / rates["full"])
         emit(f"{case.name}_compile_seconds", compile_seconds)
-        emit(f"{case.name}_compile_break_even_images",
-             compile_seconds / saved_per_image if saved_per_image > 0 else math.inf)
+        emit(
+            f"{case.name}_compile_break_even_images",
+            compile_seconds / saved_per_image if saved_per_image > 0 else math.inf,
+        )
 
 
 def main() -> None:
     p = parser(__doc__)
     p.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
-    p.add_argument("--resnet-width", type=int, default=None,
-                   help=f"ResNet-18 width for rgb32 (default: 64 on cuda, {CPU_RESNET_WIDTH} on cpu)")
+    p.add_argument(
+        "--resnet-width",
+        type=int,
+        default=None,
+        help=f"ResNet-18 width for rgb32 (default: 64 on cuda, {CPU_RESNET_WIDTH} on cpu)",
+    )
     p.add_argument("--compile", action="store_true", help="also time torch.compile(model)")
     args = p.parse_args()
     device = setup(args)

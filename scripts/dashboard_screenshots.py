@@ -34,8 +34,11 @@ def main() -> None:
     storage = make_storage(args.storage)
     best = optuna.load_study(study_name=args.name, storage=storage).best_trial
     study_id = storage.get_study_id_from_name(args.name)
-    server = subprocess.Popen([sys.executable, str(REPO / "studies" / "dashboard.py"), "--storage", args.storage,
-                               "--port", "0"], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "studies" / "dashboard.py"), "--storage", args.storage, "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = re.search(r"(http://\S+/dashboard)", server.stdout.readline()).group(1)
         with sync_playwright() as playwright:

@@ -6,14 +6,14 @@ package knows nothing of Optuna or Ray: it takes a typed config and a per-epoch 
 """
 
 from sidae.config import (
-                          AugmentConfig,
-                          DataConfig,
-                          EvalConfig,
-                          ModelConfig,
-                          NoiseConfig,
-                          OptimConfig,
-                          SidAEConfig,
-                          default_config,
+    AugmentConfig,
+    DataConfig,
+    EvalConfig,
+    ModelConfig,
+    NoiseConfig,
+    OptimConfig,
+    SidAEConfig,
+    default_config,
 )
 from sidae.config_checks import ConfigError
 from sidae.data import DataSplits, load_splits
@@ -22,7 +22,21 @@ from sidae.image_set import DataError, ImageSet
 from sidae.pretraining import TrainingDiverged, pretrain
 
 __all__ = [
-    "AugmentConfig", "ConfigError", "DataConfig", "DataError", "DataSplits", "EvalConfig", "ImageSet",
-    "ModelConfig", "NoiseConfig", "OptimConfig", "RunResult", "SidAEConfig", "TrainingDiverged",
-    "default_config", "load_splits", "pretrain", "run",
+    "AugmentConfig",
+    "ConfigError",
+    "DataConfig",
+    "DataError",
+    "DataSplits",
+    "EvalConfig",
+    "ImageSet",
+    "ModelConfig",
+    "NoiseConfig",
+    "OptimConfig",
+    "RunResult",
+    "SidAEConfig",
+    "TrainingDiverged",
+    "default_config",
+    "load_splits",
+    "pretrain",
+    "run",
 ]

@@ -56,8 +56,10 @@ def resnet18(channels: int, width: int) -> nn.Sequential:
     """ResNet-18 (torchvision's BasicBlock, [2, 2, 2, 2]) for small images: a 3x3 stride-1 stem
     and no max-pool, as in SimSiam's CIFAR experiments. Output dim: 8 * width."""
     widths = [width, 2 * width, 4 * width, 8 * width]
-    stages = [_resnet_stage(c_in, c_out, 1 if i == 0 else 2)
-              for i, (c_in, c_out) in enumerate(zip([width] + widths[:-1], widths, strict=True))]
+    stages = [
+        _resnet_stage(c_in, c_out, 1 if i == 0 else 2)
+        for i, (c_in, c_out) in enumerate(zip([width] + widths[:-1], widths, strict=True))
+    ]
     return nn.Sequential(
         *_conv_bn_relu(channels, width, 3, 1),
         *stages,
@@ -69,8 +71,9 @@ def resnet18(channels: int, width: int) -> nn.Sequential:
 BACKBONE_BUILDERS = {"convnet": convnet, "resnet18": resnet18}
 
 
-def build_encoder(backbone: str, channels: int, width: int, mean: tuple[float, ...],
-                  std: tuple[float, ...]) -> tuple[nn.Sequential, int]:
+def build_encoder(
+    backbone: str, channels: int, width: int, mean: tuple[float, ...], std: tuple[float, ...]
+) -> tuple[nn.Sequential, int]:
     """The encoder f and its feature dimension."""
     body = BACKBONE_BUILDERS[backbone](channels, width)
     return nn.Sequential(Standardize(mean, std), *body), 8 * width
@@ -108,4 +111,3 @@ class Decoder(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         seed = self.fc(h).view(-1, self.seed_channels, self.seed_side, self.seed_side)
         return torch.sigmoid(self.up(seed))
-

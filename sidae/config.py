@@ -21,8 +21,14 @@ from sidae.config_checks import ConfigError, check, check_probability, typed
 # its numbers as "CIFAR-10 (JPEG copy)"); read like imagefolder.
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar10-jpeg", "stl10", "imagefolder")
 # How reports and notes name a data set's numbers.
-DATASET_TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10",
-                  "cifar10-jpeg": "CIFAR-10 (JPEG copy)", "stl10": "STL-10", "imagefolder": "an image folder"}
+DATASET_TITLES = {
+    "mnist": "MNIST",
+    "fashion-mnist": "Fashion-MNIST",
+    "cifar10": "CIFAR-10",
+    "cifar10-jpeg": "CIFAR-10 (JPEG copy)",
+    "stl10": "STL-10",
+    "imagefolder": "an image folder",
+}
 BACKBONES = ("convnet", "resnet18")
 NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
 OPTIMIZERS = ("sgd", "adamw")
@@ -49,8 +55,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         check(self.dataset in DATASETS, f"unknown dataset {self.dataset!r}; choose from {', '.join(DATASETS)}")
-        check(self.train_limit is None or self.train_limit > 0,
-               f"train_limit must be positive, got {self.train_limit}")
+        check(self.train_limit is None or self.train_limit > 0, f"train_limit must be positive, got {self.train_limit}")
         check(self.val_size is None or self.val_size > 0, f"val_size must be positive, got {self.val_size}")
         check(self.image_size >= 8, f"image_size must be at least 8, got {self.image_size}")
 
@@ -145,8 +150,9 @@ class OptimConfig:
         return self.base_lr * self.batch_size / 256
 
     def __post_init__(self) -> None:
-        check(self.optimizer in OPTIMIZERS,
-               f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        check(
+            self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"
+        )
         check(self.epochs > 0, f"epochs must be positive, got {self.epochs}")
         check(self.batch_size >= 2, f"batch_size must be at least 2 (BatchNorm), got {self.batch_size}")
         check(math.isfinite(self.base_lr) and self.base_lr > 0, f"base_lr must be positive, got {self.base_lr}")
@@ -178,8 +184,10 @@ class EvalConfig:
             check(0.0 < fraction <= 1.0, f"label fraction must be in (0, 1], got {fraction}")
         check(self.finetune_steps > 0, f"finetune_steps must be positive, got {self.finetune_steps}")
         check(self.finetune_lr > 0, f"finetune_lr must be positive, got {self.finetune_lr}")
-        check(self.finetune_augment in FINETUNE_AUGMENTS, f"unknown finetune_augment "
-               f"{self.finetune_augment!r}; choose from {', '.join(FINETUNE_AUGMENTS)}")
+        check(
+            self.finetune_augment in FINETUNE_AUGMENTS,
+            f"unknown finetune_augment {self.finetune_augment!r}; choose from {', '.join(FINETUNE_AUGMENTS)}",
+        )
         check(self.knn_k > 0, f"knn_k must be positive, got {self.knn_k}")
         check(self.knn_bank_size > 0, f"knn_bank_size must be positive, got {self.knn_bank_size}")
 
@@ -219,8 +227,14 @@ class SidAEConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SidAEConfig:
         names = {f.name for f in dataclasses.fields(cls)}
-        nested = {"data": DataConfig, "model": ModelConfig, "noise": NoiseConfig,
-                  "augment": AugmentConfig, "optim": OptimConfig, "eval": EvalConfig}
+        nested = {
+            "data": DataConfig,
+            "model": ModelConfig,
+            "noise": NoiseConfig,
+            "augment": AugmentConfig,
+            "optim": OptimConfig,
+            "eval": EvalConfig,
+        }
         kwargs: dict[str, Any] = {}
         for name, value in values.items():
             check(name in names, f"unknown config field {name!r}")
@@ -236,8 +250,9 @@ class SidAEConfig:
 # Per-data-set defaults: the backbone suited to the image size, and SimSiam's CIFAR recipe
 # for natural images against small affine jitter for centred grayscale objects (flips and
 # colour are meaningless or harmful for digits).
-_GRAYSCALE_AUGMENT = AugmentConfig(crop_scale_min=0.6, flip_prob=0.0, jitter=0.4, grayscale_prob=0.0,
-                                   rotation=15.0, translate=0.1)
+_GRAYSCALE_AUGMENT = AugmentConfig(
+    crop_scale_min=0.6, flip_prob=0.0, jitter=0.4, grayscale_prob=0.0, rotation=15.0, translate=0.1
+)
 _NATURAL_AUGMENT = AugmentConfig(crop_scale_min=0.2, flip_prob=0.5, jitter=0.4, grayscale_prob=0.2)
 _SMALL_MODEL = ModelConfig(backbone="convnet", width=32, proj_dim=512, pred_dim=128, decoder_width=32)
 _RESNET_MODEL = ModelConfig(backbone="resnet18", width=64, proj_dim=2048, pred_dim=512, decoder_width=64)

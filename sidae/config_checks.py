@@ -51,4 +51,3 @@ def _describe(kind: Any) -> str:
     if typing.get_origin(kind) is tuple:
         return "a list of numbers, e.g. (0.01, 0.1)"
     return {bool: "True or False", int: "a whole number", float: "a number", str: "text"}.get(kind, str(kind))
-

@@ -72,8 +72,10 @@ def _verified(cls: type, verify: bool) -> type:
         return cls
 
     # torchvision's check_integrity(path, md5=None) only checks that the file exists.
-    unverified = {"train_list": [[name, None] for name, _ in cls.train_list],
-                  "test_list": [[name, None] for name, _ in cls.test_list]}
+    unverified = {
+        "train_list": [[name, None] for name, _ in cls.train_list],
+        "test_list": [[name, None] for name, _ in cls.test_list],
+    }
     if hasattr(cls, "meta"):
         unverified["meta"] = {**cls.meta, "md5": None}
     return type(cls.__name__, (cls,), unverified)
@@ -87,23 +89,28 @@ def _open(name: str, folder: Path, factory: Callable[[bool], Any], download: boo
         return factory(False)
     except Exception as error:  # torchvision raises RuntimeError, ValueError, OSError...
         present = folder.is_dir() and any(folder.iterdir())
-        problem = (f"unreadable or corrupt files in {folder} ({one_line(error)})" if present
-                   else f"no files in {folder}")
+        problem = f"unreadable or corrupt files in {folder} ({one_line(error)})" if present else f"no files in {folder}"
         if present or not download:
-            raise DataError(f"{name}: {problem}; put torchvision's {name} files there or set "
-                            "--data-dir / SIDAE_DATA_DIR to a folder that has them") from error
+            raise DataError(
+                f"{name}: {problem}; put torchvision's {name} files there or set "
+                "--data-dir / SIDAE_DATA_DIR to a folder that has them"
+            ) from error
     try:
         return factory(True)
     except Exception as error:
-        raise DataError(f"{name}: {problem} and the download failed ({one_line(error)}); put torchvision's "
-                        f"{name} files in {folder} or set --data-dir / SIDAE_DATA_DIR") from error
+        raise DataError(
+            f"{name}: {problem} and the download failed ({one_line(error)}); put torchvision's "
+            f"{name} files in {folder} or set --data-dir / SIDAE_DATA_DIR"
+        ) from error
 
 
 def _mnist_like(cls: type, name: str) -> Callable[[DataConfig, Path], tuple[ImageSet, ImageSet, ImageSet | None]]:
     def read(cfg: DataConfig, root: Path) -> tuple[ImageSet, ImageSet, ImageSet | None]:
         folder = root / cls.__name__ / "raw"
-        sets = [_open(name, folder, lambda dl, train=train: cls(str(root), train=train, download=dl), cfg.download)
-                for train in (True, False)]
+        sets = [
+            _open(name, folder, lambda dl, train=train: cls(str(root), train=train, download=dl), cfg.download)
+            for train in (True, False)
+        ]
         train, test = (_as_image_set(s.data, s.targets, "NHW") for s in sets)
         return train, test, None
 
@@ -113,8 +120,10 @@ def _mnist_like(cls: type, name: str) -> Callable[[DataConfig, Path], tuple[Imag
 def _read_cifar10(cfg: DataConfig, root: Path) -> tuple[ImageSet, ImageSet, ImageSet | None]:
     cls = _verified(torchvision.datasets.CIFAR10, cfg.verify)
     folder = root / cls.base_folder
-    sets = [_open("cifar10", folder, lambda dl, train=train: cls(str(root), train=train, download=dl), cfg.download)
-            for train in (True, False)]
+    sets = [
+        _open("cifar10", folder, lambda dl, train=train: cls(str(root), train=train, download=dl), cfg.download)
+        for train in (True, False)
+    ]
     train, test = (_as_image_set(s.data, s.targets, "NHWC") for s in sets)
     return train, test, None
 
@@ -125,8 +134,10 @@ def _read_stl10(cfg: DataConfig, root: Path) -> tuple[ImageSet, ImageSet, ImageS
     folder = root / cls.base_folder
     train, test, unlabeled = (
         _as_image_set(s.data, s.labels, "NCHW")
-        for s in (_open("stl10", folder, lambda dl, split=split: cls(str(root), split=split, download=dl), cfg.download)
-                  for split in ("train", "test", "unlabeled"))
+        for s in (
+            _open("stl10", folder, lambda dl, split=split: cls(str(root), split=split, download=dl), cfg.download)
+            for split in ("train", "test", "unlabeled")
+        )
     )
     return train, test, unlabeled
 
@@ -176,8 +187,11 @@ def split(train: ImageSet, test: ImageSet, unlabeled: ImageSet | None, cfg: Data
         raise DataError(f"{name}: val_size {n_val} leaves no training images (training set has {len(train)})")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(SPLIT_SEED))
     val, rest = train.subset(order[:n_val]), train.subset(order[n_val:])
-    pretrain = rest if unlabeled is None else ImageSet(torch.cat([rest.images, unlabeled.images]),
-                                                       torch.cat([rest.labels, unlabeled.labels]))
+    pretrain = (
+        rest
+        if unlabeled is None
+        else ImageSet(torch.cat([rest.images, unlabeled.images]), torch.cat([rest.labels, unlabeled.labels]))
+    )
     if cfg.train_limit is not None and cfg.train_limit < len(pretrain):
         pick = torch.randperm(len(pretrain), generator=torch.Generator().manual_seed(SPLIT_SEED + 1))
         pretrain = pretrain.subset(pick[: cfg.train_limit])
@@ -190,6 +204,8 @@ def load_splits(cfg: DataConfig) -> DataSplits:
     """Read cfg.dataset from data_root(cfg.data_dir) and split it."""
     train, test, unlabeled = READERS[cfg.dataset](cfg, data_root(cfg.data_dir))
     if train.images.shape[1:] != test.images.shape[1:]:
-        raise DataError(f"{cfg.dataset}: train images are {tuple(train.images.shape[1:])} but test images "
-                        f"{tuple(test.images.shape[1:])}")
+        raise DataError(
+            f"{cfg.dataset}: train images are {tuple(train.images.shape[1:])} but test images "
+            f"{tuple(test.images.shape[1:])}"
+        )
     return split(train, test, unlabeled, cfg, cfg.dataset)

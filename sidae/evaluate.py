@@ -29,8 +29,9 @@ def extract_features(encoder: nn.Module, images: Tensor, device: torch.device) -
     """Encoder outputs (N, D) for uint8 images, in eval mode, computed once per evaluation."""
     was_training = encoder.training
     encoder.eval()
-    feats = [encoder(to_float(images[i:i + _FEATURE_BATCH], device)).float()
-             for i in range(0, len(images), _FEATURE_BATCH)]
+    feats = [
+        encoder(to_float(images[i : i + _FEATURE_BATCH], device)).float() for i in range(0, len(images), _FEATURE_BATCH)
+    ]
     encoder.train(was_training)
     return torch.cat(feats)
 
@@ -59,10 +60,13 @@ def label_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
 def describe_splits(data: DataSplits, fractions: tuple[float, ...]) -> str:
     """One line with the split sizes and the labelled images each label fraction uses, which
     every run prints: on a small folder it shows what is left for pre-training and the probes."""
-    used = ", ".join(f"{fraction * 100:g} % = {len(label_subset(data.train.labels, fraction, 0)):,}"
-                     for fraction in fractions)
-    return (f"{data.name}: {len(data.pretrain):,} pre-training, {len(data.train):,} labelled pool, "
-            f"{len(data.val):,} validation, {len(data.test):,} test images; labelled images per fraction: {used}")
+    used = ", ".join(
+        f"{fraction * 100:g} % = {len(label_subset(data.train.labels, fraction, 0)):,}" for fraction in fractions
+    )
+    return (
+        f"{data.name}: {len(data.pretrain):,} pre-training, {len(data.train):,} labelled pool, "
+        f"{len(data.val):,} validation, {len(data.test):,} test images; labelled images per fraction: {used}"
+    )
 
 
 def knn_bank_index(pool_size: int, bank_size: int, seed: int) -> Tensor:
@@ -71,8 +75,9 @@ def knn_bank_index(pool_size: int, bank_size: int, seed: int) -> Tensor:
     return torch.randperm(pool_size, generator=torch.Generator().manual_seed(seed))[:bank_size]
 
 
-def knn_accuracy(bank: Tensor, bank_labels: Tensor, query: Tensor, query_labels: Tensor,
-                 k: int = 20, temperature: float = 0.1) -> float:
+def knn_accuracy(
+    bank: Tensor, bank_labels: Tensor, query: Tensor, query_labels: Tensor, k: int = 20, temperature: float = 0.1
+) -> float:
     """Weighted kNN on cosine similarity (Wu et al., 2018): each of the k nearest neighbours
     votes for its class with weight exp(sim / T)."""
     bank, query = F.normalize(bank, dim=1), F.normalize(query, dim=1)
@@ -80,18 +85,19 @@ def knn_accuracy(bank: Tensor, bank_labels: Tensor, query: Tensor, query_labels:
     k = min(k, len(bank))
     correct = 0
     for i in range(0, len(query), _FEATURE_BATCH):
-        sim, idx = (query[i:i + _FEATURE_BATCH] @ bank.T).topk(k, dim=1)
+        sim, idx = (query[i : i + _FEATURE_BATCH] @ bank.T).topk(k, dim=1)
         votes = torch.zeros(len(sim), num_classes, device=sim.device)
         votes.scatter_add_(1, bank_labels[idx], (sim / temperature).exp())
-        correct += (votes.argmax(1) == query_labels[i:i + _FEATURE_BATCH]).sum().item()
+        correct += (votes.argmax(1) == query_labels[i : i + _FEATURE_BATCH]).sum().item()
     return correct / len(query)
 
 
 def _fit_logistic(x: Tensor, y: Tensor, num_classes: int, weight_decay: float) -> nn.Linear:
     """Multinomial logistic regression by full-batch L-BFGS (convex: a few dozen iterations)."""
     head = nn.Linear(x.shape[1], num_classes).to(x.device)
-    optimizer = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=200, history_size=10,
-                                  line_search_fn="strong_wolfe", tolerance_grad=1e-6)
+    optimizer = torch.optim.LBFGS(
+        head.parameters(), lr=1, max_iter=200, history_size=10, line_search_fn="strong_wolfe", tolerance_grad=1e-6
+    )
 
     def closure() -> Tensor:
         optimizer.zero_grad()
@@ -139,8 +145,9 @@ def linear_probe(train_x: Tensor, train_y: Tensor, targets: Targets, seed: int) 
     return {name: _accuracy(head, (x - mean) / std, y) for name, (x, y) in targets.items()}
 
 
-def linear_probes(train_x: Tensor, train_y: Tensor, targets: Targets, fractions: tuple[float, ...],
-                  seed: int) -> dict[str, dict[str, float]]:
+def linear_probes(
+    train_x: Tensor, train_y: Tensor, targets: Targets, fractions: tuple[float, ...], seed: int
+) -> dict[str, dict[str, float]]:
     """target -> label fraction (keyed like "0.01") -> accuracy; one fit per fraction."""
     scores: dict[str, dict[str, float]] = {name: {} for name in targets}
     for fraction in fractions:
@@ -162,8 +169,16 @@ def finetune_augmentation(cfg: SidAEConfig) -> AugmentConfig:
     return AugmentConfig(crop_scale_min=1.0, flip_prob=cfg.augment.flip_prob, jitter=0.0, grayscale_prob=0.0)
 
 
-def finetune(encoder: nn.Module, feat_dim: int, train: ImageSet, test: ImageSet, num_classes: int,
-             cfg: SidAEConfig, device: torch.device, batch_size: int = 128) -> float:
+def finetune(
+    encoder: nn.Module,
+    feat_dim: int,
+    train: ImageSet,
+    test: ImageSet,
+    num_classes: int,
+    cfg: SidAEConfig,
+    device: torch.device,
+    batch_size: int = 128,
+) -> float:
     """Train a copy of the encoder plus a linear head on the labelled set (one view per image,
     augmented as finetune_augmentation says) for cfg.eval.finetune_steps of SGD with cosine
     decay; return test accuracy. A freshly initialised encoder gives the supervised baseline on the same labels."""
@@ -171,8 +186,9 @@ def finetune(encoder: nn.Module, feat_dim: int, train: ImageSet, test: ImageSet,
     torch.manual_seed(seed)
     generator = torch.Generator(device).manual_seed(seed)
     model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(feat_dim, num_classes)).to(device).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.eval.finetune_lr, momentum=0.9, weight_decay=5e-4,
-                                nesterov=True)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=cfg.eval.finetune_lr, momentum=0.9, weight_decay=5e-4, nesterov=True
+    )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     batch_size = max(2, min(batch_size, len(train)))  # BatchNorm needs two samples
     labels = train.labels.to(device)

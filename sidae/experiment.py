@@ -49,13 +49,28 @@ class RunResult:
     model: SidAE | None = field(default=None, repr=False)  # the pre-trained model, not serialised
 
     def to_dict(self) -> dict[str, Any]:
-        return {"config": self.config.to_dict(), "history": self.history, "knn": self.knn,
-                "linear": self.linear, "val_linear": self.val_linear, "finetune": self.finetune,
-                "device": self.device, "wall_seconds": self.wall_seconds, "phase_seconds": self.phase_seconds}
+        return {
+            "config": self.config.to_dict(),
+            "history": self.history,
+            "knn": self.knn,
+            "linear": self.linear,
+            "val_linear": self.val_linear,
+            "finetune": self.finetune,
+            "device": self.device,
+            "wall_seconds": self.wall_seconds,
+            "phase_seconds": self.phase_seconds,
+        }
 
 
-def evaluate(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device, *,
-             timer: PhaseTimer | None = None, progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    model: SidAE,
+    data: DataSplits,
+    cfg: SidAEConfig,
+    device: torch.device,
+    *,
+    timer: PhaseTimer | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
     """kNN and linear probes on frozen features (each image encoded once), then fine-tuning.
 
     Only the labelled images some probe or the kNN bank uses are encoded: with small label
@@ -67,21 +82,29 @@ def evaluate(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.dev
         subsets = [label_subset(data.train.labels, f, cfg.seed) for f in fractions]
         bank = knn_bank_index(len(data.train), cfg.eval.knn_bank_size, cfg.seed)
         needed = torch.unique(torch.cat([bank, *subsets]))
-        say(progress, f"evaluation: encoding {len(needed) + len(data.val) + len(data.test):,} images "
-                      "(labelled, validation, test) and the test kNN")
+        say(
+            progress,
+            f"evaluation: encoding {len(needed) + len(data.val) + len(data.test):,} images "
+            "(labelled, validation, test) and the test kNN",
+        )
         pool_x = torch.zeros(len(data.train), model.feat_dim, device=device)
         pool_x[needed.to(device)] = extract_features(model.encoder, data.train.images[needed], device)
         val_x = extract_features(model.encoder, data.val.images, device)
         test_x = extract_features(model.encoder, data.test.images, device)
         pool_y, val_y, test_y = (s.labels.to(device) for s in (data.train, data.val, data.test))
         bank = bank.to(device)
-        out: dict[str, Any] = {"knn": knn_accuracy(pool_x[bank], pool_y[bank], test_x, test_y, k=cfg.eval.knn_k),
-                               "linear": {}, "val_linear": {}, "finetune": {}}
+        out: dict[str, Any] = {
+            "knn": knn_accuracy(pool_x[bank], pool_y[bank], test_x, test_y, k=cfg.eval.knn_k),
+            "linear": {},
+            "val_linear": {},
+            "finetune": {},
+        }
     if cfg.eval.linear:
         with timer("linear_probes"):
             say(progress, f"evaluation: linear probes at {_fractions(fractions)} of the labels")
-            probes = linear_probes(pool_x, pool_y, {"test": (test_x, test_y), "val": (val_x, val_y)}, fractions,
-                                   cfg.seed)
+            probes = linear_probes(
+                pool_x, pool_y, {"test": (test_x, test_y), "val": (val_x, val_y)}, fractions, cfg.seed
+            )
         out["linear"], out["val_linear"] = probes["test"], probes["val"]
     if cfg.eval.finetune:
         with timer("finetune"):
@@ -93,17 +116,22 @@ def _fractions(fractions: tuple[float, ...]) -> str:
     return ", ".join(f"{f * 100:g} %" for f in fractions)
 
 
-def finetune_fractions(model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device, *,
-                       progress: bool = False) -> dict[str, float]:
+def finetune_fractions(
+    model: SidAE, data: DataSplits, cfg: SidAEConfig, device: torch.device, *, progress: bool = False
+) -> dict[str, float]:
     """Test accuracy after fine-tuning the model's encoder (plus a linear head) on each label
     fraction of the training set; with progress, a line starts each run."""
     scores = {}
     for i, fraction in enumerate(cfg.eval.label_fractions):
         labelled = data.train.subset(label_subset(data.train.labels, fraction, cfg.seed))
-        say(progress, f"evaluation: fine-tuning {i + 1}/{len(cfg.eval.label_fractions)}: {len(labelled):,} "
-                      f"labelled images ({fraction * 100:g} % of the labels), {cfg.eval.finetune_steps} steps")
-        scores[fraction_key(fraction)] = finetune(model.encoder, model.feat_dim, labelled, data.test,
-                                                  data.num_classes, cfg, device)
+        say(
+            progress,
+            f"evaluation: fine-tuning {i + 1}/{len(cfg.eval.label_fractions)}: {len(labelled):,} "
+            f"labelled images ({fraction * 100:g} % of the labels), {cfg.eval.finetune_steps} steps",
+        )
+        scores[fraction_key(fraction)] = finetune(
+            model.encoder, model.feat_dim, labelled, data.test, data.num_classes, cfg, device
+        )
     return scores
 
 
@@ -114,8 +142,14 @@ def supervised_baseline(cfg: SidAEConfig, data: DataSplits) -> dict[str, float]:
     return finetune_fractions(build_model(cfg, data, device), data, cfg, device)
 
 
-def run(cfg: SidAEConfig, *, out_dir: Path | None = None, callback: EpochCallback | None = None,
-        data: DataSplits | None = None, progress: bool = True) -> RunResult:
+def run(
+    cfg: SidAEConfig,
+    *,
+    out_dir: Path | None = None,
+    callback: EpochCallback | None = None,
+    data: DataSplits | None = None,
+    progress: bool = True,
+) -> RunResult:
     """Pre-train and evaluate. With out_dir, checkpoints every epoch (a rerun resumes) and
     writes results.json there. With progress, a bar per pre-training epoch and a line for each
     later phase (monitor, probes, each fine-tuning run); without it, silent."""
@@ -128,8 +162,15 @@ def run(cfg: SidAEConfig, *, out_dir: Path | None = None, callback: EpochCallbac
     trained = pretrain(cfg, data, callback=callback, checkpoint_path=checkpoint_path, progress=progress)
     timer.merge(trained.phase_seconds)
     scores = evaluate(trained.model, data, cfg, trained.device, timer=timer, progress=progress)
-    result = RunResult(cfg, trained.history, device=str(trained.device), wall_seconds=time.perf_counter() - start,
-                       phase_seconds=timer.seconds, model=trained.model, **scores)
+    result = RunResult(
+        cfg,
+        trained.history,
+        device=str(trained.device),
+        wall_seconds=time.perf_counter() - start,
+        phase_seconds=timer.seconds,
+        model=trained.model,
+        **scores,
+    )
     if out_dir is not None:
         with timer("results_file"):  # lands in result.phase_seconds, not in the file it times
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,9 @@ def fetch(cfg: DataConfig) -> DataSplits:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sidae.fetch", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m sidae.fetch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("datasets", nargs="+", metavar="DATASET", help=f"any of {', '.join(DATASETS)}")
     p.add_argument("--data-dir", help="data folder (default $SIDAE_DATA_DIR, else ./data)")
     args = p.parse_args(argv)
@@ -33,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in args.datasets:
             splits = fetch(DataConfig(dataset=name, data_dir=str(root)))
-            print(f"{name}: ready in {root} ({len(splits.train) + len(splits.val)} labelled training, "
-                  f"{len(splits.test)} test images)")
+            print(
+                f"{name}: ready in {root} ({len(splits.train) + len(splits.val)} labelled training, "
+                f"{len(splits.test)} test images)"
+            )
     except (DataError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -67,8 +67,10 @@ class FolderListing:
 
 def list_image_folder(folder: Path, name: str) -> FolderListing:
     if not folder.is_dir():
-        raise DataError(f"{name}: {folder} is missing; expected {folder.parent}/train/<class>/*.png and "
-                        f"{folder.parent}/test/<class>/*.png (set --data-dir / SIDAE_DATA_DIR)")
+        raise DataError(
+            f"{name}: {folder} is missing; expected {folder.parent}/train/<class>/*.png and "
+            f"{folder.parent}/test/<class>/*.png (set --data-dir / SIDAE_DATA_DIR)"
+        )
     try:
         found = torchvision.datasets.ImageFolder(str(folder))
     except Exception as error:  # no class folders or no images
@@ -87,8 +89,9 @@ def _decode_file(path: str, image_size: int) -> Tensor:
     with open(path, "rb") as file:
         data = file.read()
     try:
-        image = torchvision.io.decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
-                                            mode=torchvision.io.ImageReadMode.RGB)
+        image = torchvision.io.decode_image(
+            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=torchvision.io.ImageReadMode.RGB
+        )
     except RuntimeError:
         with Image.open(io.BytesIO(data)) as opened:
             image = v2.functional.pil_to_tensor(opened.convert("RGB"))
@@ -112,10 +115,13 @@ def decode_images(paths: Sequence[str], image_size: int) -> Tensor:
     decoders release the GIL)."""
     from tqdm import tqdm
 
-    chunks = [paths[i:i + _DECODE_CHUNK] for i in range(0, len(paths), _DECODE_CHUNK)]
+    chunks = [paths[i : i + _DECODE_CHUNK] for i in range(0, len(paths), _DECODE_CHUNK)]
     images: list[Tensor] = []
-    with (warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool,
-          tqdm(total=len(paths), desc="decode images", unit="img", leave=False) as bar):
+    with (
+        warnings.catch_warnings(),
+        ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool,
+        tqdm(total=len(paths), desc="decode images", unit="img", leave=False) as bar,
+    ):
         warnings.filterwarnings("ignore", message="The image decoding .* deprecated", category=DeprecationWarning)
         for decoded in pool.map(partial(_decode_chunk, image_size=image_size), chunks):
             images.extend(decoded)
@@ -133,8 +139,11 @@ def _load_cache(path: Path, key: str) -> ImageSet | None:
         stale = cached["key"] != key
         images = None if stale else ImageSet(cached["images"], cached["labels"])
     except Exception as error:  # truncated or overwritten file: torch raises many types
-        warnings.warn(f"imagefolder: cache {path} is unreadable ({one_line(error)}); decoding the images again",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"imagefolder: cache {path} is unreadable ({one_line(error)}); decoding the images again",
+            RuntimeWarning,
+            stacklevel=3,
+        )
         return None
     return images
 
@@ -145,8 +154,11 @@ def _save_cache(path: Path, key: str, images: ImageSet) -> None:
     try:
         save_atomic({"key": key, "images": images.images, "labels": images.labels}, path)
     except OSError as error:  # an unwritable cache costs time, not the run
-        warnings.warn(f"imagefolder: cannot write the cache {path} ({one_line(error)}); set SIDAE_CACHE_DIR "
-                      "to a writable folder", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"imagefolder: cannot write the cache {path} ({one_line(error)}); set SIDAE_CACHE_DIR to a writable folder",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def read_image_split(listing: FolderListing, image_size: int) -> ImageSet:
@@ -166,8 +178,10 @@ def _check_same_classes(train: FolderListing, test: FolderListing, name: str) ->
         return
     only_train = ", ".join(sorted(set(train.classes) - set(test.classes))) or "-"
     only_test = ", ".join(sorted(set(test.classes) - set(train.classes))) or "-"
-    raise DataError(f"{name}: {train.folder} and {test.folder} have different classes: only in train: {only_train}; "
-                    f"only in test: {only_test}")
+    raise DataError(
+        f"{name}: {train.folder} and {test.folder} have different classes: only in train: {only_train}; "
+        f"only in test: {only_test}"
+    )
 
 
 def read_image_folder(folder: Path, name: str, image_size: int) -> tuple[ImageSet, ImageSet]:

@@ -28,23 +28,31 @@ class SidAEOutput(NamedTuple):
 def projector(in_dim: int, dim: int) -> nn.Sequential:
     """SimSiam's projection MLP: 3 layers with BN; the output BN has no affine parameters."""
     return nn.Sequential(
-        nn.Linear(in_dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
-        nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim), nn.ReLU(inplace=True),
-        nn.Linear(dim, dim, bias=False), nn.BatchNorm1d(dim, affine=False),
+        nn.Linear(in_dim, dim, bias=False),
+        nn.BatchNorm1d(dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False),
+        nn.BatchNorm1d(dim),
+        nn.ReLU(inplace=True),
+        nn.Linear(dim, dim, bias=False),
+        nn.BatchNorm1d(dim, affine=False),
     )
 
 
 def predictor(dim: int, pred_dim: int) -> nn.Sequential:
     """SimSiam's bottleneck prediction MLP (dim -> pred_dim -> dim)."""
     return nn.Sequential(
-        nn.Linear(dim, pred_dim, bias=False), nn.BatchNorm1d(pred_dim), nn.ReLU(inplace=True),
+        nn.Linear(dim, pred_dim, bias=False),
+        nn.BatchNorm1d(pred_dim),
+        nn.ReLU(inplace=True),
         nn.Linear(pred_dim, dim),
     )
 
 
 class SidAE(nn.Module):
-    def __init__(self, cfg: ModelConfig, image_shape: tuple[int, int, int],
-                 mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(
+        self, cfg: ModelConfig, image_shape: tuple[int, int, int], mean: tuple[float, ...], std: tuple[float, ...]
+    ) -> None:
         super().__init__()
         channels, size, _ = image_shape
         self.encoder, self.feat_dim = build_encoder(cfg.backbone, channels, cfg.width, mean, std)

@@ -112,14 +112,18 @@ class LossScales:
         return self.values
 
 
-def train_step(model: SidAE, optimizer: torch.optim.Optimizer, views: Views, cfg: SidAEConfig,
-               scales: LossScales | None = None) -> LossParts:
+def train_step(
+    model: SidAE, optimizer: torch.optim.Optimizer, views: Views, cfg: SidAEConfig, scales: LossScales | None = None
+) -> LossParts:
     """One optimizer step on a batch's views (see make_views); returns the (detached) loss parts."""
     x1, x2, x1_noised, x2_noised = views
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if x1.is_cuda else nullcontext()
     with autocast:
-        out = model(x1_noised.contiguous(memory_format=torch.channels_last),
-                    x2_noised.contiguous(memory_format=torch.channels_last), cfg.w)
+        out = model(
+            x1_noised.contiguous(memory_format=torch.channels_last),
+            x2_noised.contiguous(memory_format=torch.channels_last),
+            cfg.w,
+        )
         parts = sidae_loss(cfg.w, out, x1, x2)
         total = parts.total if scales is None else balanced_total(cfg.w, parts, scales.update(parts))
     optimizer.zero_grad(set_to_none=True)
@@ -138,8 +142,16 @@ def monitor(model: SidAE, data: DataSplits, bank_index: Tensor, k: int, device: 
     return {"knn_acc": knn, "collapse_std": collapse_std(val_x)}
 
 
-def _epoch(model: SidAE, optimizer: torch.optim.Optimizer, images: Tensor, cfg: SidAEConfig,
-           generator: torch.Generator, scales: LossScales | None, epoch: int, progress: bool) -> dict[str, float]:
+def _epoch(
+    model: SidAE,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    cfg: SidAEConfig,
+    generator: torch.Generator,
+    scales: LossScales | None,
+    epoch: int,
+    progress: bool,
+) -> dict[str, float]:
     batch = min(cfg.optim.batch_size, len(images))
     steps = max(1, len(images) // batch)  # drop the ragged last batch: BatchNorm needs full ones
     order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
@@ -148,7 +160,7 @@ def _epoch(model: SidAE, optimizer: torch.optim.Optimizer, images: Tensor, cfg: 
     bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.optim.epochs}", leave=False, disable=not progress)
     for step in bar:
         lr = set_cosine_lr(optimizer, cfg.optim.lr, (epoch * steps + step) / (cfg.optim.epochs * steps))
-        x = to_float(images[order[step * batch:(step + 1) * batch]], images.device)
+        x = to_float(images[order[step * batch : (step + 1) * batch]], images.device)
         parts = train_step(model, optimizer, make_views(x, cfg, generator), cfg, scales)
         sums += torch.stack([parts.total.float(), parts.siam.float(), parts.rec.float()])
     loss, siam, rec = (sums / steps).tolist()
@@ -168,9 +180,14 @@ class _TrainState:
     history: list[dict[str, float]]
 
     def to_dict(self, cfg: SidAEConfig) -> dict:
-        return {"config": cfg.to_dict(), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "history": self.history,
-                "loss_scales": None if self.scales is None else self.scales.values}
+        return {
+            "config": cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "history": self.history,
+            "loss_scales": None if self.scales is None else self.scales.values,
+        }
 
     def load(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
@@ -181,16 +198,27 @@ class _TrainState:
             self.scales.values = state["loss_scales"]
 
 
-def pretrain(cfg: SidAEConfig, data: DataSplits, *, callback: EpochCallback | None = None,
-             checkpoint_path: Path | None = None, progress: bool = True) -> PretrainResult:
+def pretrain(
+    cfg: SidAEConfig,
+    data: DataSplits,
+    *,
+    callback: EpochCallback | None = None,
+    checkpoint_path: Path | None = None,
+    progress: bool = True,
+) -> PretrainResult:
     """Pre-train for cfg.optim.epochs, resuming from checkpoint_path if it holds a checkpoint
     of this same configuration. With progress, a bar per epoch and a line after its monitor."""
     timer = PhaseTimer()
     with timer("model_setup"):
         device = resolve_device(cfg.device)
         model = build_model(cfg, data, device)
-        run = _TrainState(model, build_optimizer(model, cfg), torch.Generator(device).manual_seed(cfg.seed),
-                          LossScales() if cfg.normalize_losses else None, [])
+        run = _TrainState(
+            model,
+            build_optimizer(model, cfg),
+            torch.Generator(device).manual_seed(cfg.seed),
+            LossScales() if cfg.normalize_losses else None,
+            [],
+        )
         if checkpoint_path is not None and checkpoint_path.exists():
             run.load(_checkpoint_of(checkpoint_path, cfg, device))
         images = data.pretrain.images.to(device)  # uint8 in device memory: batches never cross the bus
@@ -205,10 +233,14 @@ def pretrain(cfg: SidAEConfig, data: DataSplits, *, callback: EpochCallback | No
             metrics.update(monitor(model, data, bank_index, cfg.eval.knn_k, device))
         monitor_seconds = time.perf_counter() - start - train_seconds
         timer.add("monitor", monitor_seconds)
-        metrics.update(epoch=epoch + 1, train_seconds=train_seconds,
-                       images_per_second=metrics.pop("images") / train_seconds)
-        say(progress, f"{label}: loss {metrics['loss']:.4f}, validation kNN {metrics['knn_acc']:.4f} "
-                      f"({train_seconds:.0f} s training, {monitor_seconds:.0f} s kNN monitor)")
+        metrics.update(
+            epoch=epoch + 1, train_seconds=train_seconds, images_per_second=metrics.pop("images") / train_seconds
+        )
+        say(
+            progress,
+            f"{label}: loss {metrics['loss']:.4f}, validation kNN {metrics['knn_acc']:.4f} "
+            f"({train_seconds:.0f} s training, {monitor_seconds:.0f} s kNN monitor)",
+        )
         run.history.append(metrics)
         if checkpoint_path is not None:
             with timer("checkpoint"):
@@ -222,8 +254,7 @@ def pretrain(cfg: SidAEConfig, data: DataSplits, *, callback: EpochCallback | No
 def _checkpoint_of(path: Path, cfg: SidAEConfig, device: torch.device) -> dict:
     state = checkpoint.load(path, device)
     if _pretraining_fields(state["config"]) != _pretraining_fields(cfg.to_dict()):
-        raise ValueError(f"checkpoint {path} was written by a different configuration; use another --out "
-                         "or delete it")
+        raise ValueError(f"checkpoint {path} was written by a different configuration; use another --out or delete it")
     return state
 
 

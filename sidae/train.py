@@ -38,17 +38,38 @@ T = TypeVar("T")
 
 # CLI flag -> config field (dotted path, see sidae.config.override).
 FLAG_FIELDS: dict[str, str] = {
-    "w": "w", "seed": "seed", "device": "device", "noise_at_w1": "noise_at_w1", "normalize_losses": "normalize_losses",
-    "data_dir": "data.data_dir", "train_limit": "data.train_limit", "val_size": "data.val_size",
-    "image_size": "data.image_size", "download": "data.download", "verify": "data.verify",
-    "backbone": "model.backbone", "width": "model.width", "proj_dim": "model.proj_dim",
-    "pred_dim": "model.pred_dim", "decoder_width": "model.decoder_width",
-    "noise": "noise.kind", "noise_level": "noise.level",
-    "crop_scale_min": "augment.crop_scale_min", "flip_prob": "augment.flip_prob", "jitter": "augment.jitter",
-    "grayscale_prob": "augment.grayscale_prob", "rotation": "augment.rotation", "translate": "augment.translate",
-    "optimizer": "optim.optimizer", "epochs": "optim.epochs", "batch_size": "optim.batch_size", "lr": "optim.base_lr",
+    "w": "w",
+    "seed": "seed",
+    "device": "device",
+    "noise_at_w1": "noise_at_w1",
+    "normalize_losses": "normalize_losses",
+    "data_dir": "data.data_dir",
+    "train_limit": "data.train_limit",
+    "val_size": "data.val_size",
+    "image_size": "data.image_size",
+    "download": "data.download",
+    "verify": "data.verify",
+    "backbone": "model.backbone",
+    "width": "model.width",
+    "proj_dim": "model.proj_dim",
+    "pred_dim": "model.pred_dim",
+    "decoder_width": "model.decoder_width",
+    "noise": "noise.kind",
+    "noise_level": "noise.level",
+    "crop_scale_min": "augment.crop_scale_min",
+    "flip_prob": "augment.flip_prob",
+    "jitter": "augment.jitter",
+    "grayscale_prob": "augment.grayscale_prob",
+    "rotation": "augment.rotation",
+    "translate": "augment.translate",
+    "optimizer": "optim.optimizer",
+    "epochs": "optim.epochs",
+    "batch_size": "optim.batch_size",
+    "lr": "optim.base_lr",
     "weight_decay": "optim.weight_decay",
-    "label_fractions": "eval.label_fractions", "finetune": "eval.finetune", "finetune_steps": "eval.finetune_steps",
+    "label_fractions": "eval.label_fractions",
+    "finetune": "eval.finetune",
+    "finetune_steps": "eval.finetune_steps",
 }
 
 
@@ -66,20 +87,30 @@ def comma_separated(cast: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m sidae.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m sidae.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Unset options take the data set's defaults (see sidae/config.py: DATASET_DEFAULTS). On a CPU the "
-               f"ResNet-18 data sets (cifar10, cifar10-jpeg, stl10, imagefolder) default to a REDUCED network (width "
-               f"{CPU_MODEL.width}, projector {CPU_MODEL.proj_dim}) and --finetune-steps "
-               f"{CPU_FINETUNE_STEPS}, so a first run takes minutes; on a GPU "
-               "they default to the paper's full-width ResNet-18 (width 64).")
+        f"ResNet-18 data sets (cifar10, cifar10-jpeg, stl10, imagefolder) default to a REDUCED network (width "
+        f"{CPU_MODEL.width}, projector {CPU_MODEL.proj_dim}) and --finetune-steps "
+        f"{CPU_FINETUNE_STEPS}, so a first run takes minutes; on a GPU "
+        "they default to the paper's full-width ResNet-18 (width 64).",
+    )
     p.add_argument("--dataset", default="mnist", help=f"one of {', '.join(DATASETS)} (default mnist)")
-    p.add_argument("--data-dir", help="where the data sets are (default $SIDAE_DATA_DIR, else ./data); for "
-                   "imagefolder the folder holding train/<class>/* and test/<class>/*; cifar10-jpeg reads "
-                   "<data-dir>/CIFAR10-JPEG")
+    p.add_argument(
+        "--data-dir",
+        help="where the data sets are (default $SIDAE_DATA_DIR, else ./data); for "
+        "imagefolder the folder holding train/<class>/* and test/<class>/*; cifar10-jpeg reads "
+        "<data-dir>/CIFAR10-JPEG",
+    )
     p.add_argument("--out", type=Path, help="run folder for results.json and checkpoint.pt")
     p.add_argument("--w", type=float, help="loss weight in [0, 1]: 1 = SimSiam, 0 = denoising AE (default 0.5)")
-    p.add_argument("--normalize-losses", action="store_true", default=None,
-                   help="divide each loss term by a running estimate of its size (w then balances comparable terms)")
+    p.add_argument(
+        "--normalize-losses",
+        action="store_true",
+        default=None,
+        help="divide each loss term by a running estimate of its size (w then balances comparable terms)",
+    )
     g = p.add_argument_group("noise")
     g.add_argument("--noise", help=f"noise kind: {', '.join(NOISE_KINDS)}")
     g.add_argument("--noise-level", type=float, help="gaussian sigma, or the fraction of pixels hit")
@@ -93,8 +124,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--translate", type=float, help="max translation as a fraction of the side")
     g = p.add_argument_group("model")
     g.add_argument("--backbone", help=f"encoder: {', '.join(BACKBONES)}")
-    g.add_argument("--width", type=int, help="channels of the first encoder stage (ResNet-18: 64 on a GPU, "
-                   f"{CPU_MODEL.width} on a CPU)")
+    g.add_argument(
+        "--width",
+        type=int,
+        help=f"channels of the first encoder stage (ResNet-18: 64 on a GPU, {CPU_MODEL.width} on a CPU)",
+    )
     g.add_argument("--proj-dim", type=int, help="projector width")
     g.add_argument("--pred-dim", type=int, help="predictor bottleneck width")
     g.add_argument("--decoder-width", type=int, help="channels of the last decoder stage")
@@ -109,20 +143,34 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
     g = p.add_argument_group("data")
     g.add_argument("--train-limit", type=int, help="pre-train on a fixed subset of N images")
-    g.add_argument("--val-size", type=int, help="validation images carved from the training set (default: a tenth "
-                   "of it, at most 5000)")
+    g.add_argument(
+        "--val-size",
+        type=int,
+        help="validation images carved from the training set (default: a tenth of it, at most 5000)",
+    )
     g.add_argument("--image-size", type=int, help="image folders: resize images to this side (default 32)")
-    g.add_argument("--no-download", dest="download", action="store_false", default=None,
-                   help="never try to download missing data")
-    g.add_argument("--no-verify", dest="verify", action="store_false", default=None,
-                   help="accept CIFAR/STL files whose MD5 differs from torchvision's")
+    g.add_argument(
+        "--no-download", dest="download", action="store_false", default=None, help="never try to download missing data"
+    )
+    g.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        default=None,
+        help="accept CIFAR/STL files whose MD5 differs from torchvision's",
+    )
     g = p.add_argument_group("evaluation")
-    g.add_argument("--label-fractions", type=comma_separated(float),
-                   help="comma-separated, in (0, 1] (default 0.01,0.1,1)")
-    g.add_argument("--no-finetune", dest="finetune", action="store_false", default=None,
-                   help="skip the fine-tuning evaluation")
-    g.add_argument("--finetune-steps", type=int, help="SGD steps per fine-tuning run (default 300; "
-                   f"{CPU_FINETUNE_STEPS} for a ResNet-18 on a CPU)")
+    g.add_argument(
+        "--label-fractions", type=comma_separated(float), help="comma-separated, in (0, 1] (default 0.01,0.1,1)"
+    )
+    g.add_argument(
+        "--no-finetune", dest="finetune", action="store_false", default=None, help="skip the fine-tuning evaluation"
+    )
+    g.add_argument(
+        "--finetune-steps",
+        type=int,
+        help=f"SGD steps per fine-tuning run (default 300; {CPU_FINETUNE_STEPS} for a ResNet-18 on a CPU)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -137,28 +185,42 @@ def reduced_note(cfg: SidAEConfig) -> str | None:
     """Say so when the run uses the CPU's reduced network instead of the paper's."""
     if cfg.model != CPU_MODEL or uses_gpu(cfg.device):
         return None
-    return (f"note: on a CPU {cfg.data.dataset} defaults to a reduced ResNet-18 (width {cfg.model.width}, not the "
-            "paper's 64); on a GPU it trains the full width (or pass --width 64 --decoder-width 64 --proj-dim 2048 "
-            "--pred-dim 512)")
+    return (
+        f"note: on a CPU {cfg.data.dataset} defaults to a reduced ResNet-18 (width {cfg.model.width}, not the "
+        "paper's 64); on a GPU it trains the full width (or pass --width 64 --decoder-width 64 --proj-dim 2048 "
+        "--pred-dim 512)"
+    )
 
 
 # sidae.timing's phases, as the summary's time line names them
-PHASE_LABELS = {"data_load": "data", "model_setup": "set-up", "pretrain": "pre-training", "monitor": "kNN monitor",
-                "checkpoint": "checkpoints", "eval_features": "encoding", "linear_probes": "linear probes",
-                "finetune": "fine-tuning"}
+PHASE_LABELS = {
+    "data_load": "data",
+    "model_setup": "set-up",
+    "pretrain": "pre-training",
+    "monitor": "kNN monitor",
+    "checkpoint": "checkpoints",
+    "eval_features": "encoding",
+    "linear_probes": "linear probes",
+    "finetune": "fine-tuning",
+}
 
 
 def summary(result: RunResult) -> str:
     cfg = result.config
-    lines = [f"SidAE w={cfg.w:g} on {cfg.data.dataset}: {len(result.history)} epoch(s), "
-             f"{result.wall_seconds:.0f} s on {result.device}",
-             f"{'labels':>8}  {'linear':>7}  {'fine-tune':>9}"]
+    lines = [
+        f"SidAE w={cfg.w:g} on {cfg.data.dataset}: {len(result.history)} epoch(s), "
+        f"{result.wall_seconds:.0f} s on {result.device}",
+        f"{'labels':>8}  {'linear':>7}  {'fine-tune':>9}",
+    ]
     for key in result.linear or result.finetune:
         linear, tuned = result.linear.get(key), result.finetune.get(key)
         lines.append(f"{float(key):>8.0%}  {_cell(linear):>7}  {_cell(tuned):>9}")
     lines.append(f"kNN (k={cfg.eval.knn_k}) test accuracy: {result.knn:.4f}")
-    spent = [f"{label} {result.phase_seconds[phase]:.0f} s" for phase, label in PHASE_LABELS.items()
-             if phase in result.phase_seconds]
+    spent = [
+        f"{label} {result.phase_seconds[phase]:.0f} s"
+        for phase, label in PHASE_LABELS.items()
+        if phase in result.phase_seconds
+    ]
     if spent:
         lines.append("time: " + ", ".join(spent))
     return "\n".join(lines)

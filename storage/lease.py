@@ -19,7 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 _METADATA = sa.MetaData()
 LEASES = sa.Table(
-    "sidae_study_leases", _METADATA,
+    "sidae_study_leases",
+    _METADATA,
     sa.Column("study_name", sa.String(512), primary_key=True),
     sa.Column("lease_id", sa.String(64), nullable=False),
     sa.Column("host", sa.String(255), nullable=False),
@@ -58,15 +59,20 @@ class LeaseTable:
                 raise
 
     def current(self, study_name: str) -> Holder | None:
-        query = sa.select(LEASES.c.lease_id, LEASES.c.host, LEASES.c.pid,
-                          (_db_now(self.engine) - LEASES.c.renewed_at), LEASES.c.released).where(
-            LEASES.c.study_name == study_name)
+        query = sa.select(
+            LEASES.c.lease_id,
+            LEASES.c.host,
+            LEASES.c.pid,
+            (_db_now(self.engine) - LEASES.c.renewed_at),
+            LEASES.c.released,
+        ).where(LEASES.c.study_name == study_name)
         with self.engine.connect() as connection:
             row = connection.execute(query).first()
         return None if row is None else Holder(row[0], row[1], int(row[2]), float(row[3]), bool(row[4]))
 
-    def try_acquire(self, study_name: str, lease_id: str, host: str, pid: int, stale_s: float,
-                    dead_lease_id: str | None = None) -> bool:
+    def try_acquire(
+        self, study_name: str, lease_id: str, host: str, pid: int, stale_s: float, dead_lease_id: str | None = None
+    ) -> bool:
         """Take the lease if it is free, released, older than stale_s, or still `dead_lease_id`
         (a holder the caller saw dead); True if this call took it. Atomic."""
         now = _db_now(self.engine)
@@ -76,7 +82,8 @@ class LeaseTable:
         if dead_lease_id is not None:
             free = free | (LEASES.c.lease_id == dead_lease_id)
         statement = insert.values(**row, renewed_at=now).on_conflict_do_update(
-            index_elements=[LEASES.c.study_name], set_={**row, "renewed_at": now}, where=free)
+            index_elements=[LEASES.c.study_name], set_={**row, "renewed_at": now}, where=free
+        )
         with self.engine.begin() as connection:
             connection.execute(statement)
         held = self.current(study_name)
@@ -90,7 +97,10 @@ class LeaseTable:
         return self._update(study_name, lease_id, released=True)
 
     def _update(self, study_name: str, lease_id: str, **values: object) -> bool:
-        statement = LEASES.update().where(LEASES.c.study_name == study_name, LEASES.c.lease_id == lease_id,
-                                          ~LEASES.c.released).values(**values)
+        statement = (
+            LEASES.update()
+            .where(LEASES.c.study_name == study_name, LEASES.c.lease_id == lease_id, ~LEASES.c.released)
+            .values(**values)
+        )
         with self.engine.begin() as connection:
             return connection.execute(statement).rowcount == 1

@@ -45,6 +45,7 @@ FIRST_PAUSE_S = 0.5
 MAX_PAUSE_S = 10.0
 WRITE_PREFIXES = ("create_", "set_", "delete_")  # the BaseStorage methods that change the database
 
+
 def _is_outage(error: Exception) -> bool:
     """A lost or refused connection, as opposed to a request the database rejects."""
     return isinstance(error, (StorageInternalError, SQLAlchemyError)) and not isinstance(error, IntegrityError)
@@ -59,8 +60,9 @@ _DISK_FULL_SQLSTATE = "53100"
 
 def _is_disk_full(error: Exception) -> bool:
     cause = getattr(error, "orig", None) or error.__cause__ or error
-    return (getattr(cause, "sqlstate", None) == _DISK_FULL_SQLSTATE
-            or any(words in str(cause).lower() for words in _DISK_FULL_WORDS))
+    return getattr(cause, "sqlstate", None) == _DISK_FULL_SQLSTATE or any(
+        words in str(cause).lower() for words in _DISK_FULL_WORDS
+    )
 
 
 def _retrying(name: str) -> Callable[..., Any]:
@@ -78,15 +80,19 @@ def _retrying(name: str) -> Callable[..., Any]:
                 return method(*args, **kwargs)
             except Exception as error:
                 if _is_outage(error) and _is_disk_full(error):
-                    raise StorageError(f"no space for the database's writes (during {name}): {_first_line(error)}; "
-                                       "free some and rerun: the study resumes") from error
+                    raise StorageError(
+                        f"no space for the database's writes (during {name}): {_first_line(error)}; "
+                        "free some and rerun: the study resumes"
+                    ) from error
                 if not _is_outage(error):
                     raise
                 if time.monotonic() + pause > deadline:
-                    raise StorageError(f"database unreachable for {self.patience_s:.0f} s (during {name}): "
-                                       f"{_first_line(error)}") from error
-                logger.warning("database unreachable during %s (%s); retrying in %.1f s", name,
-                               type(error).__name__, pause)
+                    raise StorageError(
+                        f"database unreachable for {self.patience_s:.0f} s (during {name}): {_first_line(error)}"
+                    ) from error
+                logger.warning(
+                    "database unreachable during %s (%s); retrying in %.1f s", name, type(error).__name__, pause
+                )
                 time.sleep(pause)
                 pause = min(2 * pause, MAX_PAUSE_S)
 

@@ -122,8 +122,10 @@ def make_storage(url: str) -> ResilientStorage:
         with schema_lock:
             return ResilientStorage(optuna.storages.RDBStorage(full, engine_kwargs=engine_kwargs))
     except ImportError as error:  # psycopg is in the `cluster` extra, not in the base install
-        raise StorageError(f"PostgreSQL storage needs psycopg, which is not installed ({error.name or error}); "
-                           "install it with: pip install 'sidae-studies[cluster]'") from None
+        raise StorageError(
+            f"PostgreSQL storage needs psycopg, which is not installed ({error.name or error}); "
+            "install it with: pip install 'sidae-studies[cluster]'"
+        ) from None
     except SQLAlchemyError as error:
         raise StorageError(f"{failure} at {redact(url)}: {_reason(error, parsed.password)}") from error
 
@@ -161,8 +163,10 @@ def _prepare_sqlite_file(path: Path, url: str) -> None:
     except (OSError, sqlite3.Error) as error:
         raise StorageError(f"cannot open SQLite database at {redact(url)}: {error}") from error
     if mode != "wal":
-        raise StorageError(f"cannot use SQLite database at {redact(url)}: WAL journal mode refused "
-                           f"(got {mode!r}); put the file on a local disk")
+        raise StorageError(
+            f"cannot use SQLite database at {redact(url)}: WAL journal mode refused "
+            f"(got {mode!r}); put the file on a local disk"
+        )
 
 
 def _reason(error: SQLAlchemyError, password: str | None) -> str:

@@ -64,9 +64,24 @@ class FinalReport(EpochReport):
 
 
 # FinalReport keys stored as user attributes of a COMPLETE trial.
-RESULT_ATTRS = ("test_linear", "test_finetune", "test_knn", "val_linear", "loss", "loss_siam", "loss_rec",
-                "collapse_std", "knn_acc", "wall_seconds", "train_seconds_total", "device", "seed", "epochs_done",
-                "images_per_second", "phase_seconds")
+RESULT_ATTRS = (
+    "test_linear",
+    "test_finetune",
+    "test_knn",
+    "val_linear",
+    "loss",
+    "loss_siam",
+    "loss_rec",
+    "collapse_std",
+    "knn_acc",
+    "wall_seconds",
+    "train_seconds_total",
+    "device",
+    "seed",
+    "epochs_done",
+    "images_per_second",
+    "phase_seconds",
+)
 IDENTITY_ATTRS = tuple(TrialIdentity.__annotations__)
 
 # Where a trial's time went: phase -> seconds, non-overlapping (studies.analysis.phases lists

@@ -24,6 +24,8 @@ def has_real_mnist() -> bool:
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     if not has_real_mnist():
-        pytest.fail(f"real MNIST not found in {SHARED_DATA}: `make test` downloads it there "
-                    "(or run `python -m sidae.fetch mnist --data-dir DIR` and set SIDAE_DATA_DIR=DIR)")
+        pytest.fail(
+            f"real MNIST not found in {SHARED_DATA}: `make test` downloads it there "
+            "(or run `python -m sidae.fetch mnist --data-dir DIR` and set SIDAE_DATA_DIR=DIR)"
+        )
     return SHARED_DATA

@@ -41,8 +41,12 @@ def write_cifar10(root: Path, n_per_batch: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for seed, name in enumerate(names):
-        entry = {"data": random_images(n_per_batch, (3072,), seed), "labels": balanced_labels(n_per_batch).tolist(),
-                 "batch_label": name, "filenames": [f"{i}.png" for i in range(n_per_batch)]}
+        entry = {
+            "data": random_images(n_per_batch, (3072,), seed),
+            "labels": balanced_labels(n_per_batch).tolist(),
+            "batch_label": name,
+            "filenames": [f"{i}.png" for i in range(n_per_batch)],
+        }
         (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
     meta = {"label_names": [f"class{i}" for i in range(10)], "num_vis": 3072, "num_cases_per_batch": n_per_batch}
     (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))

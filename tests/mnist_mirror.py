@@ -24,7 +24,7 @@ RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 
 # Patches torchvision.datasets.mnist right after it is imported (not at start-up: Ray starts many
 # Python processes that never read MNIST and should not pay for importing torchvision).
-SITECUSTOMIZE = '''\
+SITECUSTOMIZE = """\
 import importlib.abc
 import importlib.util
 import sys
@@ -50,7 +50,7 @@ class _PatchMnist(importlib.abc.MetaPathFinder):
 
 
 sys.meta_path.insert(0, _PatchMnist())
-'''
+"""
 
 
 def gzip_mnist(raw: Path, out: Path) -> list[tuple[str, str]]:

@@ -46,29 +46,61 @@ def distributions() -> dict[str, optuna.distributions.BaseDistribution]:
     return dict(W_SWEEP_DISTRIBUTIONS)  # as the driver's w-sweep trials carry them
 
 
-def write_study(url: str, name: str, accuracy: Table = ACCURACY, validation: dict[float, float] = VALIDATION,
-                supervised: dict[str, tuple[float, ...]] = SUPERVISED, dataset: str = "mnist",
-                phases: dict[int, dict[str, float]] | None = None) -> optuna.Study:
+def write_study(
+    url: str,
+    name: str,
+    accuracy: Table = ACCURACY,
+    validation: dict[float, float] = VALIDATION,
+    supervised: dict[str, tuple[float, ...]] = SUPERVISED,
+    dataset: str = "mnist",
+    phases: dict[int, dict[str, float]] | None = None,
+) -> optuna.Study:
     """The study `name` at `url`: one COMPLETE trial per (w, seed), in seed-major order as the
     driver queues them, and one PRUNED trial whose scores must appear nowhere. `phases`: seed ->
     the phase_seconds attribute of that seed's complete trials (none by default)."""
     study = optuna.create_study(study_name=name, storage=make_storage(url), direction="maximize")
-    for key, value in {"study": "w-sweep", "dataset": dataset, "budget": "cpu",
-                       "command": f"python studies/run.py --study w-sweep --dataset {dataset}"}.items():
+    for key, value in {
+        "study": "w-sweep",
+        "dataset": dataset,
+        "budget": "cpu",
+        "command": f"python studies/run.py --study w-sweep --dataset {dataset}",
+    }.items():
         study.set_user_attr(key, value)
-    study.set_user_attr(SUPERVISED_ATTR, {str(s): {f: per_seed[i] / 100 for f, per_seed in supervised.items()}
-                                          for i, s in enumerate(SEEDS)})
+    study.set_user_attr(
+        SUPERVISED_ATTR,
+        {str(s): {f: per_seed[i] / 100 for f, per_seed in supervised.items()} for i, s in enumerate(SEEDS)},
+    )
     for i, seed in enumerate(SEEDS):
         for w in WS:
-            scores = {attr: {f: per_w[w][i] / 100 for f, per_w in by_fraction.items()}
-                      for attr, by_fraction in accuracy.items()}
-            study.add_trial(optuna.trial.create_trial(
-                params={"seed": seed, "w": w}, distributions=distributions(), value=validation[w] + seed / 1000,
-                intermediate_values={1: 0.5, 2: 0.6, 3: 0.7},
-                user_attrs={**scores, "val_linear": {"0.01": validation[w] + seed / 1000}, "seed": seed,
-                            "device": "cpu", "epochs_done": 3, "wall_seconds": 100.0 + 10 * i, "test_knn": 0.9,
-                            **({"phase_seconds": phases[seed]} if phases else {})}))
-    study.add_trial(optuna.trial.create_trial(  # stopped early: its (absurd) scores must not count
-        params={"seed": 3, "w": 0.5}, distributions=distributions(), state=TrialState.PRUNED,
-        intermediate_values={1: 0.1}, user_attrs={"test_linear": {"0.01": 1.0, "0.1": 1.0}}))
+            scores = {
+                attr: {f: per_w[w][i] / 100 for f, per_w in by_fraction.items()}
+                for attr, by_fraction in accuracy.items()
+            }
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"seed": seed, "w": w},
+                    distributions=distributions(),
+                    value=validation[w] + seed / 1000,
+                    intermediate_values={1: 0.5, 2: 0.6, 3: 0.7},
+                    user_attrs={
+                        **scores,
+                        "val_linear": {"0.01": validation[w] + seed / 1000},
+                        "seed": seed,
+                        "device": "cpu",
+                        "epochs_done": 3,
+                        "wall_seconds": 100.0 + 10 * i,
+                        "test_knn": 0.9,
+                        **({"phase_seconds": phases[seed]} if phases else {}),
+                    },
+                )
+            )
+    study.add_trial(
+        optuna.trial.create_trial(  # stopped early: its (absurd) scores must not count
+            params={"seed": 3, "w": 0.5},
+            distributions=distributions(),
+            state=TrialState.PRUNED,
+            intermediate_values={1: 0.1},
+            user_attrs={"test_linear": {"0.01": 1.0, "0.1": 1.0}},
+        )
+    )
     return study

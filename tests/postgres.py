@@ -70,12 +70,17 @@ class PostgresServer:
     def _run(self, action: str) -> None:
         result = self._script(action)
         if result.returncode != 0:
-            pytest.fail(f"scripts/pg_local.sh {action} failed ({result.returncode}): {result.stderr.strip()}",
-                        pytrace=False)
+            pytest.fail(
+                f"scripts/pg_local.sh {action} failed ({result.returncode}): {result.stderr.strip()}", pytrace=False
+            )
 
     def _script(self, action: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["bash", str(SCRIPT), action, str(self.datadir), str(self.port)],
-                              capture_output=True, text=True, timeout=SCRIPT_TIMEOUT_S)
+        return subprocess.run(
+            ["bash", str(SCRIPT), action, str(self.datadir), str(self.port)],
+            capture_output=True,
+            text=True,
+            timeout=SCRIPT_TIMEOUT_S,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -95,8 +100,10 @@ def postgres_server() -> Iterator[PostgresServer]:
         if stopped.returncode == 0:
             shutil.rmtree(server.datadir, ignore_errors=True)
     if stopped.returncode != 0:
-        pytest.fail(f"scripts/pg_local.sh stop failed; the server in {server.datadir} may still run: "
-                    f"{stopped.stderr.strip()}", pytrace=False)
+        pytest.fail(
+            f"scripts/pg_local.sh stop failed; the server in {server.datadir} may still run: {stopped.stderr.strip()}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,11 @@ def trial(w: float, seed: int) -> FrozenTrial:
     """A seed moves every w alike (shared labels and probes: paired), plus a little noise per run."""
     shared, own = random.Random(seed).gauss(0, 0.02), random.Random(f"{seed}-{w}").gauss(0, 0.003)
     return optuna.trial.create_trial(
-        params={"seed": seed, "w": w}, distributions=distributions(),
-        value=VALIDATION[w] + own, user_attrs={"test_linear": {"0.01": MEAN[w] + shared + own}})
+        params={"seed": seed, "w": w},
+        distributions=distributions(),
+        value=VALIDATION[w] + own,
+        user_attrs={"test_linear": {"0.01": MEAN[w] + shared + own}},
+    )
 
 
 def test_a_first_round_plans_one_more_seed_where_open(tmp_path) -> None:
@@ -62,7 +65,9 @@ def test_the_report_section_says_decided_or_open_and_trials_against_the_full_bud
         trials += [trial(w, s) for s, w in p.next_points]
     lines = decision_lines(trials, EVALUATIONS, WS, BUDGET)
     vs_dae, vs_simsiam = (c.decision for c in p.comparisons)
-    assert f"| linear probe, 1% labels | ahead, {vs_dae.interval()} after 4 seeds | open after 10 seeds, " \
-           f"{vs_simsiam.interval()} |" in lines
+    assert (
+        f"| linear probe, 1% labels | ahead, {vs_dae.interval()} after 4 seeds | open after 10 seeds, "
+        f"{vs_simsiam.interval()} |" in lines
+    )
     assert "Trials: 27 of the 40 that 10 seeds at every w would take (13 not run; finished)." in lines
     assert "at error 0.0125 per comparison, 0.05 for all of them together" in lines[2]  # 0.05 / (2 baselines x 2 w)

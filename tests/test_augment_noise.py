@@ -52,8 +52,9 @@ def test_flip_alone_mirrors() -> None:
 
 
 def test_grayscale_alone_equalises_channels() -> None:
-    out = augment(torch.rand(4, 3, 8, 8), AugmentConfig(crop_scale_min=1.0, flip_prob=0.0, jitter=0.0,
-                                                         grayscale_prob=1.0), None)
+    out = augment(
+        torch.rand(4, 3, 8, 8), AugmentConfig(crop_scale_min=1.0, flip_prob=0.0, jitter=0.0, grayscale_prob=1.0), None
+    )
     assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
 
 
@@ -77,8 +78,9 @@ def test_gaussian_noise_has_the_requested_sigma() -> None:
     assert out.min() >= 0 and out.max() <= 1
 
 
-@pytest.mark.parametrize(("kind", "level"),
-                         [("gaussian", -0.1), ("mask", 1.5), ("blur", 0.1), ("gaussian", float("nan"))])
+@pytest.mark.parametrize(
+    ("kind", "level"), [("gaussian", -0.1), ("mask", 1.5), ("blur", 0.1), ("gaussian", float("nan"))]
+)
 def test_bad_noise_is_rejected(kind: str, level: float) -> None:
     with pytest.raises(ValueError):
         NoiseConfig(kind, level)

@@ -88,8 +88,7 @@ def test_hue_rotation_turns_the_colour_wheel() -> None:
     red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
     green = _rotate_hue(red, torch.tensor([1 / 3]))
     assert torch.allclose(green.flatten(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-5)
-    assert torch.allclose(_rotate_hue(green, torch.tensor([1 / 3])).flatten(), torch.tensor([0.0, 0.0, 1.0]),
-                          atol=1e-5)
+    assert torch.allclose(_rotate_hue(green, torch.tensor([1 / 3])).flatten(), torch.tensor([0.0, 0.0, 1.0]), atol=1e-5)
     grey = torch.full((1, 3, 1, 1), 0.4)
     assert torch.allclose(_rotate_hue(grey, torch.tensor([0.17])), grey)
 

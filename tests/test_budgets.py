@@ -12,9 +12,18 @@ from studies.service.budgets import BUDGETS, CPU_RGB32, budget_for
 def test_grayscale_budgets_are_unchanged(dataset: str) -> None:
     cpu = budget_for("cpu", dataset)
     assert cpu is BUDGETS["cpu"]
-    assert (cpu.epochs, cpu.train_limit, cpu.val_size, cpu.seeds, cpu.w_grid, cpu.finetune_steps,
-            cpu.knn_bank_size, cpu.label_fractions, cpu.optimizer, cpu.base_lr) == (
-        3, 20000, None, (0, 1, 2), (0.0, 0.25, 0.5, 0.75, 0.9, 1.0), 300, 5000, (0.01, 0.1, 1.0), "adamw", 1e-3)
+    assert (
+        cpu.epochs,
+        cpu.train_limit,
+        cpu.val_size,
+        cpu.seeds,
+        cpu.w_grid,
+        cpu.finetune_steps,
+        cpu.knn_bank_size,
+        cpu.label_fractions,
+        cpu.optimizer,
+        cpu.base_lr,
+    ) == (3, 20000, None, (0, 1, 2), (0.0, 0.25, 0.5, 0.75, 0.9, 1.0), 300, 5000, (0.01, 0.1, 1.0), "adamw", 1e-3)
     assert budget_for("smoke", dataset) is BUDGETS["smoke"] and budget_for("gpu", dataset) is BUDGETS["gpu"]
 
 
@@ -43,8 +52,9 @@ def test_set_values_of_budget_fields_change_the_budget_the_header_and_note_descr
     assert (budget.epochs, budget.finetune_steps, budget.label_fractions) == (4, None, (0.1,))
     assert budget.train_limit == BUDGETS["cpu"].train_limit  # fields not --set stay the budget's
     # what the note says is what the trials run
-    cfg = trial_config({}, TrialContext(dataset="mnist", budget=budget, data_dir="/d", run_root="", fixed=fixed,
-                                        primary_fraction=0.1))
+    cfg = trial_config(
+        {}, TrialContext(dataset="mnist", budget=budget, data_dir="/d", run_root="", fixed=fixed, primary_fraction=0.1)
+    )
     assert (cfg.optim.epochs, cfg.eval.finetune, cfg.eval.label_fractions) == (4, False, (0.1,))
     note = study_note(STUDIES["noise-sweep"], budget, "mnist", 0.1, "")
     assert "4 epochs per trial" in note and "no fine-tuning" in note and "at 10% labels" in note

@@ -33,8 +33,13 @@ NUL = b"\0"  # separates the arguments in /proc/PID/cmdline
 
 def cluster(state: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """`python docker/local_cluster.py --state-dir STATE ARGS` as a user runs it."""
-    return subprocess.run([sys.executable, str(SCRIPT), "--state-dir", str(state), *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), "--state-dir", str(state), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -77,7 +82,8 @@ def pg_running(state: Path, port: int) -> bool:
 
 
 def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
-        state_dir: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    state_dir: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started = cluster(state_dir, "up", "--workers", "2")
     assert started.returncode == 0, started.stderr
     record = json.loads((state_dir / "cluster.json").read_text())
@@ -91,8 +97,13 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     bare = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
     refused = subprocess.run(health, env=bare, capture_output=True, text=True, timeout=120)
     assert refused.returncode != 0 and "InvalidAuthToken" in refused.stderr
-    accepted = subprocess.run(health, env={**bare, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
-                              capture_output=True, text=True, timeout=120)
+    accepted = subprocess.run(
+        health,
+        env={**bare, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert accepted.returncode == 0, accepted.stderr
 
     # What a runner on a real cluster does: --address and the PostgreSQL URL, the token from the environment.
@@ -101,10 +112,23 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(state_dir / "ray-token"))
     for name, value in storage_env(Paths(state_dir)).items():  # PGPASSFILE
         monkeypatch.setenv(name, value)
-    done = run_cli("--study", "w-sweep", *TINY, "--name", "w-sweep-cluster",
-                   "--address", ray_address(record), "--storage", url,
-                   "--artifact-dir", str(state_dir / "artifacts"), "--ray-dir", str(state_dir / "tune"),
-                   cwd=state_dir, data_dir=mnist_dir)
+    done = run_cli(
+        "--study",
+        "w-sweep",
+        *TINY,
+        "--name",
+        "w-sweep-cluster",
+        "--address",
+        ray_address(record),
+        "--storage",
+        url,
+        "--artifact-dir",
+        str(state_dir / "artifacts"),
+        "--ray-dir",
+        str(state_dir / "tune"),
+        cwd=state_dir,
+        data_dir=mnist_dir,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     trials = optuna.load_study(study_name="w-sweep-cluster", storage=url).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
@@ -113,8 +137,9 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     assert all(Path(t.user_attrs["run_dir"]).is_relative_to(state_dir / "artifacts") for t in trials)
 
     # `submit` points at the same database: the finished study has nothing left to run.
-    again = cluster(state_dir, "submit", "--study", "w-sweep", *TINY, "--name", "w-sweep-cluster",
-                    "--data-dir", str(mnist_dir))
+    again = cluster(
+        state_dir, "submit", "--study", "w-sweep", *TINY, "--name", "w-sweep-cluster", "--data-dir", str(mnist_dir)
+    )
     assert again.returncode == 0 and "nothing left to run" in again.stderr, again.stderr[-3000:]
     assert token not in again.stdout + again.stderr
 

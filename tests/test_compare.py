@@ -21,8 +21,13 @@ A, B = "w-sweep-mnist", "w-sweep-mnist-normalized"
 
 def shifted(points: float) -> Table:
     """ACCURACY with SidAE at w = 0.5 `points` better on every seed."""
-    return {attr: {f: {w: tuple(a + points * (w == 0.5) for a in accuracies) for w, accuracies in per_w.items()}
-                   for f, per_w in by_fraction.items()} for attr, by_fraction in ACCURACY.items()}
+    return {
+        attr: {
+            f: {w: tuple(a + points * (w == 0.5) for a in accuracies) for w, accuracies in per_w.items()}
+            for f, per_w in by_fraction.items()
+        }
+        for attr, by_fraction in ACCURACY.items()
+    }
 
 
 @pytest.fixture
@@ -37,8 +42,9 @@ def compare(url: str, out: Path, *names: str) -> int:
     return report.main([arg for name in names for arg in ("--name", name)] + ["--storage", url, "--out", str(out)])
 
 
-def test_two_studies_side_by_side_cell_by_cell(two_studies: str, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_studies_side_by_side_cell_by_cell(
+    two_studies: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "compare"
     assert compare(two_studies, out, A, B) == 0
     assert capsys.readouterr().out == f"wrote {out / 'report.md'}\n"
@@ -50,13 +56,23 @@ def test_two_studies_side_by_side_cell_by_cell(two_studies: str, tmp_path: Path,
     assert f"- `{A}`: `w-sweep` on MNIST, budget `cpu`; trials: 12 complete, 1 pruned." in text
 
     # Columns: 1% A, 1% B, 10% A, 10% B. A's cells are its own report's; B's by hand.
-    b_linear = {"DAE": ["82.00 ± 2.00", "91.00 ± 1.00"], "SidAE w=0.5": ["86.00 ± 2.00", "**95.00 ± 1.00**"],
-                "SidAE w=0.9": ["**87.00 ± 1.00**", "91.33 ± 1.53"], "SimSiam": ["84.00 ± 1.00", "93.00 ± 1.00"]}
-    b_finetune = {"DAE": ["86.00 ± 1.00", "95.00 ± 0.00"], "SidAE w=0.5": ["**89.00 ± 0.00**", "**97.33 ± 0.58**"],
-                  "SidAE w=0.9": ["88.00 ± 1.00", "96.00 ± 1.00"], "SimSiam": ["87.00 ± 1.00", "95.33 ± 1.53"],
-                  "supervised": ["72.00 ± 2.00", "91.00 ± 1.00"]}
-    for heading, own, b_cells in (("### Linear evaluation", LINEAR, b_linear),
-                                  ("### Fine-tuning", FINETUNE, b_finetune)):
+    b_linear = {
+        "DAE": ["82.00 ± 2.00", "91.00 ± 1.00"],
+        "SidAE w=0.5": ["86.00 ± 2.00", "**95.00 ± 1.00**"],
+        "SidAE w=0.9": ["**87.00 ± 1.00**", "91.33 ± 1.53"],
+        "SimSiam": ["84.00 ± 1.00", "93.00 ± 1.00"],
+    }
+    b_finetune = {
+        "DAE": ["86.00 ± 1.00", "95.00 ± 0.00"],
+        "SidAE w=0.5": ["**89.00 ± 0.00**", "**97.33 ± 0.58**"],
+        "SidAE w=0.9": ["88.00 ± 1.00", "96.00 ± 1.00"],
+        "SimSiam": ["87.00 ± 1.00", "95.33 ± 1.53"],
+        "supervised": ["72.00 ± 2.00", "91.00 ± 1.00"],
+    }
+    for heading, own, b_cells in (
+        ("### Linear evaluation", LINEAR, b_linear),
+        ("### Fine-tuning", FINETUNE, b_finetune),
+    ):
         header, *rows = table_rows(section(text, heading))
         assert header == ["method", f"1% labels, {A}", f"1% labels, {B}", f"10% labels, {A}", f"10% labels, {B}"]
         assert [row[0] for row in rows] == [row[0] for row in own[1:]]
@@ -67,12 +83,21 @@ def test_two_studies_side_by_side_cell_by_cell(two_studies: str, tmp_path: Path,
     claim = section(text, "## Does the claim hold?")
     assert f"`{A}`: w = 0.9, `{B}`: w = 0.5" in claim
     header, *rows = table_rows(claim)
-    assert header == ["evaluation", f"{A}: − DAE", f"{A}: − SimSiam", f"{A}: claim",
-                      f"{B}: − DAE", f"{B}: − SimSiam", f"{B}: claim"]
-    b_claim = [["+4.00 ± 3.46 (2/3)", "+2.00 ± 3.00 (2/3)", "unclear"],
-               ["+4.00 ± 1.00 (3/3)", "+2.00 ± 1.73 (3/3)", "holds"],
-               ["+3.00 ± 1.00 (3/3)", "+2.00 ± 1.00 (3/3)", "holds"],
-               ["+2.33 ± 0.58 (3/3)", "+2.00 ± 1.73 (2/3)", "unclear"]]
+    assert header == [
+        "evaluation",
+        f"{A}: − DAE",
+        f"{A}: − SimSiam",
+        f"{A}: claim",
+        f"{B}: − DAE",
+        f"{B}: − SimSiam",
+        f"{B}: claim",
+    ]
+    b_claim = [
+        ["+4.00 ± 3.46 (2/3)", "+2.00 ± 3.00 (2/3)", "unclear"],
+        ["+4.00 ± 1.00 (3/3)", "+2.00 ± 1.73 (3/3)", "holds"],
+        ["+3.00 ± 1.00 (3/3)", "+2.00 ± 1.00 (3/3)", "holds"],
+        ["+2.33 ± 0.58 (3/3)", "+2.00 ± 1.73 (2/3)", "unclear"],
+    ]
     assert rows == [[own[0], *own[1:4], *b] for own, b in zip(CLAIM[1:], b_claim, strict=True)]
 
 
@@ -83,13 +108,16 @@ def test_one_name_is_the_single_study_report(two_studies: str, tmp_path: Path) -
     assert table_rows(section(text, "### Linear evaluation")) == LINEAR
 
 
-def test_what_cannot_be_compared_is_one_line(two_studies: str, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_what_cannot_be_compared_is_one_line(
+    two_studies: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     study = optuna.create_study(study_name="noise", storage=make_storage(two_studies), direction="maximize")
     study.set_user_attr("study", "noise-sweep")
-    for names, message in (((A, "noise"), "error: study 'noise' is a noise-sweep study: only w-sweeps can be compared"),
-                           ((A, A), f"error: each --name once: {A}, {A}"),
-                           ((A, "nope"), "error: no study named 'nope' in this storage; studies: ")):
+    for names, message in (
+        ((A, "noise"), "error: study 'noise' is a noise-sweep study: only w-sweeps can be compared"),
+        ((A, A), f"error: each --name once: {A}, {A}"),
+        ((A, "nope"), "error: no study named 'nope' in this storage; studies: "),
+    ):
         assert compare(two_studies, tmp_path / "r", *names) == 2
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1

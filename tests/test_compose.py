@@ -28,18 +28,23 @@ SERVICES = {"postgres", "ray-head", "ray-worker", "ray-cpu-worker", "dashboard",
 RAY_SERVICES = {"ray-head", "ray-worker", "ray-cpu-worker", "runner"}
 
 
-def compose(*args: str, secrets: dict[str, str], env_file: Path,
-            files: tuple[Path, ...] = (COMPOSE,)) -> subprocess.CompletedProcess[str]:
+def compose(
+    *args: str, secrets: dict[str, str], env_file: Path, files: tuple[Path, ...] = (COMPOSE,)
+) -> subprocess.CompletedProcess[str]:
     """`docker-compose -f docker/docker-compose.yml ARGS` with only `secrets` and `env_file` as
     settings: neither the caller's environment nor a developer's docker/.env leaks in."""
     binary = shutil.which("docker-compose")
     if binary is None:
-        pytest.fail("docker-compose is not installed; install it with "
-                    "`apt-get install -y --no-install-recommends docker-compose` (.ci/run does)", pytrace=False)
+        pytest.fail(
+            "docker-compose is not installed; install it with "
+            "`apt-get install -y --no-install-recommends docker-compose` (.ci/run does)",
+            pytrace=False,
+        )
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), **secrets}
     file_args = [arg for file in files for arg in ("-f", str(file))]
-    return subprocess.run([binary, *file_args, "--env-file", str(env_file), *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run(
+        [binary, *file_args, "--env-file", str(env_file), *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +196,11 @@ def test_dockerfile_installs_what_pyproject_needs() -> None:
     dockerfile = (DOCKER / "Dockerfile").read_text()
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
     defaults = dict(re.findall(r"^ARG (\w+)=(\S*)$", dockerfile, re.M))  # a COPY source may name a build argument
-    copied = {re.sub(r"\$\{(\w+)\}", lambda arg: defaults[arg.group(1)], src).rstrip("/")
-              for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for src in line.split()[:-1]}
+    copied = {
+        re.sub(r"\$\{(\w+)\}", lambda arg: defaults[arg.group(1)], src).rstrip("/")
+        for line in re.findall(r"^COPY (.+)$", dockerfile, re.M)
+        for src in line.split()[:-1]
+    }
     assert {"pyproject.toml", project["project"]["readme"]} <= copied
     packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
     assert packages <= copied
@@ -232,8 +240,13 @@ def test_each_ray_worker_replica_claims_gpus_of_its_own(tmp_path: Path) -> None:
     slots.mkdir()
     stub(bin_dir, "python", "echo 4")  # torch.cuda.device_count()
     stub(bin_dir, "ray", 'echo "ray $* devices=$CUDA_VISIBLE_DEVICES"; exec sleep 120')  # a node: holds its slot
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "GPU_SLOT_DIR": str(slots),
-           "GPUS_PER_WORKER": "2", "RAY_HEAD_ADDRESS": "ray-head:6379"}
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "GPU_SLOT_DIR": str(slots),
+        "GPUS_PER_WORKER": "2",
+        "RAY_HEAD_ADDRESS": "ray-head:6379",
+    }
     script = str(DOCKER / "ray-worker.sh")
     replicas = []
     try:
@@ -267,15 +280,26 @@ def test_runner_joins_the_cluster_then_runs_the_study(tmp_path: Path) -> None:
     stub(tmp_path, "python", 'echo "python $*"')
     env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "RAY_HEAD_ADDRESS": "ray-head:6379"}
     stub(tmp_path, "ray", 'echo "$*" >> "$(dirname "$0")/ray.calls"')
-    done = subprocess.run(["sh", str(DOCKER / "runner.sh"), "--study", "w-sweep"], env=env, capture_output=True,
-                          text=True, timeout=30)
+    done = subprocess.run(
+        ["sh", str(DOCKER / "runner.sh"), "--study", "w-sweep"], env=env, capture_output=True, text=True, timeout=30
+    )
     assert done.returncode == 0 and done.stdout.strip() == "python studies/run.py --study w-sweep --gpus-per-trial 0"
-    reserved = subprocess.run(["sh", str(DOCKER / "runner.sh"), "--study", "w-sweep"], capture_output=True, text=True,
-                              env={**env, "GPUS_PER_TRIAL": "0.5"}, timeout=30)
+    reserved = subprocess.run(
+        ["sh", str(DOCKER / "runner.sh"), "--study", "w-sweep"],
+        capture_output=True,
+        text=True,
+        env={**env, "GPUS_PER_TRIAL": "0.5"},
+        timeout=30,
+    )
     assert reserved.stdout.strip() == "python studies/run.py --study w-sweep --gpus-per-trial 0.5"
     for given in (["--gpus-per-trial", "1"], ["--gpus-per-trial=1"]):  # the user's word wins
-        told = subprocess.run(["sh", str(DOCKER / "runner.sh"), *given], capture_output=True, text=True,
-                              env={**env, "GPUS_PER_TRIAL": "0.5"}, timeout=30)
+        told = subprocess.run(
+            ["sh", str(DOCKER / "runner.sh"), *given],
+            capture_output=True,
+            text=True,
+            env={**env, "GPUS_PER_TRIAL": "0.5"},
+            timeout=30,
+        )
         assert told.stdout.split()[2:] == given
     assert (tmp_path / "ray.calls").read_text().startswith("start --address ray-head:6379 --num-cpus 0 --num-gpus 0")
     stub(tmp_path, "ray", 'echo "cannot reach the head"; exit 1')

@@ -94,16 +94,21 @@ def test_a_cpu_gets_a_reduced_resnet_and_a_gpu_the_papers() -> None:
         cpu = default_config(dataset, device="cpu")
         assert cpu.model == CPU_MODEL and cpu.eval.finetune_steps == CPU_FINETUNE_STEPS and cpu.device == "cpu"
     for dataset in ("mnist", "fashion-mnist"):  # published results: the same on either device
-        assert default_config(dataset, device="cpu") == dataclasses.replace(default_config(dataset, device="cuda"),
-                                                                          device="cpu")
+        assert default_config(dataset, device="cpu") == dataclasses.replace(
+            default_config(dataset, device="cuda"), device="cpu"
+        )
 
 
 def test_override_checks_each_value_against_the_fields_type() -> None:
     cfg = override(default_config("mnist"), {"w": 1, "optim.epochs": 3.0, "eval.label_fractions": [0.1, 1]})
     assert (cfg.w, cfg.optim.epochs, cfg.eval.label_fractions) == (1.0, 3, (0.1, 1.0))
     assert isinstance(cfg.w, float) and isinstance(cfg.optim.epochs, int)
-    for values, message in (({"w": "abc"}, "w expects a number"), ({"optim.epochs": 2.5}, "a whole number"),
-                            ({"normalize_losses": "yes"}, "True or False"), ({"noise.kind": 3}, "expects text"),
-                            ({"eval.label_fractions": 0.5}, "a list of numbers")):
+    for values, message in (
+        ({"w": "abc"}, "w expects a number"),
+        ({"optim.epochs": 2.5}, "a whole number"),
+        ({"normalize_losses": "yes"}, "True or False"),
+        ({"noise.kind": 3}, "expects text"),
+        ({"eval.label_fractions": 0.5}, "a list of numbers"),
+    ):
         with pytest.raises(ConfigError, match=message):
             override(cfg, values)

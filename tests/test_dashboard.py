@@ -31,8 +31,15 @@ from tests.smoke_study import REPO, SmokeStudy
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 UI_TIMEOUT_MS = 30_000  # a React app on a loaded 2-core machine
 
 
@@ -41,8 +48,12 @@ def dashboard_process(url: str, folder: Path, *args: str) -> Iterator[str]:
     """`python studies/dashboard.py --storage URL --port 0` running; yields the URL it prints."""
     out, err = folder / "dashboard.out", folder / "dashboard.err"
     with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen([sys.executable, str(REPO / "studies" / "dashboard.py"), "--storage", url,
-                                    "--port", "0", *args], stdout=stdout, stderr=stderr, text=True)
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "studies" / "dashboard.py"), "--storage", url, "--port", "0", *args],
+            stdout=stdout,
+            stderr=stderr,
+            text=True,
+        )
     try:
         deadline = time.monotonic() + 60
         while not (found := re.search(r"http://127\.0\.0\.1:\d+/dashboard", out.read_text())):
@@ -188,8 +199,9 @@ def trial_count_settles(api: str, expected: int) -> int:
         time.sleep(1)
 
 
-def test_missing_storage_is_a_clear_error_and_creates_nothing(tmp_path: Path,
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_storage_is_a_clear_error_and_creates_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     missing = tmp_path / "nowhere" / "studies.db"
     assert dashboard.main(["--storage", f"sqlite:///{missing}", "--port", "0"]) == 2
     err = capsys.readouterr().err

@@ -40,8 +40,9 @@ def dashboard(url: str, **options: object) -> Iterator[int]:
 def request(port: int, method: str, path: str, host: str = "127.0.0.1", body: dict | None = None) -> tuple[int, str]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     payload = None if body is None else json.dumps(body)
-    connection.request(method, path, body=payload, headers={"Host": f"{host}:{port}",
-                                                            "Content-Type": "application/json"})
+    connection.request(
+        method, path, body=payload, headers={"Host": f"{host}:{port}", "Content-Type": "application/json"}
+    )
     response = connection.getresponse()
     return response.status, response.read().decode(errors="replace")
 
@@ -83,8 +84,9 @@ WRITES = [
 
 
 @pytest.mark.parametrize(("method", "path", "body"), WRITES, ids=[f"{m} {p}" for m, p, _ in WRITES])
-def test_every_write_route_is_refused_and_would_have_written(url: str, method: str, path: str,
-                                                             body: dict | None) -> None:
+def test_every_write_route_is_refused_and_would_have_written(
+    url: str, method: str, path: str, body: dict | None
+) -> None:
     optuna.load_study(study_name="s", storage=url).ask()  # trial 2, RUNNING
     before = dump(url)
     with dashboard(url) as port:

@@ -49,8 +49,9 @@ def _written_mnist(root: Path, n_train: int, n_test: int) -> tuple[dict[bytes, i
 
 
 @pytest.mark.parametrize("train_limit", [None, 120])
-def test_validation_is_disjoint_from_the_labelled_pool_and_pre_training(tmp_path: Path,
-                                                                        train_limit: int | None) -> None:
+def test_validation_is_disjoint_from_the_labelled_pool_and_pre_training(
+    tmp_path: Path, train_limit: int | None
+) -> None:
     train_written, test_written = _written_mnist(tmp_path, n_train=300, n_test=50)
     data = load_splits(_cfg("mnist", tmp_path, val_size=40, train_limit=train_limit))
     val, pool, pretrain, test = (_ids(s) for s in (data.val, data.train, data.pretrain, data.test))
@@ -79,8 +80,8 @@ def _three_bands(long: int, short: int) -> np.ndarray:
     image = np.full((short, long, 3), 255, dtype=np.uint8)
     margin = (long - short) // 2
     image[:, :10] = (255, 0, 0)
-    image[:, long - 10:] = (0, 0, 255)
-    image[:, 10:margin + short // 4] = (0, 160, 0)
+    image[:, long - 10 :] = (0, 0, 255)
+    image[:, 10 : margin + short // 4] = (0, 160, 0)
     return image
 
 
@@ -120,11 +121,36 @@ def _py2_int(value: int) -> bytes:
 def _py2_uint8_array(array: np.ndarray) -> bytes:
     """numpy's array reduce as Python 2 numpy pickled it: _reconstruct(ndarray, (0,), 'b') then
     __setstate__((1, shape, dtype('u1'), False, raw bytes))."""
-    dtype = (b"cnumpy\ndtype\n" + _py2_str("u1") + _py2_int(0) + _py2_int(1) + b"\x87R"
-             + b"(" + _py2_int(3) + _py2_str("|") + b"NNN" + _py2_int(-1) + _py2_int(-1) + _py2_int(0) + b"tb")
+    dtype = (
+        b"cnumpy\ndtype\n"
+        + _py2_str("u1")
+        + _py2_int(0)
+        + _py2_int(1)
+        + b"\x87R"
+        + b"("
+        + _py2_int(3)
+        + _py2_str("|")
+        + b"NNN"
+        + _py2_int(-1)
+        + _py2_int(-1)
+        + _py2_int(0)
+        + b"tb"
+    )
     shape = b"(" + b"".join(_py2_int(n) for n in array.shape) + b"t"
-    return (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n" + _py2_int(0) + b"\x85" + _py2_str("b")
-            + b"\x87R" + b"(" + _py2_int(1) + shape + dtype + b"\x89" + _py2_str(array.tobytes()) + b"tb")
+    return (
+        b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"
+        + _py2_int(0)
+        + b"\x85"
+        + _py2_str("b")
+        + b"\x87R"
+        + b"("
+        + _py2_int(1)
+        + shape
+        + dtype
+        + b"\x89"
+        + _py2_str(array.tobytes())
+        + b"tb"
+    )
 
 
 def _py2_value(value: object) -> bytes:
@@ -153,13 +179,19 @@ def _write_cifar10_py2(root: Path, n_per_batch: int) -> dict[str, tuple[np.ndarr
     for seed, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
         data = formats.random_images(n_per_batch, (3072,), 100 + seed)
         labels = [int(v) for v in rng.integers(0, 10, n_per_batch)]
-        entry = {"batch_label": f"batch {name}", "labels": labels, "data": data,
-                 "filenames": [f"img_{seed}_{i}.png" for i in range(n_per_batch)]}
+        entry = {
+            "batch_label": f"batch {name}",
+            "labels": labels,
+            "data": data,
+            "filenames": [f"img_{seed}_{i}.png" for i in range(n_per_batch)],
+        }
         (folder / name).write_bytes(_py2_pickle(entry))
         written[name] = (data, labels)
-    meta = {"num_cases_per_batch": n_per_batch, "label_names": ["airplane", "automobile", "bird", "cat", "deer",
-                                                                "dog", "frog", "horse", "ship", "truck"],
-            "num_vis": 3072}
+    meta = {
+        "num_cases_per_batch": n_per_batch,
+        "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"],
+        "num_vis": 3072,
+    }
     (folder / "batches.meta").write_bytes(_py2_pickle(meta))
     return written
 
@@ -175,8 +207,12 @@ def test_cifar10_labels_from_the_release_pickle_format(tmp_path: Path) -> None:
     test_images, test_labels = written["test_batch"]
     assert data.test.labels.tolist() == test_labels
     assert torch.equal(data.test.images, torch.from_numpy(test_images.reshape(-1, 3, 32, 32)))
-    by_image = {image.tobytes(): label for name, (images, labels) in written.items() if name != "test_batch"
-                for image, label in zip(images, labels, strict=True)}
+    by_image = {
+        image.tobytes(): label
+        for name, (images, labels) in written.items()
+        if name != "test_batch"
+        for image, label in zip(images, labels, strict=True)
+    }
     for split in (data.train, data.val):
         assert split.labels.tolist() == [by_image[row.numpy().tobytes()] for row in split.images.flatten(1)]
     assert len(data.train) + len(data.val) == 60 and data.num_classes == 10
@@ -184,8 +220,10 @@ def test_cifar10_labels_from_the_release_pickle_format(tmp_path: Path) -> None:
 
 def _fashion_mnist_dir() -> Path:
     if not (SHARED_DATA / "FashionMNIST" / "raw" / "train-images-idx3-ubyte").is_file():
-        pytest.fail(f"real Fashion-MNIST not found in {SHARED_DATA}: run `python -m sidae.fetch fashion-mnist "
-                    "--data-dir DIR` and set SIDAE_DATA_DIR=DIR")
+        pytest.fail(
+            f"real Fashion-MNIST not found in {SHARED_DATA}: run `python -m sidae.fetch fashion-mnist "
+            "--data-dir DIR` and set SIDAE_DATA_DIR=DIR"
+        )
     return SHARED_DATA
 
 

@@ -62,8 +62,10 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """A Docker engine that answers: the running one, or a dockerd started here and stopped after."""
     missing = [tool for tool in ("docker", "dockerd", "docker-compose") if shutil.which(tool) is None]
     if missing:
-        pytest.fail(f"{', '.join(missing)} not installed: as root, `{INSTALL}` "
-                    "(scripts/check-system.sh --install does)", pytrace=False)
+        pytest.fail(
+            f"{', '.join(missing)} not installed: as root, `{INSTALL}` (scripts/check-system.sh --install does)",
+            pytrace=False,
+        )
     if engine_answers():
         yield
         return
@@ -86,8 +88,10 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 def available(image: str) -> bool:
-    return run(["docker", "image", "inspect", image], timeout=30).returncode == 0 or \
-        run(["docker", "pull", "-q", image], timeout=600).returncode == 0
+    return (
+        run(["docker", "image", "inspect", image], timeout=30).returncode == 0
+        or run(["docker", "pull", "-q", image], timeout=600).returncode == 0
+    )
 
 
 def bases() -> dict[str, str]:
@@ -95,8 +99,10 @@ def bases() -> dict[str, str]:
     if all(available(image) for image in PUBLIC_BASES):
         return {}
     if shutil.which("debootstrap") is None:
-        pytest.fail(f"{' and '.join(PUBLIC_BASES)} cannot be pulled and debootstrap is not installed: `{INSTALL}`",
-                    pytrace=False)
+        pytest.fail(
+            f"{' and '.join(PUBLIC_BASES)} cannot be pulled and debootstrap is not installed: `{INSTALL}`",
+            pytrace=False,
+        )
     ok(run(["sh", str(DOCKER / "build-base.sh")], timeout=900))
     return LOCAL_BASES
 
@@ -141,13 +147,30 @@ class Cluster:
         self.env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root")}
 
     def __call__(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return run(["docker-compose", "-p", self.project, *FILES, "--env-file", str(self.env_file), *args],
-                   timeout, self.env)
+        return run(
+            ["docker-compose", "-p", self.project, *FILES, "--env-file", str(self.env_file), *args], timeout, self.env
+        )
 
     def sql(self, query: str) -> list[list[str]]:
         """Rows of a query in the compose PostgreSQL, through psql on its own socket."""
-        out = ok(self("exec", "-T", "postgres", "psql", "-U", "sidae", "-d", "sidae", "-At", "-F", "\t",
-                      "-c", query, timeout=60))
+        out = ok(
+            self(
+                "exec",
+                "-T",
+                "postgres",
+                "psql",
+                "-U",
+                "sidae",
+                "-d",
+                "sidae",
+                "-At",
+                "-F",
+                "\t",
+                "-c",
+                query,
+                timeout=60,
+            )
+        )
         return [line.split("\t") for line in out.splitlines()]
 
     def wait_for_workers(self, count: int) -> None:
@@ -175,8 +198,9 @@ def wait_for(url: str) -> None:
         time.sleep(2)
 
 
-def test_the_cpu_cluster_runs_a_study_end_to_end(engine: None, mnist_dir: Path, tmp_path: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cpu_cluster_runs_a_study_end_to_end(
+    engine: None, mnist_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stage = Stages(capsys)
     with stage("bases"):
         settings = bases()
@@ -184,11 +208,21 @@ def test_the_cpu_cluster_runs_a_study_end_to_end(engine: None, mnist_dir: Path, 
         shutil.copyfile(CA_BUNDLE, DOCKER / "ca-certificates" / "host-system.crt")
     port = free_port()
     env_file = tmp_path / "cluster.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in {
-        "POSTGRES_PASSWORD": secrets.token_hex(32), "RAY_AUTH_TOKEN": secrets.token_hex(32), **settings,
-        "TORCH_VARIANT": "cuda",  # PyTorch's CPU index is out of reach here, PyPI is not
-        "CPUS_PER_WORKER": "1", "DASHBOARD_PORT": str(port), "SIDAE_DATA_DIR": str(mnist_dir),
-        "RAY_SHM_SIZE": "1gb"}.items()))
+    env_file.write_text(
+        "".join(
+            f"{k}={v}\n"
+            for k, v in {
+                "POSTGRES_PASSWORD": secrets.token_hex(32),
+                "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                **settings,
+                "TORCH_VARIANT": "cuda",  # PyTorch's CPU index is out of reach here, PyPI is not
+                "CPUS_PER_WORKER": "1",
+                "DASHBOARD_PORT": str(port),
+                "SIDAE_DATA_DIR": str(mnist_dir),
+                "RAY_SHM_SIZE": "1gb",
+            }.items()
+        )
+    )
     cluster = Cluster(f"sidae-test-{secrets.token_hex(4)}", env_file)
     try:
         with stage("build"):
@@ -205,7 +239,8 @@ def test_the_cpu_cluster_runs_a_study_end_to_end(engine: None, mnist_dir: Path, 
                 "JOIN studies s USING (study_id) "
                 "LEFT JOIN trial_user_attributes node ON node.trial_id = t.trial_id AND node.key = 'ray_node_id' "
                 "LEFT JOIN trial_user_attributes grid ON grid.trial_id = t.trial_id "
-                "AND grid.key = 'artifact:reconstructions' WHERE s.study_name = 'w-sweep-mnist'")
+                "AND grid.key = 'artifact:reconstructions' WHERE s.study_name = 'w-sweep-mnist'"
+            )
             assert [state for _, _, state, _, _ in trials] == ["COMPLETE"] * 3, trials
             assert len({node for _, _, _, node, _ in trials}) == WORKERS, f"not on both workers: {trials}"
             # The dashboard came up on the fresh volume before the study made the artifact folder.
@@ -215,8 +250,18 @@ def test_the_cpu_cluster_runs_a_study_end_to_end(engine: None, mnist_dir: Path, 
                 with urllib.request.urlopen(url, timeout=30) as response:
                     assert response.read(8) == b"\x89PNG\r\n\x1a\n", url
             health = ["ray", "health-check", "--address", "ray-head:6379"]
-            refused = cluster("exec", "-T", "ray-cpu-worker", "env", "-u", "RAY_AUTH_MODE", "-u", "RAY_AUTH_TOKEN",
-                              *health, timeout=120)
+            refused = cluster(
+                "exec",
+                "-T",
+                "ray-cpu-worker",
+                "env",
+                "-u",
+                "RAY_AUTH_MODE",
+                "-u",
+                "RAY_AUTH_TOKEN",
+                *health,
+                timeout=120,
+            )
             assert refused.returncode != 0 and "InvalidAuthToken" in refused.stdout + refused.stderr, refused
             ok(cluster("exec", "-T", "ray-cpu-worker", *health, timeout=120))
     finally:

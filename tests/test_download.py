@@ -68,10 +68,32 @@ def test_sidae_train_downloads_missing_data_once(tmp_path: Path, mnist_dir: Path
     data_dir = tmp_path / "data"
     mirror.requests.clear()
     for out in ("first", "second"):
-        done = subprocess.run([sys.executable, "-m", "sidae.train", "--data-dir", str(data_dir), "--epochs", "1",
-                               "--train-limit", "256", "--val-size", "500", "--label-fractions", "0.1",
-                               "--no-finetune", "--quiet", "--out", str(tmp_path / out)],
-                              cwd=REPO, capture_output=True, text=True, timeout=600, env=mirror.env)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sidae.train",
+                "--data-dir",
+                str(data_dir),
+                "--epochs",
+                "1",
+                "--train-limit",
+                "256",
+                "--val-size",
+                "500",
+                "--label-fractions",
+                "0.1",
+                "--no-finetune",
+                "--quiet",
+                "--out",
+                str(tmp_path / out),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=mirror.env,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert (tmp_path / out / "results.json").is_file()
         assert downloads(mirror) == sorted(f"{name}.gz" for name in RAW_FILES)

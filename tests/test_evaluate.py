@@ -66,7 +66,7 @@ def test_linear_probes_keys_are_fractions() -> None:
 def test_collapse_indicator() -> None:
     spread = torch.randn(512, 64)
     collapsed = torch.ones(512, 64) + 1e-4 * torch.randn(512, 64)
-    assert collapse_std(spread) == pytest.approx(64 ** -0.5, rel=0.1)
+    assert collapse_std(spread) == pytest.approx(64**-0.5, rel=0.1)
     assert collapse_std(collapsed) < 1e-3
 
 
@@ -77,7 +77,7 @@ def test_finetune_augmentation_keeps_only_the_flips_when_asked() -> None:
     assert flips == AugmentConfig(crop_scale_min=1.0, flip_prob=cfg.augment.flip_prob, jitter=0.0, grayscale_prob=0.0)
     images = torch.rand(64, 1, 28, 28)
     view = augment(images, flips, torch.Generator().manual_seed(0))
-    same = ((view - images).abs().flatten(1).amax(1) < 1e-5)
-    mirrored = ((view - images.flip(-1)).abs().flatten(1).amax(1) < 1e-5)
+    same = (view - images).abs().flatten(1).amax(1) < 1e-5
+    mirrored = (view - images.flip(-1)).abs().flatten(1).amax(1) < 1e-5
     assert bool((same | mirrored).all())  # each image is itself or its mirror (sampled exactly)
     assert 0 < int(mirrored.sum()) < 64

@@ -21,8 +21,17 @@ PAD = 2  # torchvision make_grid's padding in sidae.visualize
 def tiles(grid: np.ndarray, rows: int, columns: int, size: int) -> np.ndarray:
     """(rows, columns, size, size) first-channel pixels of a make_grid image."""
     step = size + PAD
-    return np.stack([np.stack([grid[PAD + r * step:PAD + r * step + size, PAD + c * step:PAD + c * step + size, 0]
-                               for c in range(columns)]) for r in range(rows)])
+    return np.stack(
+        [
+            np.stack(
+                [
+                    grid[PAD + r * step : PAD + r * step + size, PAD + c * step : PAD + c * step + size, 0]
+                    for c in range(columns)
+                ]
+            )
+            for r in range(rows)
+        ]
+    )
 
 
 class Halving(torch.nn.Module):
@@ -56,7 +65,7 @@ def write_bands(path: Path, colours: list[tuple[int, int, int]], width: int = 62
     band = 30
     pixels = np.full((3 * band + PAD, width, 3), 255, dtype=np.uint8)
     for row, colour in enumerate(colours):
-        pixels[PAD + row * band:(row + 1) * band, PAD:width - PAD] = colour
+        pixels[PAD + row * band : (row + 1) * band, PAD : width - PAD] = colour
     Image.fromarray(pixels).save(path)
 
 

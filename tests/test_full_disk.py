@@ -28,8 +28,13 @@ def disk_full_from_here(limit: int) -> None:
 
 
 def run(script: str, *args: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", FULL_AT + textwrap.dedent(script), *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", FULL_AT + textwrap.dedent(script), *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def digest(path: Path) -> str:

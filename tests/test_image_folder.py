@@ -39,8 +39,9 @@ def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(image_folder, "decode_images", refuse)
 
 
-def test_first_load_writes_the_cache_and_the_second_reads_it(tmp_path: Path, cache: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_load_writes_the_cache_and_the_second_reads_it(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "images"
     formats.write_image_folder(root, n_per_class=4, classes=3, size=32)
     first = load_splits(_cfg(root, val_size=3))
@@ -82,8 +83,9 @@ def read_only_folder(tmp_path: Path) -> Iterator[Path]:
     """A tmpfs remounted read-only (chmod does not stop root, which the tests run as)."""
     mount = tmp_path / "read-only"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     assert done.returncode == 0, f"cannot mount a tmpfs (tests need root): {done.stderr.strip()}"
     try:
         yield mount
@@ -126,18 +128,39 @@ def test_validation_split_is_a_tenth_at_most_5000(n_train: int, expected: int) -
 def test_split_sizes_are_described(tmp_path: Path) -> None:
     formats.write_image_folder(tmp_path, n_per_class=20, classes=5, size=32)
     text = describe_splits(load_splits(_cfg(tmp_path, train_limit=50)), (0.1, 1.0))
-    assert re.fullmatch(r"imagefolder: 50 pre-training, 90 labelled pool, 10 validation, 100 test images; "
-                        r"labelled images per fraction: 10 % = 10, 100 % = 90", text), text
+    assert re.fullmatch(
+        r"imagefolder: 50 pre-training, 90 labelled pool, 10 validation, 100 test images; "
+        r"labelled images per fraction: 10 % = 10, 100 % = 90",
+        text,
+    ), text
 
 
-def test_the_cli_prints_its_splits_and_says_the_cpu_network_is_reduced(tmp_path: Path,
-                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_prints_its_splits_and_says_the_cpu_network_is_reduced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     formats.write_image_folder(tmp_path / "images", n_per_class=40, classes=2, size=32)
-    argv = ["--dataset", "imagefolder", "--data-dir", str(tmp_path / "images"), "--device", "cpu", "--epochs", "1",
-            "--batch-size", "32", "--label-fractions", "0.5,1", "--no-finetune", "--quiet",
-            "--out", str(tmp_path / "run")]
+    argv = [
+        "--dataset",
+        "imagefolder",
+        "--data-dir",
+        str(tmp_path / "images"),
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--label-fractions",
+        "0.5,1",
+        "--no-finetune",
+        "--quiet",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert train.main(argv) == 0
     out = capsys.readouterr().out
     assert "reduced ResNet-18 (width 16" in out
-    assert ("imagefolder: 72 pre-training, 72 labelled pool, 8 validation, 80 test images; "
-            "labelled images per fraction: 50 % = 36, 100 % = 72") in out
+    assert (
+        "imagefolder: 72 pre-training, 72 labelled pool, 8 validation, 80 test images; "
+        "labelled images per fraction: 50 % = 36, 100 % = 72"
+    ) in out

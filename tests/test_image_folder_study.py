@@ -21,12 +21,24 @@ def test_smoke_w_sweep_on_an_rgb_image_folder(tmp_path: Path) -> None:
     formats.write_image_folder(images, n_per_class=100, classes=4, size=32)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     # smoke's 1,000 validation images are more than the folder has: 40 here
-    done = run_cli("--study", "w-sweep", *TINY, "--dataset", "imagefolder", "--set", "data.val_size=40",
-                   "--storage", url, cwd=tmp_path, data_dir=images,
-                   env={**os.environ, "SIDAE_CACHE_DIR": str(tmp_path / "cache")})
+    done = run_cli(
+        "--study",
+        "w-sweep",
+        *TINY,
+        "--dataset",
+        "imagefolder",
+        "--set",
+        "data.val_size=40",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        data_dir=images,
+        env={**os.environ, "SIDAE_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     study = optuna.load_study(study_name="w-sweep-imagefolder", storage=url)
     assert sorted(t.params["w"] for t in study.trials) == [0.0, 0.5, 1.0]
-    assert all(t.state == TrialState.COMPLETE and set(t.user_attrs["test_linear"]) == {"0.01", "0.1"}
-               for t in study.trials)
+    assert all(
+        t.state == TrialState.COMPLETE and set(t.user_attrs["test_linear"]) == {"0.01", "0.1"} for t in study.trials
+    )
     assert len(list((tmp_path / "cache").glob("imagefolder-*.pt"))) == 2  # decoded once, shared by the trials

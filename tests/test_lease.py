@@ -40,8 +40,10 @@ def fresh_name() -> str:
 
 def test_second_driver_is_refused_while_the_first_holds_the_study(url: str) -> None:
     name = fresh_name()
-    with lease.held(make_storage(url), name), \
-            pytest.raises(lease.StudyBusy, match=r"being run by another driver \(pid \d+ on .*use another --name"):
+    with (
+        lease.held(make_storage(url), name),
+        pytest.raises(lease.StudyBusy, match=r"being run by another driver \(pid \d+ on .*use another --name"),
+    ):
         lease.acquire(table(url), name)
     lease.acquire(table(url), name)  # released at the end of the block
 

@@ -99,5 +99,5 @@ def test_normalised_weighting_balances_the_terms_and_keeps_the_baselines() -> No
     # divided by their own sizes, both terms count 1: w alone sets their balance
     assert balanced_total(0.5, parts, sizes).item() == pytest.approx(1.0)
     assert balanced_total(0.25, parts, sizes).item() == pytest.approx(1.0)
-    grad_siam, = torch.autograd.grad(balanced_total(0.5, parts, sizes), o.p1, retain_graph=True)
+    (grad_siam,) = torch.autograd.grad(balanced_total(0.5, parts, sizes), o.p1, retain_graph=True)
     assert torch.allclose(grad_siam, torch.autograd.grad(0.5 * parts.siam / sizes[0], o.p1)[0])

@@ -32,8 +32,9 @@ class _Counter:
         self.calls += 1
 
 
-@pytest.mark.parametrize(("w", "decoder_runs", "heads_run"),
-                         [(1.0, False, True), (0.0, True, False), (0.5, True, True)])
+@pytest.mark.parametrize(
+    ("w", "decoder_runs", "heads_run"), [(1.0, False, True), (0.0, True, False), (0.5, True, True)]
+)
 def test_w_switches_branches_off(w: float, decoder_runs: bool, heads_run: bool) -> None:
     model = SidAE(ModelConfig(width=4, proj_dim=16, pred_dim=4, decoder_width=4), (1, 28, 28), (0.5,), (0.25,))
     counts = {name: _Counter() for name in ("encoder", "projector", "predictor", "decoder")}

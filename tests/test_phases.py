@@ -28,22 +28,43 @@ from studies.service.search import StudySearch, TrialIndex
 from studies.service.trainable import TrialContext, final_report, process_start_time
 from tests.multiseed_study import write_study
 
-TINY_TRIAL = {"data.train_limit": 256, "data.val_size": 200, "eval.knn_bank_size": 300, "optim.epochs": 2,
-              "optim.batch_size": 64, "eval.label_fractions": (0.01,), "eval.finetune": True,
-              "eval.finetune_steps": 3}
-RUN_PHASES = {"model_setup", "pretrain", "monitor", "checkpoint", "report", "eval_features", "linear_probes",
-              "finetune", "results_file"}
+TINY_TRIAL = {
+    "data.train_limit": 256,
+    "data.val_size": 200,
+    "eval.knn_bank_size": 300,
+    "optim.epochs": 2,
+    "optim.batch_size": 64,
+    "eval.label_fractions": (0.01,),
+    "eval.finetune": True,
+    "eval.finetune_steps": 3,
+}
+RUN_PHASES = {
+    "model_setup",
+    "pretrain",
+    "monitor",
+    "checkpoint",
+    "report",
+    "eval_features",
+    "linear_probes",
+    "finetune",
+    "results_file",
+}
 
 
-def test_a_trial_records_every_phase_within_its_wall_time(tmp_path: Path, mnist_dir: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capfd: pytest.CaptureFixture[str]) -> None:
+def test_a_trial_records_every_phase_within_its_wall_time(
+    tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     reports: list[dict[str, Any]] = []
     monkeypatch.setattr("ray.tune.report", reports.append)
     monkeypatch.setattr(trainable, "_ray_node", lambda: {"node_ip": "127.0.0.1", "ray_node_id": "n"})
     monkeypatch.setattr(trainable, "_last_report", None)  # the process's first trial
-    ctx = TrialContext(dataset="mnist", budget=BUDGETS["smoke"], data_dir=str(mnist_dir),
-                       run_root=str(tmp_path / "runs"), fixed=TINY_TRIAL)
+    ctx = TrialContext(
+        dataset="mnist",
+        budget=BUDGETS["smoke"],
+        data_dir=str(mnist_dir),
+        run_root=str(tmp_path / "runs"),
+        fixed=TINY_TRIAL,
+    )
     start = time.perf_counter()
     trainable.train_trial({"w": 0.5}, ctx)
     wall = time.perf_counter() - start
@@ -69,14 +90,32 @@ def test_a_trial_records_every_phase_within_its_wall_time(tmp_path: Path, mnist_
 
 def test_the_driver_stores_the_phases_with_its_storage_time(tmp_path: Path) -> None:
     study = optuna.create_study(study_name="s", direction="maximize")
-    search = StudySearch(study, lambda trial: trial.suggest_float("w", 0.0, 1.0),
-                         artifact_store=make_artifact_store(tmp_path / "artifacts"), index=TrialIndex())
+    search = StudySearch(
+        study,
+        lambda trial: trial.suggest_float("w", 0.0, 1.0),
+        artifact_store=make_artifact_store(tmp_path / "artifacts"),
+        index=TrialIndex(),
+    )
     grid = tmp_path / "grid.png"
     grid.write_bytes(b"\x89PNG not really")
-    metrics = {"epoch": 1, "knn_acc": 0.2, "collapse_std": 0.02, "loss": -0.5, "loss_siam": -0.6, "loss_rec": 0.1,
-               "train_seconds": 1.5, "images_per_second": 100.0}
-    result = RunResult(config=SidAEConfig(), history=[metrics], knn=0.6, linear={"0.01": 0.7},
-                       val_linear={"0.01": 0.3}, phase_seconds={"pretrain": 1.5, "finetune": 2.25})
+    metrics = {
+        "epoch": 1,
+        "knn_acc": 0.2,
+        "collapse_std": 0.02,
+        "loss": -0.5,
+        "loss_siam": -0.6,
+        "loss_rec": 0.1,
+        "train_seconds": 1.5,
+        "images_per_second": 100.0,
+    }
+    result = RunResult(
+        config=SidAEConfig(),
+        history=[metrics],
+        knn=0.6,
+        linear={"0.01": 0.7},
+        val_linear={"0.01": 0.3},
+        phase_seconds={"pretrain": 1.5, "finetune": 2.25},
+    )
     identity = TrialIdentity(node="h", node_ip="10.0.0.1", ray_node_id="n", pid=1, run_dir=str(tmp_path))
     ctx = TrialContext(dataset="mnist", budget=BUDGETS["cpu"], data_dir=str(tmp_path), run_root=str(tmp_path))
     phases = {WORKER_START: 3.0, "data_load": 0.5, **result.phase_seconds, "save_files": 0.1, "other": 0.0123456}
@@ -93,8 +132,18 @@ def test_the_driver_stores_the_phases_with_its_storage_time(tmp_path: Path) -> N
     assert 0 <= stored[STORAGE] < 5 and "artifact:reconstructions" in trial.user_attrs
 
 
-PHASES = {seed: {WORKER_START: 5.0, "data_load": 3.0, "pretrain": 50.0 + 10 * seed, "monitor": 6.0,
-                 "linear_probes": 10.0, "finetune": 15.0, STORAGE: 1.0} for seed in (0, 1, 2)}
+PHASES = {
+    seed: {
+        WORKER_START: 5.0,
+        "data_load": 3.0,
+        "pretrain": 50.0 + 10 * seed,
+        "monitor": 6.0,
+        "linear_probes": 10.0,
+        "finetune": 15.0,
+        STORAGE: 1.0,
+    }
+    for seed in (0, 1, 2)
+}
 TABLE = [  # mean seconds over the 12 complete trials (the pruned one has none); total 100 s
     ["phase", "what", "mean s", "share"],
     ["worker_start", "worker start (process, or reused actor's gap)", "5.0", "5.0 %"],
@@ -109,8 +158,11 @@ TABLE = [  # mean seconds over the 12 complete trials (the pruned one has none);
 
 
 def table_rows(lines: list[str]) -> list[list[str]]:
-    return [[c.strip() for c in line.strip("|").split("|")] for line in lines
-            if line.startswith("|") and not line.startswith("|---")]
+    return [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in lines
+        if line.startswith("|") and not line.startswith("|---")
+    ]
 
 
 def test_the_phase_table_is_rendered_from_the_stored_values(tmp_path: Path) -> None:
@@ -120,8 +172,9 @@ def test_the_phase_table_is_rendered_from_the_stored_values(tmp_path: Path) -> N
     section = phase_section(trials)
     assert section[0] == "## Where the trials' time went"
     assert table_rows(section) == TABLE
-    assert any("Over 12 complete trial(s)" in line and "fine-tuning: 85.0 % of the trial time" in line
-               for line in section)
+    assert any(
+        "Over 12 complete trial(s)" in line and "fine-tuning: 85.0 % of the trial time" in line for line in section
+    )
 
 
 def test_a_study_stored_without_phases_has_no_table(tmp_path: Path) -> None:
@@ -137,16 +190,39 @@ def test_the_report_has_the_phase_section(tmp_path: Path) -> None:
     assert table_rows(text.split("## Where the trials' time went")[1].split("\n## ")[0].splitlines()) == TABLE
 
 
-def test_sidae_train_prints_a_line_for_each_long_phase(tmp_path: Path, mnist_dir: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--data-dir", str(mnist_dir), "--no-download", "--train-limit", "256", "--val-size", "200",
-            "--batch-size", "64", "--epochs", "2", "--label-fractions", "0.01,0.1", "--finetune-steps", "3",
-            "--out", str(tmp_path / "run")]
+def test_sidae_train_prints_a_line_for_each_long_phase(
+    tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "--data-dir",
+        str(mnist_dir),
+        "--no-download",
+        "--train-limit",
+        "256",
+        "--val-size",
+        "200",
+        "--batch-size",
+        "64",
+        "--epochs",
+        "2",
+        "--label-fractions",
+        "0.01,0.1",
+        "--finetune-steps",
+        "3",
+        "--out",
+        str(tmp_path / "run"),
+    ]
     assert train.main(args) == 0
     out, err = capsys.readouterr()
     lines = [line.strip() for line in err.replace("\r", "\n").splitlines() if line.strip()]
-    for expected in ("epoch 1/2: loss", "epoch 2/2: loss", "evaluation: encoding", "evaluation: linear probes at "
-                     "1 %, 10 % of the labels", "evaluation: fine-tuning 1/2", "evaluation: fine-tuning 2/2"):
+    for expected in (
+        "epoch 1/2: loss",
+        "epoch 2/2: loss",
+        "evaluation: encoding",
+        "evaluation: linear probes at 1 %, 10 % of the labels",
+        "evaluation: fine-tuning 1/2",
+        "evaluation: fine-tuning 2/2",
+    ):
         assert any(line.startswith(expected) for line in lines), (expected, lines)
     assert "kNN monitor" in err  # the status while it runs
     time_line = next(line for line in out.splitlines() if line.startswith("time: "))

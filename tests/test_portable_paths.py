@@ -30,10 +30,12 @@ def test_paths_in_and_beside_the_project_become_relative(here: Path) -> None:
 
 
 def test_the_reproduce_command_is_relative_and_redacted(here: Path) -> None:
-    command = (f"python studies/run.py --storage sqlite:///{here}/studies.db "
-               f"--data-dir {here.parent}/shared/data --set w=0.5")
-    assert redacted_command(command) == ("python studies/run.py --storage sqlite:///studies.db "
-                                         "--data-dir ../shared/data --set w=0.5")
+    command = (
+        f"python studies/run.py --storage sqlite:///{here}/studies.db --data-dir {here.parent}/shared/data --set w=0.5"
+    )
+    assert redacted_command(command) == (
+        "python studies/run.py --storage sqlite:///studies.db --data-dir ../shared/data --set w=0.5"
+    )
     secret = "python studies/run.py --storage postgresql+psycopg://user:pw@host:5432/sidae"
     assert "pw@" not in redacted_command(secret)
 

@@ -35,9 +35,17 @@ def _splits(n: int = STEPS_PER_EPOCH * BATCH) -> DataSplits:
 
 def _cfg(w: float, **kw: object) -> SidAEConfig:
     optim = kw.pop("optim", OptimConfig(epochs=EPOCHS, batch_size=BATCH, base_lr=0.05))
-    return SidAEConfig(w=w, model=ModelConfig(width=4, proj_dim=16, pred_dim=4, decoder_width=4),
-                       noise=NoiseConfig("gaussian", 0.3), augment=NO_AUGMENT, optim=optim,
-                       eval=EvalConfig(knn_bank_size=64, finetune_steps=5), device="cpu", seed=1, **kw)
+    return SidAEConfig(
+        w=w,
+        model=ModelConfig(width=4, proj_dim=16, pred_dim=4, decoder_width=4),
+        noise=NoiseConfig("gaussian", 0.3),
+        augment=NO_AUGMENT,
+        optim=optim,
+        eval=EvalConfig(knn_bank_size=64, finetune_steps=5),
+        device="cpu",
+        seed=1,
+        **kw,
+    )
 
 
 def _encoder_inputs(monkeypatch: pytest.MonkeyPatch, cfg: SidAEConfig, data: DataSplits) -> torch.Tensor:
@@ -48,7 +56,8 @@ def _encoder_inputs(monkeypatch: pytest.MonkeyPatch, cfg: SidAEConfig, data: Dat
     def build_and_watch(*args: object) -> torch.nn.Module:
         model = build(*args)
         model.encoder.register_forward_pre_hook(
-            lambda module, inputs: seen.append(inputs[0].detach().clone()) if module.training else None)
+            lambda module, inputs: seen.append(inputs[0].detach().clone()) if module.training else None
+        )
         return model
 
     monkeypatch.setattr(loop, "build_model", build_and_watch)
@@ -62,8 +71,9 @@ def _distance_to_nearest_clean_image(inputs: torch.Tensor, data: DataSplits) -> 
 
 
 @pytest.mark.parametrize(("w", "noise_at_w1", "clean"), [(1.0, False, True), (1.0, True, False), (0.5, False, False)])
-def test_the_encoder_sees_clean_views_only_at_w1(monkeypatch: pytest.MonkeyPatch, w: float, noise_at_w1: bool,
-                                                 clean: bool) -> None:
+def test_the_encoder_sees_clean_views_only_at_w1(
+    monkeypatch: pytest.MonkeyPatch, w: float, noise_at_w1: bool, clean: bool
+) -> None:
     """With augmentation off the clean views are the data set's images: at w = 1 (pure SimSiam)
     every encoder input must be one of them; with noise in play none is."""
     data = _splits()
@@ -85,16 +95,23 @@ def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> list[s
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
-@pytest.mark.parametrize(("w", "off", "on"), [(0.0, ("projector", "predictor"), ("encoder", "decoder")),
-                                              (1.0, ("decoder",), ("encoder", "projector", "predictor"))])
-def test_a_branch_switched_off_keeps_its_weights(optimizer: str, w: float, off: tuple[str, ...],
-                                                 on: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("w", "off", "on"),
+    [
+        (0.0, ("projector", "predictor"), ("encoder", "decoder")),
+        (1.0, ("decoder",), ("encoder", "projector", "predictor")),
+    ],
+)
+def test_a_branch_switched_off_keeps_its_weights(
+    optimizer: str, w: float, off: tuple[str, ...], on: tuple[str, ...]
+) -> None:
     """w = 0 is a DAE: the SimSiam heads must not move (not even by weight decay); w = 1 is
     SimSiam: the decoder must not. The branches in use do train."""
     data = _splits()
     base_lr = 1e-3 if optimizer == "adamw" else 0.05
-    cfg = _cfg(w, optim=OptimConfig(optimizer=optimizer, epochs=1, batch_size=BATCH, base_lr=base_lr,
-                                    weight_decay=1e-2))
+    cfg = _cfg(
+        w, optim=OptimConfig(optimizer=optimizer, epochs=1, batch_size=BATCH, base_lr=base_lr, weight_decay=1e-2)
+    )
     initial = loop.build_model(cfg, data, torch.device("cpu"))  # the same seeded initialisation
     trained = loop.pretrain(cfg, data, progress=False).model
     for name in off:
@@ -109,10 +126,14 @@ def _watch_steps(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
     step = loop.train_step
 
     def watched(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *args: object, **kwargs: object) -> object:
-        steps.append({"lrs": [group["lr"] for group in optimizer.param_groups],
-                      "groups": [{id(p) for p in group["params"]} for group in optimizer.param_groups],
-                      "predictor": {id(p) for p in model.predictor.parameters()},
-                      "training": all(m.training for m in model.modules())})
+        steps.append(
+            {
+                "lrs": [group["lr"] for group in optimizer.param_groups],
+                "groups": [{id(p) for p in group["params"]} for group in optimizer.param_groups],
+                "predictor": {id(p) for p in model.predictor.parameters()},
+                "training": all(m.training for m in model.modules()),
+            }
+        )
         return step(model, optimizer, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train_step", watched)
@@ -120,8 +141,9 @@ def _watch_steps(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize("fix_pred_lr", [True, False])
-def test_cosine_schedule_over_all_steps_with_the_predictor_lr_fixed(monkeypatch: pytest.MonkeyPatch,
-                                                                    fix_pred_lr: bool) -> None:
+def test_cosine_schedule_over_all_steps_with_the_predictor_lr_fixed(
+    monkeypatch: pytest.MonkeyPatch, fix_pred_lr: bool
+) -> None:
     """lr_t = lr * (1 + cos(pi t / T)) / 2 over the T steps of all epochs (SimSiam); the
     predictor's group stays at lr when fix_pred_lr."""
     steps = _watch_steps(monkeypatch)
@@ -136,8 +158,7 @@ def test_cosine_schedule_over_all_steps_with_the_predictor_lr_fixed(monkeypatch:
         assert rest == pytest.approx(cosine, rel=1e-12)
         assert predictor == pytest.approx(lr if fix_pred_lr else cosine, rel=1e-12)
         assert seen["groups"][1] == seen["predictor"]  # the fixed group is exactly the predictor
-    assert [epoch["lr"] for epoch in history] == [steps[(e + 1) * STEPS_PER_EPOCH - 1]["lrs"][0]
-                                                  for e in range(EPOCHS)]
+    assert [epoch["lr"] for epoch in history] == [steps[(e + 1) * STEPS_PER_EPOCH - 1]["lrs"][0] for e in range(EPOCHS)]
 
 
 def test_the_model_trains_in_train_mode_after_each_epochs_monitor(monkeypatch: pytest.MonkeyPatch) -> None:

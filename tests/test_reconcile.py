@@ -33,8 +33,9 @@ def add(study: optuna.Study, params: dict[str, Any], state: TrialState, stopped_
     """A finished trial of the given grid point, as the searcher leaves it."""
     attrs = {} if stopped_by is None else {"stopped_by": stopped_by}
     value = 0.5 if state == TrialState.COMPLETE else None
-    study.add_trial(create_trial(params=params, distributions=W_SWEEP_DISTRIBUTIONS, value=value, state=state,
-                                 user_attrs=attrs))
+    study.add_trial(
+        create_trial(params=params, distributions=W_SWEEP_DISTRIBUTIONS, value=value, state=state, user_attrs=attrs)
+    )
 
 
 def orphan(study: optuna.Study, params: dict[str, Any]) -> int:
@@ -47,9 +48,13 @@ def orphan(study: optuna.Study, params: dict[str, Any]) -> int:
 
 def test_is_done_rule() -> None:
     def trial(state: TrialState, stopped_by: str | None = None) -> optuna.trial.FrozenTrial:
-        return create_trial(params={"w": 0.5}, distributions={"w": W_SWEEP_DISTRIBUTIONS["w"]},
-                            value=0.5 if state == TrialState.COMPLETE else None, state=state,
-                            user_attrs={} if stopped_by is None else {"stopped_by": stopped_by})
+        return create_trial(
+            params={"w": 0.5},
+            distributions={"w": W_SWEEP_DISTRIBUTIONS["w"]},
+            value=0.5 if state == TrialState.COMPLETE else None,
+            state=state,
+            user_attrs={} if stopped_by is None else {"stopped_by": stopped_by},
+        )
 
     assert is_done(trial(TrialState.COMPLETE))
     assert is_done(trial(TrialState.PRUNED, "scheduler"))  # judged on purpose: never rerun

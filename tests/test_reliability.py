@@ -36,9 +36,15 @@ MARK = "SIDAE_TEST_DRIVER"  # in the environment of a test's driver, so of its R
 def start_cli(*args: str, cwd: Path, data_dir: Path) -> subprocess.Popen[str]:
     """`studies/run.py ARGS` in the background, in a process group of its own (so that killing
     it can take its Ray processes along when the test cleans up), marked with `cwd`."""
-    return subprocess.Popen([sys.executable, str(REPO / "studies" / "run.py"), "--data-dir", str(data_dir), *args],
-                            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env={**os.environ, MARK: str(cwd)})
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "studies" / "run.py"), "--data-dir", str(data_dir), *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, MARK: str(cwd)},
+    )
 
 
 @contextmanager
@@ -78,8 +84,11 @@ def ray_workers(cwd: Path) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         try:
-            if (entry.name.isdigit() and b"ray::ImplicitFunc" in (entry / "cmdline").read_bytes()
-                    and mark in (entry / "environ").read_bytes()):
+            if (
+                entry.name.isdigit()
+                and b"ray::ImplicitFunc" in (entry / "cmdline").read_bytes()
+                and mark in (entry / "environ").read_bytes()
+            ):
                 pids.append(int(entry.name))
         except OSError:  # the process ended while we looked
             continue
@@ -96,8 +105,11 @@ def assert_grid_complete_once(url: str) -> None:
 
 def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    with background(start_cli("--study", "w-sweep", *LONGER, "--max-concurrent", "1", "--storage", url,
-                              cwd=tmp_path, data_dir=mnist_dir)) as driver:
+    with background(
+        start_cli(
+            "--study", "w-sweep", *LONGER, "--max-concurrent", "1", "--storage", url, cwd=tmp_path, data_dir=mnist_dir
+        )
+    ) as driver:
         wait_for(lambda: reported_epochs(url) >= 1 and ray_workers(tmp_path), "the first trial's first epoch")
         victim = ray_workers(tmp_path)[0]
         os.kill(victim, signal.SIGKILL)
@@ -115,8 +127,10 @@ def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mni
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     command = ["--study", "w-sweep", *LONGER, "--max-concurrent", "1", "--storage", url]
     with background(start_cli(*command, cwd=tmp_path, data_dir=mnist_dir)) as driver:
-        wait_for(lambda: any(t.state == TrialState.COMPLETE for t in trials(url)) and reported_epochs(url) >= 6,
-                 "one complete trial and the next one under way")
+        wait_for(
+            lambda: any(t.state == TrialState.COMPLETE for t in trials(url)) and reported_epochs(url) >= 6,
+            "one complete trial and the next one under way",
+        )
         os.kill(driver.pid, signal.SIGKILL)  # the driver only: its Ray processes must go with it
         driver.wait()
         wait_for(lambda: not ray_workers(tmp_path), "the dead driver's Ray workers to exit", timeout=60)
@@ -133,19 +147,35 @@ def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mni
             assert trial.state == TrialState.FAIL and "driver" in trial.user_attrs["fail_reason"]
     assert_grid_complete_once(url)
     retried = [t for t in after if t.number not in before]
-    resumed = [t for t in retried if t.params["w"] in {after[n].params["w"] for n, s in before.items()
-                                                        if s == TrialState.RUNNING}]
+    resumed = [
+        t
+        for t in retried
+        if t.params["w"] in {after[n].params["w"] for n, s in before.items() if s == TrialState.RUNNING}
+    ]
     # The retried configuration found the dead trial's checkpoint: it reported only later epochs.
     assert resumed and min(resumed[0].intermediate_values) > 1
 
 
-def test_a_postgresql_restart_mid_study_is_waited_out(tmp_path: Path, mnist_dir: Path,
-                                                      postgres_server: PostgresServer) -> None:
+def test_a_postgresql_restart_mid_study_is_waited_out(
+    tmp_path: Path, mnist_dir: Path, postgres_server: PostgresServer
+) -> None:
     url = postgres_server.url
     name = "w-sweep-restart"
-    with background(start_cli("--study", "w-sweep", *LONGER, "--name", name, "--storage", url,
-                              "--artifact-dir", str(tmp_path / "artifacts"), cwd=tmp_path,
-                              data_dir=mnist_dir)) as driver:
+    with background(
+        start_cli(
+            "--study",
+            "w-sweep",
+            *LONGER,
+            "--name",
+            name,
+            "--storage",
+            url,
+            "--artifact-dir",
+            str(tmp_path / "artifacts"),
+            cwd=tmp_path,
+            data_dir=mnist_dir,
+        )
+    ) as driver:
         wait_for(lambda: sum(len(t.intermediate_values) for t in trials(url, name)) >= 1, "a first epoch")
         with postgres_server.stopped():
             time.sleep(8)  # trials keep reporting epochs into the outage
@@ -177,8 +207,9 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 2 MB file system (tmpfs; the tests run as root in CI): a checkpoint does not fit."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     assert done.returncode == 0, f"cannot mount a tmpfs (tests need root): {done.stderr.strip()}"
     try:
         yield mount
@@ -186,11 +217,23 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
-def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(tmp_path: Path, mnist_dir: Path,
-                                                                     small_disk: Path) -> None:
+def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(
+    tmp_path: Path, mnist_dir: Path, small_disk: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    done = run_cli("--study", "w-sweep", *TINY, "--trial-retries", "0", "--storage", url,
-                   "--artifact-dir", str(small_disk), cwd=tmp_path, data_dir=mnist_dir)
+    done = run_cli(
+        "--study",
+        "w-sweep",
+        *TINY,
+        "--trial-retries",
+        "0",
+        "--storage",
+        url,
+        "--artifact-dir",
+        str(small_disk),
+        cwd=tmp_path,
+        data_dir=mnist_dir,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     found = trials(url)
     assert sorted(t.params["w"] for t in found) == W_GRID  # every trial was tried
@@ -202,8 +245,11 @@ def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(tmp_path: Pa
 def test_a_read_only_database_is_a_one_line_error(tmp_path: Path, mnist_dir: Path, small_disk: Path) -> None:
     url = f"sqlite:///{small_disk / 'studies.db'}"
     # in another process, so that no open connection keeps the file system busy
-    subprocess.run([sys.executable, "-c", f"import optuna; optuna.create_study(study_name='kept', storage='{url}')"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", f"import optuna; optuna.create_study(study_name='kept', storage='{url}')"],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     done = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     assert done.returncode == 2
@@ -218,8 +264,15 @@ def test_corrupt_data_files_are_a_one_line_error(tmp_path: Path) -> None:
     formats.write_mnist(tmp_path / "data", "MNIST", n_train=100, n_test=20)
     images = tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:500])
-    done = run_cli("--study", "w-sweep", *TINY, "--storage", f"sqlite:///{tmp_path / 'studies.db'}",
-                   cwd=tmp_path, data_dir=tmp_path / "data")
+    done = run_cli(
+        "--study",
+        "w-sweep",
+        *TINY,
+        "--storage",
+        f"sqlite:///{tmp_path / 'studies.db'}",
+        cwd=tmp_path,
+        data_dir=tmp_path / "data",
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "unreadable or corrupt files" in lines[0]

@@ -25,8 +25,9 @@ FIGURES = ("w_sweep.png", "importances.png", "learning_curves.png", "reconstruct
 
 
 def run_report(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(REPO / "studies" / "report.py"), *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(REPO / "studies" / "report.py"), *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def section(text: str, heading: str) -> str:
@@ -36,8 +37,11 @@ def section(text: str, heading: str) -> str:
 
 def table_rows(markdown: str) -> list[list[str]]:
     """A markdown table's rows (header first, the |---| line dropped) as lists of cells."""
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in markdown.splitlines()
-            if line.startswith("|")]
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("|")
+    ]
     return [rows[0], *rows[2:]]
 
 
@@ -72,7 +76,8 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
     header, *rows = table_rows(section(text, "### Fine-tuning"))
     tuned = {row[0]: row[1:] for row in rows}
     supervised = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.url).user_attrs[
-        "supervised_finetune"]["0"]
+        "supervised_finetune"
+    ]["0"]
     assert set(tuned) == {method_name(t.params["w"]) for t in trials} | {"supervised"}
     assert [c.strip("*") for c in tuned["supervised"]] == [f"{100 * supervised[f]:.2f}" for f in fractions]
 
@@ -99,8 +104,7 @@ def copy_sqlite(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def test_report_on_a_study_still_running_covers_the_complete_trials(smoke_study: SmokeStudy,
-                                                                     tmp_path: Path) -> None:
+def test_report_on_a_study_still_running_covers_the_complete_trials(smoke_study: SmokeStudy, tmp_path: Path) -> None:
     copy_sqlite(smoke_study.folder / "studies.db", tmp_path / "studies.db")
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     study = optuna.load_study(study_name=smoke_study.name, storage=make_storage(url))
@@ -108,8 +112,9 @@ def test_report_on_a_study_still_running_covers_the_complete_trials(smoke_study:
         study.enqueue_trial({"seed": 1, "w": w})
     study.ask()
     out = tmp_path / "report"
-    done = run_report("--name", smoke_study.name, "--storage", url, "--artifact-dir", str(smoke_study.artifact_dir),
-                      "--out", str(out))
+    done = run_report(
+        "--name", smoke_study.name, "--storage", url, "--artifact-dir", str(smoke_study.artifact_dir), "--out", str(out)
+    )
     assert done.returncode == 0, done.stderr
     assert "still running" in done.stdout
     text = (out / "report.md").read_text()
@@ -119,8 +124,9 @@ def test_report_on_a_study_still_running_covers_the_complete_trials(smoke_study:
     assert (out / "reconstructions.png").is_file()  # from the --artifact-dir given
 
 
-def test_unknown_study_name_lists_the_names(smoke_study: SmokeStudy, tmp_path: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_study_name_lists_the_names(
+    smoke_study: SmokeStudy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert report.main(["--name", "nope", "--storage", smoke_study.url, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no study named 'nope' in this storage; studies: ") and err.count("\n") == 1
@@ -138,7 +144,8 @@ def test_empty_study_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixt
 
 @pytest.mark.parametrize("storage", ["sqlite:///{tmp}/nowhere/studies.db", "postgresql://u:secret@127.0.0.1:9/db"])
 def test_storage_that_does_not_exist_is_a_clear_error_and_creates_nothing(
-        storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    storage: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = storage.format(tmp=tmp_path)
     assert report.main(["--name", "w-sweep-mnist", "--storage", url, "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err

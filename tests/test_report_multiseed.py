@@ -63,8 +63,11 @@ def section(text: str, heading: str) -> str:
 
 
 def table_rows(markdown: str) -> list[list[str]]:
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in markdown.splitlines()
-            if line.startswith("|")]
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("|")
+    ]
     return [rows[0], *rows[2:]]
 
 
@@ -91,8 +94,13 @@ def test_verdict_rows_and_terminal_line(multiseed_study: MultiSeedStudy) -> None
     w, rows = claim_rows(trials, EVALUATIONS)
     assert w == 0.9  # best validation among inner w; DAE and SimSiam score higher but are not candidates
     assert [(r.evaluation, r.fraction, r.verdict) for r in rows] == [
-        ("linear probe", 0.01, "holds"), ("linear probe", 0.1, "no"),
-        ("fine-tune", 0.01, "unclear"), ("fine-tune", 0.1, "unclear")]
+        ("linear probe", 0.01, "holds"),
+        ("linear probe", 0.1, "no"),
+        ("fine-tune", 0.01, "unclear"),
+        ("fine-tune", 0.1, "unclear"),
+    ]
     assert [round(d, 6) for d in rows[0].vs_dae.differences] == [6.0, 5.0, 4.0]  # paired by seed
-    assert claim_summary(trials) == ("paper's claim, SidAE at w=0.9 (chosen on validation) against the DAE and "
-                                     "SimSiam, test linear probe: 1% holds, 10% no")
+    assert claim_summary(trials) == (
+        "paper's claim, SidAE at w=0.9 (chosen on validation) against the DAE and "
+        "SimSiam, test linear probe: 1% holds, 10% no"
+    )

@@ -29,25 +29,45 @@ KNN = (0.21, 0.27)  # validation kNN accuracy after epochs 1 and 2: the learning
 
 
 def metrics(epoch: int) -> dict[str, float]:
-    return {"epoch": epoch, "knn_acc": KNN[epoch - 1], "collapse_std": 0.02 * epoch, "loss": -0.5 * epoch,
-            "loss_siam": -0.6 * epoch, "loss_rec": 0.1 / epoch, "train_seconds": 1.5 * epoch,
-            "images_per_second": 100.0 * epoch}
+    return {
+        "epoch": epoch,
+        "knn_acc": KNN[epoch - 1],
+        "collapse_std": 0.02 * epoch,
+        "loss": -0.5 * epoch,
+        "loss_siam": -0.6 * epoch,
+        "loss_rec": 0.1 / epoch,
+        "train_seconds": 1.5 * epoch,
+        "images_per_second": 100.0 * epoch,
+    }
 
 
 def identity(tmp_path: Path) -> TrialIdentity:
-    return TrialIdentity(node="host-a", node_ip="10.0.0.7", ray_node_id="node-7", pid=4242,
-                         run_dir=str(tmp_path / "runs" / "abc"))
+    return TrialIdentity(
+        node="host-a", node_ip="10.0.0.7", ray_node_id="node-7", pid=4242, run_dir=str(tmp_path / "runs" / "abc")
+    )
 
 
 def run_result(seed: int = 3) -> RunResult:
-    return RunResult(config=SidAEConfig(seed=seed), history=[metrics(1), metrics(2)], knn=0.66,
-                     linear=dict(TEST), val_linear=dict(VAL), finetune={"0.01": 0.75, "0.1": 0.85},
-                     device="cpu", wall_seconds=9.5)
+    return RunResult(
+        config=SidAEConfig(seed=seed),
+        history=[metrics(1), metrics(2)],
+        knn=0.66,
+        linear=dict(TEST),
+        val_linear=dict(VAL),
+        finetune={"0.01": 0.75, "0.1": 0.85},
+        device="cpu",
+        wall_seconds=9.5,
+    )
 
 
 def context(tmp_path: Path, primary_fraction: float = 0.01) -> TrialContext:
-    return TrialContext(dataset="mnist", budget=BUDGETS["cpu"], data_dir=str(tmp_path),
-                        run_root=str(tmp_path / "runs"), primary_fraction=primary_fraction)
+    return TrialContext(
+        dataset="mnist",
+        budget=BUDGETS["cpu"],
+        data_dir=str(tmp_path),
+        run_root=str(tmp_path / "runs"),
+        primary_fraction=primary_fraction,
+    )
 
 
 def final(tmp_path: Path, artifacts: dict[str, str] | None = None) -> dict[str, Any]:
@@ -64,18 +84,24 @@ def w_space(trial: optuna.Trial) -> None:
     trial.suggest_float("w", 0.0, 1.0)
 
 
-def searcher(tmp_path: Path, time_budget_s: float | None = 3600.0,
-             index: TrialIndex | None = None) -> StudySearch:
+def searcher(tmp_path: Path, time_budget_s: float | None = 3600.0, index: TrialIndex | None = None) -> StudySearch:
     study = optuna.create_study(study_name="s", direction="maximize")
-    return StudySearch(study, w_space, artifact_store=make_artifact_store(tmp_path / "artifacts"),
-                       index=index or TrialIndex(), time_budget_s=time_budget_s)
+    return StudySearch(
+        study,
+        w_space,
+        artifact_store=make_artifact_store(tmp_path / "artifacts"),
+        index=index or TrialIndex(),
+        time_budget_s=time_budget_s,
+    )
 
 
 # --- the objective ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(("primary", "objective"), [(0.01, 0.31), (0.1, 0.52)])
 def test_final_report_objective_is_the_validation_probe_at_the_primary_fraction(
-        tmp_path: Path, primary: float, objective: float) -> None:
+    tmp_path: Path, primary: float, objective: float
+) -> None:
     report = final_report(run_result(), context(tmp_path, primary), identity(tmp_path), {"model": "m.pt"})
     assert report["objective"] == objective  # validation, not TEST[...]
     assert report["final"] is True
@@ -94,6 +120,7 @@ def test_epoch_report_carries_no_objective(tmp_path: Path) -> None:
 
 
 # --- the searcher ----------------------------------------------------------------------------
+
 
 def test_a_finished_trial_is_complete_with_the_validation_objective(tmp_path: Path) -> None:
     grid = tmp_path / "runs" / "abc" / "reconstructions.png"
@@ -162,7 +189,8 @@ def test_a_raising_trial_fails_with_the_last_line_of_its_error(tmp_path: Path) -
         "ray::ImplicitFunc.train() (pid=29801, ip=10.0.0.7, actor_id=a1, repr=train_trial)\n"
         '  File "/work/main/sidae/pretraining.py", line 153, in _epoch\n'
         '    raise TrainingDiverged(f"loss is {loss} in epoch {epoch + 1}; lower the learning rate")\n'
-        "sidae.pretraining.TrainingDiverged: loss is nan in epoch 1; lower the learning rate\n\n")
+        "sidae.pretraining.TrainingDiverged: loss is nan in epoch 1; lower the learning rate\n\n"
+    )
     index = TrialIndex()
     search = searcher(tmp_path, index=index)
     search.suggest("t1")
@@ -173,8 +201,9 @@ def test_a_raising_trial_fails_with_the_last_line_of_its_error(tmp_path: Path) -
     search.on_trial_complete("t2", None, error=True)  # its actor never started: no Trial, no file
     first, second = search.study.trials
     assert first.state == TrialState.FAIL and first.value is None
-    assert first.user_attrs["fail_reason"] == ("sidae.pretraining.TrainingDiverged: loss is nan in epoch 1; "
-                                               "lower the learning rate")
+    assert first.user_attrs["fail_reason"] == (
+        "sidae.pretraining.TrainingDiverged: loss is nan in epoch 1; lower the learning rate"
+    )
     assert first.user_attrs["ray_logdir"] == str(tmp_path) and first.intermediate_values == {1: KNN[0]}
     assert second.state == TrialState.FAIL
     assert second.user_attrs["fail_reason"] == "unknown error (no error file)"
@@ -199,7 +228,8 @@ def test_trials_tune_never_finished_end_pruned_by_the_time_budget(tmp_path: Path
 
 @pytest.mark.parametrize("failure", ["missing file", "unwritable store"])
 def test_an_artifact_that_cannot_be_stored_loses_the_picture_not_the_trial(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: str) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: str
+) -> None:
     grid = tmp_path / "reconstructions.png"
     search = searcher(tmp_path)
     if failure == "missing file":
@@ -227,11 +257,13 @@ def test_a_chained_error_is_reported_by_its_last_exception(tmp_path: Path) -> No
     from studies.service.search import error_line
 
     error_file = tmp_path / "error.txt"
-    error_file.write_text("Failure # 1 (occurred at 2026-12-02_09-18-53)\n"
-                          "  File \"/work/main/sidae/pretraining.py\", line 150, in _epoch\n"
-                          "ValueError: cannot convert float NaN to integer\n\n"
-                          "During handling of the above exception, another exception occurred:\n\n"
-                          "  File \"/work/main/sidae/pretraining.py\", line 153, in _epoch\n"
-                          "sidae.pretraining.TrainingDiverged: loss is nan in epoch 1; lower the learning rate\n")
+    error_file.write_text(
+        "Failure # 1 (occurred at 2026-12-02_09-18-53)\n"
+        '  File "/work/main/sidae/pretraining.py", line 150, in _epoch\n'
+        "ValueError: cannot convert float NaN to integer\n\n"
+        "During handling of the above exception, another exception occurred:\n\n"
+        '  File "/work/main/sidae/pretraining.py", line 153, in _epoch\n'
+        "sidae.pretraining.TrainingDiverged: loss is nan in epoch 1; lower the learning rate\n"
+    )
     trial = SimpleNamespace(error_file=str(error_file))
     assert error_line(trial).startswith("sidae.pretraining.TrainingDiverged")  # type: ignore[arg-type]

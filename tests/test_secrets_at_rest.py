@@ -25,19 +25,27 @@ def test_no_trust_authentication_in_the_repository() -> None:
     a TCP login. (The compose
     image's entrypoint trusts only the container's own unix socket, `--auth-local`, as the
     official postgres image does; docs/cluster.md says so.)"""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True,
-                           check=True).stdout.split("\0")
-    found = [name for name in files if name and (REPO / name).is_file()
-             and TRUST_OVER_TCP.search((REPO / name).read_text(errors="replace"))]
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    found = [
+        name
+        for name in files
+        if name and (REPO / name).is_file() and TRUST_OVER_TCP.search((REPO / name).read_text(errors="replace"))
+    ]
     assert found == []
     hba = re.compile(r"^\s*host\S*\s.*\btrust\s*$", re.MULTILINE)  # a pg_hba.conf line trusting TCP
-    assert not [name for name in files if name and (REPO / name).is_file()
-                and hba.search((REPO / name).read_text(errors="replace"))]
+    assert not [
+        name
+        for name in files
+        if name and (REPO / name).is_file() and hba.search((REPO / name).read_text(errors="replace"))
+    ]
 
 
 @pytest.mark.slow
-def test_a_password_in_the_storage_url_is_nowhere_at_rest(tmp_path: Path, mnist_dir: Path,
-                                                           postgres_server: PostgresServer) -> None:
+def test_a_password_in_the_storage_url_is_nowhere_at_rest(
+    tmp_path: Path, mnist_dir: Path, postgres_server: PostgresServer
+) -> None:
     """The whole tree the study writes (run, artifact and Ray experiment folders, and Ray's
     session folder with its logs), what it prints, and what it stores in the database."""
     password = postgres_server.password_file.read_text().strip().rsplit(":", 1)[1]
@@ -45,9 +53,24 @@ def test_a_password_in_the_storage_url_is_nowhere_at_rest(tmp_path: Path, mnist_
     env = {k: v for k, v in os.environ.items() if k not in ("PGPASSFILE", "PGPASSWORD")}  # only the URL has it
     ray_tmp = Path(tempfile.mkdtemp(prefix="rs", dir="/tmp"))  # short: Ray's socket paths must fit
     try:
-        done = run_cli("--study", "w-sweep", *TINY, "--w-grid", "0.5", "--seeds", "0", "--storage", url,
-                       "--name", "w-sweep-url-password", "--artifact-dir", str(tmp_path / "artifacts"),
-                       cwd=tmp_path, data_dir=mnist_dir, env={**env, "RAY_TMPDIR": str(ray_tmp)})
+        done = run_cli(
+            "--study",
+            "w-sweep",
+            *TINY,
+            "--w-grid",
+            "0.5",
+            "--seeds",
+            "0",
+            "--storage",
+            url,
+            "--name",
+            "w-sweep-url-password",
+            "--artifact-dir",
+            str(tmp_path / "artifacts"),
+            cwd=tmp_path,
+            data_dir=mnist_dir,
+            env={**env, "RAY_TMPDIR": str(ray_tmp)},
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         assert password not in done.stdout + done.stderr
         written = [p for folder in (tmp_path, ray_tmp) for p in folder.rglob("*") if p.is_file()]

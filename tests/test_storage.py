@@ -104,8 +104,10 @@ def test_plain_postgresql_url_uses_psycopg3() -> None:
         ("not a url", ["not a storage URL", "not a url"]),
         ("mysql://u:secret@h/db", ["unsupported", "mysql://u:***@h/db", "scheme 'mysql'"]),
         ("sqlite://", ["in-memory SQLite is not supported"]),
-        ("postgresql+psycopg://u:secret@127.0.0.1:1/db",
-         ["cannot reach PostgreSQL", "postgresql+psycopg://u:***@127.0.0.1:1/db", "connection refused"]),
+        (
+            "postgresql+psycopg://u:secret@127.0.0.1:1/db",
+            ["cannot reach PostgreSQL", "postgresql+psycopg://u:***@127.0.0.1:1/db", "connection refused"],
+        ),
         ("postgresql://u:secret@127.0.0.1:1/db", ["cannot reach PostgreSQL", "u:***@127.0.0.1:1/db", "refused"]),
     ],
 )
@@ -143,8 +145,7 @@ def test_missing_database_names_the_database(postgres_url: str) -> None:
     assert_one_line_error(error, "cannot reach PostgreSQL", 'database "no_such_db" does not exist')
 
 
-def test_postgresql_asks_for_the_password(postgres_url: str, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_postgresql_asks_for_the_password(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No trust: without the password file a client is refused, with a wrong password too."""
     monkeypatch.setenv("PGPASSFILE", str(tmp_path / "none"))
     with pytest.raises(StorageError) as error:
@@ -163,18 +164,23 @@ def test_postgresql_of_the_tests_and_the_loopback_cluster_is_locked_down(postgre
 
     engine = make_storage(postgres_server.url).backend.engine
     with engine.connect() as connection:
-        role = connection.execute(sa.text("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles "
-                                          "WHERE rolname = current_user")).one()
-        owner = connection.execute(sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database "
-                                           "WHERE datname = current_database()")).scalar()
+        role = connection.execute(
+            sa.text("SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user")
+        ).one()
+        owner = connection.execute(
+            sa.text("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()")
+        ).scalar()
         listen = connection.execute(sa.text("SHOW listen_addresses")).scalar()
         hashed = connection.execute(sa.text("SHOW password_encryption")).scalar()
     engine.dispose()
     assert tuple(role) == (False, False, False) and owner == "sidae"
     assert listen == "127.0.0.1" and hashed == "scram-sha-256"
     pgdata = postgres_server.datadir / "data"
-    rules = [line.split() for line in (pgdata / "pg_hba.conf").read_text().splitlines()
-             if line.strip() and not line.lstrip().startswith("#")]
+    rules = [
+        line.split()
+        for line in (pgdata / "pg_hba.conf").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert rules and all(rule[-1] in ("peer", "scram-sha-256") for rule in rules), rules
     assert all(rule[-1] == "scram-sha-256" for rule in rules if rule[0].startswith("host"))
     assert pgdata.stat().st_mode & 0o777 == 0o700
@@ -242,8 +248,14 @@ def test_two_processes_write_one_sqlite_file_without_locking_errors(tmp_path: Pa
     url = sqlite_url(tmp_path / "shared.db")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     workers = [
-        subprocess.Popen([sys.executable, "-c", WORKER, url, "shared"], cwd=REPO, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, url, "shared"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
@@ -346,10 +358,12 @@ def test_unusable_artifact_dir_raises_one_line_storage_error(tmp_path: Path) -> 
 
 def test_postgresql_without_its_driver_installed_says_what_to_install() -> None:
     """sys.modules[name] = None makes `import name` fail, as on an install without the extra."""
-    code = ("import sys; sys.modules['psycopg'] = None\n"
-            "from storage import StorageError, make_storage\n"
-            "try:\n    make_storage('postgresql+psycopg://u@127.0.0.1:1/db')\n"
-            "except StorageError as error:\n    print(error)\n")
+    code = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from storage import StorageError, make_storage\n"
+        "try:\n    make_storage('postgresql+psycopg://u@127.0.0.1:1/db')\n"
+        "except StorageError as error:\n    print(error)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("install it with: pip install 'sidae-studies[cluster]'")

@@ -44,17 +44,22 @@ def study_with_one_trial(url: str) -> tuple[optuna.Study, optuna.Trial]:
 CALLS: dict[str, tuple[Callable[[optuna.Study, optuna.Trial], Any], Callable[[optuna.Study], bool]]] = {
     # the call made during the outage, and what the storage must hold afterwards
     "ask": (lambda study, trial: study.ask(), lambda study: len(study.trials) == 2),
-    "report": (lambda study, trial: trial.report(0.25, 1),
-               lambda study: study.trials[0].intermediate_values == {1: 0.25}),
-    "tell": (lambda study, trial: study.tell(trial, 0.5),
-             lambda study: (study.trials[0].state, study.trials[0].value) == (TrialState.COMPLETE, 0.5)),
+    "report": (
+        lambda study, trial: trial.report(0.25, 1),
+        lambda study: study.trials[0].intermediate_values == {1: 0.25},
+    ),
+    "tell": (
+        lambda study, trial: study.tell(trial, 0.5),
+        lambda study: (study.trials[0].state, study.trials[0].value) == (TrialState.COMPLETE, 0.5),
+    ),
     "get_trials": (lambda study, trial: study.get_trials(), lambda study: len(study.trials) == 1),
 }
 
 
 @pytest.mark.parametrize("call", sorted(CALLS))
-def test_each_kind_of_call_waits_out_an_outage(postgres_server: PostgresServer, call: str,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_each_kind_of_call_waits_out_an_outage(
+    postgres_server: PostgresServer, call: str, caplog: pytest.LogCaptureFixture
+) -> None:
     study, trial = study_with_one_trial(postgres_server.url)
     make_call, stored = CALLS[call]
     with caplog.at_level(logging.WARNING, logger="storage.resilient"), outage(postgres_server):

@@ -42,8 +42,11 @@ def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir:
     assert set(supervised) == {"0"} and set(supervised["0"]) == {"0.01", "0.1"}
     assert all(0.1 < acc <= 1 for acc in supervised["0"].values())
     assert "supervised" in out
-    assert re.search(r"paper's claim, SidAE at w=0\.5 \(chosen on validation\).*: 1% (holds|unclear|no), "
-                     r"10% (holds|unclear|no)", out)
+    assert re.search(
+        r"paper's claim, SidAE at w=0\.5 \(chosen on validation\).*: 1% (holds|unclear|no), "
+        r"10% (holds|unclear|no)",
+        out,
+    )
 
     again = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)
     assert again.returncode == 0, again.stderr[-3000:]
@@ -72,16 +75,39 @@ def test_stale_running_trial_is_failed_and_its_point_retried(tmp_path: Path, mni
 def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     # Every healthy trial's collapse indicator is far below 1: each is stopped after epoch 1.
-    pruned = run_cli("--study", "noise-sweep", *TINY, "--trials", "2", "--min-collapse-std", "1.0",
-                     "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    pruned = run_cli(
+        "--study",
+        "noise-sweep",
+        *TINY,
+        "--trials",
+        "2",
+        "--min-collapse-std",
+        "1.0",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        data_dir=mnist_dir,
+    )
     assert pruned.returncode == 0, pruned.stderr[-3000:]
     trials = load(url, "noise-sweep-mnist").trials
     assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     assert all(sorted(t.intermediate_values) == [1] for t in trials)
 
-    failed = run_cli("--study", "augment-search", *TINY, "--trials", "1", "--set", "optim.optimizer=sgd",
-                     "--set", "optim.base_lr=1e12",
-                     "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    failed = run_cli(
+        "--study",
+        "augment-search",
+        *TINY,
+        "--trials",
+        "1",
+        "--set",
+        "optim.optimizer=sgd",
+        "--set",
+        "optim.base_lr=1e12",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        data_dir=mnist_dir,
+    )
     assert failed.returncode == 0, failed.stderr[-3000:]
     trial = load(url, "augment-search-mnist").trials[0]
     assert trial.state == TrialState.FAIL
@@ -90,8 +116,19 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
 
 def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_server: PostgresServer) -> None:
     postgres_url = postgres_server.url
-    done = run_cli("--study", "w-sweep", *TINY, "--storage", postgres_url, "--name", "w-sweep-pg",
-                   "--artifact-dir", str(tmp_path / "artifacts"), cwd=tmp_path, data_dir=mnist_dir)
+    done = run_cli(
+        "--study",
+        "w-sweep",
+        *TINY,
+        "--storage",
+        postgres_url,
+        "--name",
+        "w-sweep-pg",
+        "--artifact-dir",
+        str(tmp_path / "artifacts"),
+        cwd=tmp_path,
+        data_dir=mnist_dir,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     study = load(postgres_url, "w-sweep-pg")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
@@ -117,8 +154,10 @@ def test_list(tmp_path: Path, mnist_dir: Path) -> None:
         (["--study", "x-sweep"], "unknown study 'x-sweep'"),
         (["--study", "w-sweep", "--dataset", "svhn"], "unknown dataset 'svhn'"),
         (["--study", "w-sweep", "--storage", "sqlite//nope.db"], "not a storage URL"),
-        (["--study", "w-sweep", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"],
-         "cannot reach PostgreSQL"),
+        (
+            ["--study", "w-sweep", "--storage", "postgresql+psycopg://u:secret@127.0.0.1:1/db"],
+            "cannot reach PostgreSQL",
+        ),
         (["--study", "w-sweep", "--set", "w=0.5"], "clashes with a parameter"),
         (["--study", "noise-sweep", "--set", "w=3"], "w must be in [0, 1]"),
         (["--study", "noise-sweep", "--set", "w=abc"], "w expects a number, got 'abc'"),
@@ -128,8 +167,9 @@ def test_list(tmp_path: Path, mnist_dir: Path) -> None:
         (["--study", "w-sweep", "--seeds", "-1"], "--seeds must be in [0, 2**31), got -1"),
     ],
 )
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, mnist_dir: Path, args: list[str],
-                                                  message: str) -> None:
+def test_bad_input_is_one_line_and_writes_nothing(
+    tmp_path: Path, mnist_dir: Path, args: list[str], message: str
+) -> None:
     work = tmp_path / "work"
     work.mkdir()
     done = run_cli(*args, "--budget", "smoke", cwd=work, data_dir=mnist_dir)
@@ -143,8 +183,9 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, mnist_dir: Pat
 def test_budget_overrides() -> None:
     from studies.service.options import StudyError, StudyOptions, resolve_budget
 
-    budget = resolve_budget(StudyOptions(study="w-sweep", budget="cpu", epochs=5, w_grid=(0.0, 0.9, 0.9, 1.0),
-                                         seeds=(3,)))
+    budget = resolve_budget(
+        StudyOptions(study="w-sweep", budget="cpu", epochs=5, w_grid=(0.0, 0.9, 0.9, 1.0), seeds=(3,))
+    )
     assert (budget.epochs, budget.w_grid, budget.seeds) == (5, (0.0, 0.9, 1.0), (3,))
     with pytest.raises(StudyError, match="--w-grid values must be in"):
         resolve_budget(StudyOptions(study="w-sweep", w_grid=(0.5, 1.5)))
@@ -155,8 +196,9 @@ def test_budget_overrides() -> None:
 def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     longer = [*TINY, "--epochs", "4", "--train-limit", "2048"]  # a trial takes longer than the budget
-    cut = run_cli("--study", "w-sweep", *longer, "--time-budget", "0.15", "--storage", url, cwd=tmp_path,
-                  data_dir=mnist_dir)
+    cut = run_cli(
+        "--study", "w-sweep", *longer, "--time-budget", "0.15", "--storage", url, cwd=tmp_path, data_dir=mnist_dir
+    )
     assert cut.returncode == 0, cut.stderr[-3000:]
     trials = load(url).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
@@ -169,20 +211,45 @@ def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_pat
     assert sorted(t.params["w"] for t in complete) == [0.0, 0.5, 1.0]
 
 
-def test_a_one_point_grid_completes_and_so_does_the_last_point_of_a_resumed_grid(tmp_path: Path,
-                                                                                 mnist_dir: Path) -> None:
+def test_a_one_point_grid_completes_and_so_does_the_last_point_of_a_resumed_grid(
+    tmp_path: Path, mnist_dir: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    done = run_cli("--study", "w-sweep", *TINY, "--w-grid", "0.5", "--seeds", "0", "--storage", url, cwd=tmp_path,
-                   data_dir=mnist_dir)
+    done = run_cli(
+        "--study",
+        "w-sweep",
+        *TINY,
+        "--w-grid",
+        "0.5",
+        "--seeds",
+        "0",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        data_dir=mnist_dir,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert [(t.state, t.params) for t in load(url).trials] == [(TrialState.COMPLETE, {"seed": 0, "w": 0.5})]
     # the same study on a wider grid: one point is done, the one left runs and is stored
-    resumed = run_cli("--study", "w-sweep", *TINY, "--w-grid", "0.5,1", "--seeds", "0", "--storage", url,
-                      cwd=tmp_path, data_dir=mnist_dir)
+    resumed = run_cli(
+        "--study",
+        "w-sweep",
+        *TINY,
+        "--w-grid",
+        "0.5,1",
+        "--seeds",
+        "0",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        data_dir=mnist_dir,
+    )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "1 trial(s) to run" in resumed.stderr
-    assert [(t.state, t.params) for t in load(url).trials] == [(TrialState.COMPLETE, {"seed": 0, "w": 0.5}),
-                                                               (TrialState.COMPLETE, {"seed": 0, "w": 1.0})]
+    assert [(t.state, t.params) for t in load(url).trials] == [
+        (TrialState.COMPLETE, {"seed": 0, "w": 0.5}),
+        (TrialState.COMPLETE, {"seed": 0, "w": 1.0}),
+    ]
 
 
 def test_best_model_is_read_only_from_the_studys_run_folder(tmp_path: Path) -> None:

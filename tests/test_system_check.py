@@ -14,8 +14,13 @@ SCRIPT = REPO / "scripts" / "check-system.sh"
 
 def check(path: str) -> subprocess.CompletedProcess[str]:
     """The check alone (no --install), with only the commands on `path`."""
-    return subprocess.run([shutil.which("bash") or "/bin/bash", str(SCRIPT)], capture_output=True, text=True,
-                          env={"PATH": path}, timeout=60)
+    return subprocess.run(
+        [shutil.which("bash") or "/bin/bash", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        env={"PATH": path},
+        timeout=60,
+    )
 
 
 def test_this_machine_has_every_part() -> None:

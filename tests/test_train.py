@@ -21,8 +21,13 @@ TINY = ["--train-limit", "512", "--val-size", "500", "--batch-size", "128", "--f
 
 
 def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sidae.train", "--data-dir", str(data_dir), "--no-download", *args],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sidae.train", "--data-dir", str(data_dir), "--no-download", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -44,8 +49,9 @@ def test_cli_writes_results_with_accuracy_above_chance(tmp_path: Path, mnist_dir
 
 def _tiny_cfg(mnist_dir: Path, **kw: object):  # type: ignore[no-untyped-def]
     data = DataConfig(dataset="mnist", data_dir=str(mnist_dir), train_limit=256, val_size=200, download=False)
-    return default_config("mnist", data=data, optim=OptimConfig(epochs=2, batch_size=64),
-                          eval=EvalConfig(knn_bank_size=500), **kw)
+    return default_config(
+        "mnist", data=data, optim=OptimConfig(epochs=2, batch_size=64), eval=EvalConfig(knn_bank_size=500), **kw
+    )
 
 
 def test_same_seed_same_result(mnist_dir: Path) -> None:
@@ -71,8 +77,9 @@ def _without_timings(history: list[dict[str, float]]) -> list[dict[str, float]]:
 
 
 @pytest.mark.parametrize("normalize_losses", [False, True])
-def test_resume_after_a_crash_equals_an_uninterrupted_run(tmp_path: Path, mnist_dir: Path,
-                                                          normalize_losses: bool) -> None:
+def test_resume_after_a_crash_equals_an_uninterrupted_run(
+    tmp_path: Path, mnist_dir: Path, normalize_losses: bool
+) -> None:
     cfg = _tiny_cfg(mnist_dir, w=0.5, normalize_losses=normalize_losses)
     data = load_splits(cfg.data)
     ckpt = tmp_path / "checkpoint.pt"

@@ -16,11 +16,14 @@ from tests.smoke_study import REPO, TINY, run_cli
 
 
 def test_bad_until_decided_is_one_line(tmp_path: Path, mnist_dir: Path) -> None:
-    cases = ((["--study", "noise-sweep", "--until-decided", "3"], "--until-decided is a w-sweep's"),
-             (["--study", "w-sweep", "--seeds", "0,1", "--until-decided", "1"], "at least its first round"))
+    cases = (
+        (["--study", "noise-sweep", "--until-decided", "3"], "--until-decided is a w-sweep's"),
+        (["--study", "w-sweep", "--seeds", "0,1", "--until-decided", "1"], "at least its first round"),
+    )
     for args, message in cases:
-        done = run_cli(*args, *TINY, "--storage", f"sqlite:///{tmp_path / 'studies.db'}", cwd=tmp_path,
-                       data_dir=mnist_dir)
+        done = run_cli(
+            *args, *TINY, "--storage", f"sqlite:///{tmp_path / 'studies.db'}", cwd=tmp_path, data_dir=mnist_dir
+        )
         assert done.returncode == 2 and done.stderr.startswith("error: ") and message in done.stderr
         assert done.stderr.count("\n") == 1
     assert not (tmp_path / "studies.db").exists()
@@ -46,8 +49,21 @@ def test_seeds_go_only_to_open_comparisons_and_a_rerun_resumes(tmp_path: Path, m
     assert len(optuna.load_study(study_name="w-sweep-mnist", storage=url).trials) == 7
 
     out = tmp_path / "report"
-    subprocess.run([sys.executable, str(REPO / "studies" / "report.py"), "--name", "w-sweep-mnist", "--storage", url,
-                    "--out", str(out)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "studies" / "report.py"),
+            "--name",
+            "w-sweep-mnist",
+            "--storage",
+            url,
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     text = (out / "report.md").read_text()
     assert "### Decided or open (adaptive seeds)" in text
     assert "Trials: 7 of the 8 that 2 seeds at every w would take (1 not run; finished)." in text

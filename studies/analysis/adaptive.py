@@ -61,14 +61,21 @@ class Plan:
         if self.w is None or not self.comparisons:
             return "until decided: nothing to compare yet"
         decided = len(self.comparisons) - len(self.open)
-        head = (f"until decided (SidAE at w={self.w:g}, family error {ALPHA:g}): {decided} of "
-                f"{len(self.comparisons)} comparisons decided")
+        head = (
+            f"until decided (SidAE at w={self.w:g}, family error {ALPHA:g}): {decided} of "
+            f"{len(self.comparisons)} comparisons decided"
+        )
         trials = f"{self.trials_done} trials of the {self.full_budget} a full-budget run would take"
         return "; ".join([head, *(str(c) for c in self.comparisons), trials])
 
 
-def plan(trials: list[FrozenTrial], evaluations: dict[str, str], ws: Sequence[float], seeds: Sequence[int],
-         alpha: float = ALPHA) -> Plan:
+def plan(
+    trials: list[FrozenTrial],
+    evaluations: dict[str, str],
+    ws: Sequence[float],
+    seeds: Sequence[int],
+    alpha: float = ALPHA,
+) -> Plan:
     """The plan for a w-sweep over `ws` with the seed budget `seeds` (in the order they are run;
     the first round is assumed run), from its complete `trials`."""
     table = by_w_and_seed([t for t in trials if float(t.params["w"]) in ws and int(t.params["seed"]) in seeds])
@@ -79,8 +86,11 @@ def plan(trials: list[FrozenTrial], evaluations: dict[str, str], ws: Sequence[fl
         return Plan(w, [], [], done, full)
     fractions = {r.fraction for r in rows}
     per = claim_alpha(alpha, sum(DAE < x < SIMSIAM for x in ws), len({r.evaluation for r in rows}), len(fractions))
-    comparisons = [Comparison(r.evaluation, r.fraction, baseline, decide(m.differences, per))
-                   for r in rows for baseline, m in ((DAE, r.vs_dae), (SIMSIAM, r.vs_simsiam))]
+    comparisons = [
+        Comparison(r.evaluation, r.fraction, baseline, decide(m.differences, per))
+        for r in rows
+        for baseline, m in ((DAE, r.vs_dae), (SIMSIAM, r.vs_simsiam))
+    ]
     open_baselines = sorted({c.baseline for c in comparisons if not c.decision.decided})
     if not open_baselines:
         return Plan(w, comparisons, [], done, full)
@@ -93,26 +103,37 @@ def plan(trials: list[FrozenTrial], evaluations: dict[str, str], ws: Sequence[fl
     return Plan(w, comparisons, points, done, full)
 
 
-def decision_lines(trials: list[FrozenTrial], evaluations: dict[str, str], ws: Sequence[float],
-                   seeds: Sequence[int]) -> list[str]:
+def decision_lines(
+    trials: list[FrozenTrial], evaluations: dict[str, str], ws: Sequence[float], seeds: Sequence[int]
+) -> list[str]:
     """The report's section for an adaptive w-sweep: each comparison decided or open."""
     p = plan(trials, evaluations, ws, seeds)
     if p.w is None or not p.comparisons:
         return []
     per = p.comparisons[0].decision.alpha
-    lines = ["### Decided or open (adaptive seeds)", "",
-             f"Seeds were added only where a comparison was open, up to {len(seeds)} seeds. Each interval is an "
-             f"anytime-valid confidence sequence for the mean per-seed difference in points (SidAE at w = {p.w:g} "
-             f"minus the baseline; studies/analysis/sequential.py: normal differences assumed), at error "
-             f"{per:.3g} per comparison, {ALPHA:g} for all of them together; *decided* once it excludes 0.", "",
-             f"| evaluation | SidAE − {method_name(DAE)} | SidAE − {method_name(SIMSIAM)} |", "|---|---|---|"]
+    lines = [
+        "### Decided or open (adaptive seeds)",
+        "",
+        f"Seeds were added only where a comparison was open, up to {len(seeds)} seeds. Each interval is an "
+        f"anytime-valid confidence sequence for the mean per-seed difference in points (SidAE at w = {p.w:g} "
+        f"minus the baseline; studies/analysis/sequential.py: normal differences assumed), at error "
+        f"{per:.3g} per comparison, {ALPHA:g} for all of them together; *decided* once it excludes 0.",
+        "",
+        f"| evaluation | SidAE − {method_name(DAE)} | SidAE − {method_name(SIMSIAM)} |",
+        "|---|---|---|",
+    ]
     by_row: dict[tuple[str, float], dict[float, Comparison]] = {}
     for c in p.comparisons:
         by_row.setdefault((c.evaluation, c.fraction), {})[c.baseline] = c
     for (evaluation, fraction), pair in by_row.items():
-        lines.append(f"| {evaluation}, {fraction_label(fraction)} labels | {pair[DAE].decision} | "
-                     f"{pair[SIMSIAM].decision} |")
+        lines.append(
+            f"| {evaluation}, {fraction_label(fraction)} labels | {pair[DAE].decision} | {pair[SIMSIAM].decision} |"
+        )
     state = "finished" if p.finished else "still running"
-    lines += ["", f"Trials: {p.trials_done} of the {p.full_budget} that {len(seeds)} seeds at every w would take "
-              f"({p.full_budget - p.trials_done} not run; {state}).", ""]
+    lines += [
+        "",
+        f"Trials: {p.trials_done} of the {p.full_budget} that {len(seeds)} seeds at every w would take "
+        f"({p.full_budget - p.trials_done} not run; {state}).",
+        "",
+    ]
     return lines

@@ -64,7 +64,7 @@ def margin(a: dict[int, FrozenTrial], b: dict[int, FrozenTrial], attr: str, frac
 
 
 def verdict(vs_dae: Margin, vs_simsiam: Margin) -> str:
-    """"holds" when SidAE is ahead of both baselines on every seed, "no" when it is behind either
+    """ "holds" when SidAE is ahead of both baselines on every seed, "no" when it is behind either
     on average, "unclear" in between (ahead on average, not on every seed)."""
     if min(vs_dae.mean, vs_simsiam.mean) <= 0:
         return "no"
@@ -111,17 +111,25 @@ def claim_lines(trials: list[FrozenTrial], evaluations: dict[str, str]) -> list[
     if not rows:
         return []
     sidae, dae, simsiam = (method_name(x) for x in (w, DAE, SIMSIAM))
-    return ["### Does the claim hold?", "",
-            f"SidAE at w = {w:g}, the w in (0, 1) with the best mean validation objective (the test set plays no "
-            "part in the choice), against each baseline: test accuracy difference in points, mean ± std of the "
-            "per-seed differences (seeds on which SidAE is ahead / seeds). The claim *holds* where SidAE is ahead "
-            "of both on every seed, is *unclear* where it is ahead on average only, and does not hold (*no*) where "
-            "it is behind either on average. The last column asks whether the Siamese part matters more: "
-            "SimSiam minus the DAE.", "",
-            f"| evaluation | {sidae} − {dae} | {sidae} − {simsiam} | claim | {simsiam} − {dae} |",
-            "|---|---:|---:|---|---:|",
-            *(f"| {r.evaluation}, {fraction_label(r.fraction)} labels | {r.vs_dae} | {r.vs_simsiam} | {r.verdict} | "
-              f"{r.siamese} |" for r in rows), ""]
+    return [
+        "### Does the claim hold?",
+        "",
+        f"SidAE at w = {w:g}, the w in (0, 1) with the best mean validation objective (the test set plays no "
+        "part in the choice), against each baseline: test accuracy difference in points, mean ± std of the "
+        "per-seed differences (seeds on which SidAE is ahead / seeds). The claim *holds* where SidAE is ahead "
+        "of both on every seed, is *unclear* where it is ahead on average only, and does not hold (*no*) where "
+        "it is behind either on average. The last column asks whether the Siamese part matters more: "
+        "SimSiam minus the DAE.",
+        "",
+        f"| evaluation | {sidae} − {dae} | {sidae} − {simsiam} | claim | {simsiam} − {dae} |",
+        "|---|---:|---:|---|---:|",
+        *(
+            f"| {r.evaluation}, {fraction_label(r.fraction)} labels | {r.vs_dae} | {r.vs_simsiam} | {r.verdict} | "
+            f"{r.siamese} |"
+            for r in rows
+        ),
+        "",
+    ]
 
 
 def claim_summary(trials: list[FrozenTrial], attr: str = "test_linear") -> str | None:
@@ -131,5 +139,7 @@ def claim_summary(trials: list[FrozenTrial], attr: str = "test_linear") -> str |
     if not rows:
         return None
     verdicts = ", ".join(f"{fraction_label(r.fraction)} {r.verdict}" for r in rows)
-    return (f"paper's claim, SidAE at w={w:g} (chosen on validation) against the DAE and SimSiam, "
-            f"test linear probe: {verdicts}")
+    return (
+        f"paper's claim, SidAE at w={w:g} (chosen on validation) against the DAE and SimSiam, "
+        f"test linear probe: {verdicts}"
+    )

@@ -33,8 +33,12 @@ def save(fig: Figure, path: Path, **options: Any) -> Path:
     return path
 
 
-def w_sweep_figure(panels: dict[str, dict[float, dict[float, Spread]]], title: str, path: Path,
-                   references: dict[str, dict[float, Spread]] | None = None) -> Path:
+def w_sweep_figure(
+    panels: dict[str, dict[float, dict[float, Spread]]],
+    title: str,
+    path: Path,
+    references: dict[str, dict[float, Spread]] | None = None,
+) -> Path:
     """One panel per evaluation (e.g. "linear probe": summary.by_w's table), test accuracy
     against w, one line per label fraction: mean with a band of +- one std over seeds; the
     baselines' w (0: DAE, 1: SimSiam) marked. `references` (panel -> fraction -> spread) draws
@@ -45,13 +49,26 @@ def w_sweep_figure(panels: dict[str, dict[float, dict[float, Spread]]], title: s
         for fraction in fractions_of(table):
             ws = [w for w, row in table.items() if fraction in row]
             spreads = [table[w][fraction] for w in ws]  # in percent below, as in the report's tables
-            line, = ax.plot(ws, [100 * s.mean for s in spreads], marker="o", label=f"{fraction_label(fraction)} labels")
-            ax.fill_between(ws, [100 * (s.mean - s.std) for s in spreads], [100 * (s.mean + s.std) for s in spreads],
-                            color=line.get_color(), alpha=0.2, linewidth=0)
+            (line,) = ax.plot(
+                ws, [100 * s.mean for s in spreads], marker="o", label=f"{fraction_label(fraction)} labels"
+            )
+            ax.fill_between(
+                ws,
+                [100 * (s.mean - s.std) for s in spreads],
+                [100 * (s.mean + s.std) for s in spreads],
+                color=line.get_color(),
+                alpha=0.2,
+                linewidth=0,
+            )
             reference = (references or {}).get(evaluation, {}).get(fraction)
             if reference is not None:
-                ax.axhline(100 * reference.mean, color=line.get_color(), linestyle="--", linewidth=1,
-                           label=f"{fraction_label(fraction)}, supervised from scratch")
+                ax.axhline(
+                    100 * reference.mean,
+                    color=line.get_color(),
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"{fraction_label(fraction)}, supervised from scratch",
+                )
         for w, name in BASELINES.items():
             ax.axvline(w, color="grey", linestyle=":", linewidth=1)
             ax.text(w, 1.01, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)
@@ -82,8 +99,12 @@ def learning_curve_figure(trials: list[FrozenTrial], title: str, path: Path) -> 
     ax = fig.subplots()
     for trial in trials:
         epochs = sorted(trial.intermediate_values)
-        ax.plot(epochs, [trial.intermediate_values[e] for e in epochs], marker=".",
-                label=f"trial {trial.number} (objective {trial.value:.3f})")
+        ax.plot(
+            epochs,
+            [trial.intermediate_values[e] for e in epochs],
+            marker=".",
+            label=f"trial {trial.number} (objective {trial.value:.3f})",
+        )
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation kNN accuracy")
     ax.xaxis.get_major_locator().set_params(integer=True)
@@ -113,8 +134,9 @@ def reconstruction_figure(grid_png: Path, title: str, path: Path) -> Path:
 STUDY_STYLES = ("-", "--", ":", "-.")  # one line style per compared study; colour stays per label fraction
 
 
-def w_sweep_comparison_figure(studies: dict[str, dict[str, dict[float, dict[float, Spread]]]], title: str,
-                              path: Path) -> Path:
+def w_sweep_comparison_figure(
+    studies: dict[str, dict[str, dict[float, dict[float, Spread]]]], title: str, path: Path
+) -> Path:
     """w_sweep_figure for several studies in one: `studies` maps a study's name to its panels
     (evaluation -> summary.by_w's table); one panel per evaluation, colour per label fraction,
     line style and marker per study, each line with its band of +- one std over seeds."""
@@ -133,11 +155,22 @@ def w_sweep_comparison_figure(studies: dict[str, dict[str, dict[float, dict[floa
                 if not points:
                     continue
                 spreads = [table[w][fraction] for w in points]
-                ax.plot(points, [100 * s.mean for s in spreads], linestyle=style, marker=marker,
-                        color=colours[fraction], label=f"{name}, {fraction_label(fraction)} labels")
-                ax.fill_between(points, [100 * (s.mean - s.std) for s in spreads],
-                                [100 * (s.mean + s.std) for s in spreads], color=colours[fraction], alpha=0.12,
-                                linewidth=0)
+                ax.plot(
+                    points,
+                    [100 * s.mean for s in spreads],
+                    linestyle=style,
+                    marker=marker,
+                    color=colours[fraction],
+                    label=f"{name}, {fraction_label(fraction)} labels",
+                )
+                ax.fill_between(
+                    points,
+                    [100 * (s.mean - s.std) for s in spreads],
+                    [100 * (s.mean + s.std) for s in spreads],
+                    color=colours[fraction],
+                    alpha=0.12,
+                    linewidth=0,
+                )
         for w, method in BASELINES.items():
             ax.axvline(w, color="grey", linestyle=":", linewidth=1)
             ax.text(w, 1.01, method, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)

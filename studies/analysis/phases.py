@@ -41,8 +41,10 @@ def mean_phases(trials: Sequence[FrozenTrial]) -> dict[str, float]:
     """Phase -> mean seconds over the trials that stored phases (a phase a trial skipped counts
     0 s for it), in PHASES' order; empty when none did."""
     phases = timed(trials)
-    names = [*(p for p in PHASES if any(p in t for t in phases)),
-             *sorted({p for t in phases for p in t} - PHASES.keys())]
+    names = [
+        *(p for p in PHASES if any(p in t for t in phases)),
+        *sorted({p for t in phases for p in t} - PHASES.keys()),
+    ]
     return {name: statistics.fmean(t.get(name, 0.0) for t in phases) for name in names}
 
 
@@ -68,8 +70,11 @@ def phase_table(trials: Sequence[FrozenTrial]) -> list[str]:
     for phase, seconds, share in phase_rows(trials):
         lines.append(f"| {phase} | {PHASES.get(phase, '')} | {seconds:.1f} | {100 * share:.1f} % |")
     share = compute_share(mean_phases(trials))
-    return lines + ["", f"Over {n} complete trial(s). Pre-training, probes (with their encoding) and "
-                        f"fine-tuning: {100 * share:.1f} % of the trial time."]
+    return lines + [
+        "",
+        f"Over {n} complete trial(s). Pre-training, probes (with their encoding) and "
+        f"fine-tuning: {100 * share:.1f} % of the trial time.",
+    ]
 
 
 def phase_section(trials: Sequence[FrozenTrial]) -> list[str]:
@@ -77,7 +82,13 @@ def phase_section(trials: Sequence[FrozenTrial]) -> list[str]:
     table = phase_table(trials)
     if not table:
         return []
-    return ["## Where the trials' time went", "",
-            "Mean seconds per phase over the complete trials, and each phase's share of the trial time "
-            "(from the worker's process start, or a reused actor's previous trial, to the driver's "
-            "storage writes).", "", *table, ""]
+    return [
+        "## Where the trials' time went",
+        "",
+        "Mean seconds per phase over the complete trials, and each phase's share of the trial time "
+        "(from the worker's process start, or a reused actor's previous trial, to the driver's "
+        "storage writes).",
+        "",
+        *table,
+        "",
+    ]

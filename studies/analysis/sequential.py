@@ -103,7 +103,7 @@ class Decision:
 
     @property
     def state(self) -> str:
-        """"ahead" (the interval is above 0), "behind" (below 0) or "open"."""
+        """ "ahead" (the interval is above 0), "behind" (below 0) or "open"."""
         return "ahead" if self.low > 0 else "behind" if self.high < 0 else "open"
 
     @property
@@ -121,8 +121,9 @@ class Decision:
         return f"open after {self.n} seeds, {self.interval()}"
 
 
-def confidence_sequence(differences: Sequence[float], alpha: float,
-                        g: float = PRIOR_SCALE) -> list[tuple[float, float]]:
+def confidence_sequence(
+    differences: Sequence[float], alpha: float, g: float = PRIOR_SCALE
+) -> list[tuple[float, float]]:
     """The interval after each seed, in order (running intersection of mean_n +- sd_n / sqrt(n)
     * t*_n); (-inf, inf) until it can say anything."""
     low, high = -math.inf, math.inf

@@ -21,8 +21,10 @@ class StoredStudyError(ValueError):
 def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
     """The storage at `url`; for SQLite the file must exist already (nothing is created)."""
     if is_sqlite(url) and not sqlite_file(url).is_file():
-        raise StorageError(f"no SQLite database at {sqlite_file(url)}; run a study first "
-                           "(python studies/run.py --study ...) or give its --storage")
+        raise StorageError(
+            f"no SQLite database at {sqlite_file(url)}; run a study first "
+            "(python studies/run.py --study ...) or give its --storage"
+        )
     return make_storage(url)
 
 

@@ -43,8 +43,10 @@ def check_comparable(studies: list[optuna.Study]) -> None:
             kind = study.user_attrs.get("study", "unknown")
             raise StoredStudyError(f"study {study.study_name!r} is a {kind} study: only w-sweeps can be compared")
         if not complete_trials(study):
-            raise StoredStudyError(f"study {study.study_name!r} has no complete trials yet "
-                                   f"({counts(study) or 'no trials'}); nothing to compare")
+            raise StoredStudyError(
+                f"study {study.study_name!r} has no complete trials yet "
+                f"({counts(study) or 'no trials'}); nothing to compare"
+            )
 
 
 def side_by_side(tables: dict[str, dict[str, dict[float, Spread]]], ws: list[float]) -> list[str]:
@@ -55,10 +57,13 @@ def side_by_side(tables: dict[str, dict[str, dict[float, Spread]]], ws: list[flo
     fractions = sorted({f for columns in best.values() for f in columns})
     methods = [method_name(w) for w in ws] + ([SUPERVISED] if any(SUPERVISED in t for t in tables.values()) else [])
     columns = [(f, name) for f in fractions for name in tables]
-    seeds = {name: max((s.n for row in table.values() for s in row.values()), default=0)
-             for name, table in tables.items()}
-    lines = ["| method | " + " | ".join(f"{fraction_label(f)} labels, {name}" for f, name in columns) + " |",
-             "|---|" + "---:|" * len(columns)]
+    seeds = {
+        name: max((s.n for row in table.values() for s in row.values()), default=0) for name, table in tables.items()
+    }
+    lines = [
+        "| method | " + " | ".join(f"{fraction_label(f)} labels, {name}" for f, name in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
     for method in methods:
         cells = [cell(tables[name].get(method, {}).get(f), seeds[name], best[name].get(f)) for f, name in columns]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
@@ -72,21 +77,26 @@ def claim_side_by_side(studies: list[optuna.Study]) -> list[str]:
     for study in studies:
         w, found = claim_rows(complete_trials(study), EVALUATIONS)
         chosen[study.study_name], rows[study.study_name] = w, {(r.evaluation, r.fraction): r for r in found}
-    keys = sorted({k for found in rows.values() for k in found},
-                  key=lambda k: (list(EVALUATIONS.values()).index(k[0]), k[1]))
+    keys = sorted(
+        {k for found in rows.values() for k in found}, key=lambda k: (list(EVALUATIONS.values()).index(k[0]), k[1])
+    )
     if not keys:
         return []
     names = [s.study_name for s in studies]
     dae, simsiam = method_name(DAE), method_name(SIMSIAM)
-    lines = ["## Does the claim hold?", "",
-             "Each study's SidAE at its own w, chosen on validation (" +
-             ", ".join(f"`{n}`: w = {chosen[n]:g}" if chosen[n] is not None else f"`{n}`: no inner w" for n in names)
-             + "), against each baseline: test accuracy difference in points, mean ± std of the per-seed "
-             "differences (seeds on which SidAE is ahead / seeds), and the verdict, as in each study's report "
-             "(*holds*: ahead of both on every seed; *unclear*: ahead on average only; *no*: behind either on "
-             "average). '-' where a study lacks the row.", "",
-             "| evaluation | " + " | ".join(f"{n}: − {dae} | {n}: − {simsiam} | {n}: claim" for n in names) + " |",
-             "|---|" + "---:|---:|---|" * len(names)]
+    lines = [
+        "## Does the claim hold?",
+        "",
+        "Each study's SidAE at its own w, chosen on validation ("
+        + ", ".join(f"`{n}`: w = {chosen[n]:g}" if chosen[n] is not None else f"`{n}`: no inner w" for n in names)
+        + "), against each baseline: test accuracy difference in points, mean ± std of the per-seed "
+        "differences (seeds on which SidAE is ahead / seeds), and the verdict, as in each study's report "
+        "(*holds*: ahead of both on every seed; *unclear*: ahead on average only; *no*: behind either on "
+        "average). '-' where a study lacks the row.",
+        "",
+        "| evaluation | " + " | ".join(f"{n}: − {dae} | {n}: − {simsiam} | {n}: claim" for n in names) + " |",
+        "|---|" + "---:|---:|---|" * len(names),
+    ]
     for key in keys:
         cells = []
         for name in names:
@@ -98,17 +108,26 @@ def claim_side_by_side(studies: list[optuna.Study]) -> list[str]:
 
 def header(studies: list[optuna.Study], url: str) -> list[str]:
     names = ", ".join(s.study_name for s in studies)
-    lines = [f"# Study comparison: {names}", "",
-             f"Storage: `{project_relative(redact(url))}`. Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
-             "Each study's own report (`python studies/report.py --name NAME`) has its best trials, importances "
-             "and reconstructions.", ""]
+    lines = [
+        f"# Study comparison: {names}",
+        "",
+        f"Storage: `{project_relative(redact(url))}`. Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
+        "Each study's own report (`python studies/report.py --name NAME`) has its best trials, importances "
+        "and reconstructions.",
+        "",
+    ]
     for study in studies:
         attrs = study.user_attrs
         todo = unfinished(study)
-        running = (" **Still running** (" + ", ".join(f"{n} {s}" for s, n in todo.items())
-                   + "): complete trials only.") if todo else ""
-        lines.append(f"- `{study.study_name}`: `{attrs.get('study')}` on {dataset_title(study)}, budget "
-                     f"`{attrs.get('budget', '?')}`; trials: {counts(study)}.{running}")
+        running = (
+            (" **Still running** (" + ", ".join(f"{n} {s}" for s, n in todo.items()) + "): complete trials only.")
+            if todo
+            else ""
+        )
+        lines.append(
+            f"- `{study.study_name}`: `{attrs.get('study')}` on {dataset_title(study)}, budget "
+            f"`{attrs.get('budget', '?')}`; trials: {counts(study)}.{running}"
+        )
     return lines + [""]
 
 
@@ -117,19 +136,25 @@ def write_comparison(studies: list[optuna.Study], url: str, out: Path) -> Path:
     check_comparable(studies)
     out.mkdir(parents=True, exist_ok=True)
     lines = header(studies, url)
-    panels = {s.study_name: {EVALUATIONS[a]: t for a in EVALUATIONS if (t := by_w(complete_trials(s), a))}
-              for s in studies}
+    panels = {
+        s.study_name: {EVALUATIONS[a]: t for a in EVALUATIONS if (t := by_w(complete_trials(s), a))} for s in studies
+    }
     names = " vs ".join(s.study_name for s in studies)
-    figures.w_sweep_comparison_figure(panels, f"test accuracy against w: {names} (mean ± std over seeds)",
-                                      out / "w_sweep.png")
+    figures.w_sweep_comparison_figure(
+        panels, f"test accuracy against w: {names} (mean ± std over seeds)", out / "w_sweep.png"
+    )
     lines += ["## Accuracy against w", "", "![test accuracy against w, all studies](w_sweep.png)", ""]
     for attr, heading in (("test_linear", "Linear evaluation"), ("test_finetune", "Fine-tuning")):
         tables = {s.study_name: method_table(s, complete_trials(s), attr) for s in studies}
         ws = sorted({w for s in studies for w in by_w(complete_trials(s), attr)})
         lines += [f"### {heading}", ""]
         if any(tables.values()):
-            lines += ["Test accuracy (%) by label fraction, mean ± std over each study's seeds; best of each "
-                      "column in bold.", "", *side_by_side(tables, ws), ""]
+            lines += [
+                "Test accuracy (%) by label fraction, mean ± std over each study's seeds; best of each column in bold.",
+                "",
+                *side_by_side(tables, ws),
+                "",
+            ]
         else:
             lines += [f"No {EVALUATIONS[attr]} results in these studies.", ""]
     lines += claim_side_by_side(studies)

@@ -40,18 +40,26 @@ class ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python studies/dashboard.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python studies/dashboard.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
     p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    p.add_argument("--allow-edits", action="store_true",
-                   help="let the browser change the storage (delete studies, tell trials, upload files); "
-                        "default: read-only")
-    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                   help="a host name browsers may use for this server besides --host, localhost and "
-                        "127.0.0.1 (e.g. the name of a cluster's dashboard machine); repeatable")
+    p.add_argument(
+        "--allow-edits",
+        action="store_true",
+        help="let the browser change the storage (delete studies, tell trials, upload files); default: read-only",
+    )
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a host name browsers may use for this server besides --host, localhost and "
+        "127.0.0.1 (e.g. the name of a cluster's dashboard machine); repeatable",
+    )
     return p
 
 
@@ -96,13 +104,22 @@ def artifact_store(url: str, override: str | None) -> FileSystemArtifactStore:
     dashboard (a new cluster's shared volume) creates it, and its images show from then on."""
     folder = artifact_dir_for(url, override)
     if not folder.is_dir():
-        print(f"note: no artifact folder at {folder} yet; trial images show once a study creates it "
-              "(see --artifact-dir)", file=sys.stderr)
+        print(
+            f"note: no artifact folder at {folder} yet; trial images show once a study creates it (see --artifact-dir)",
+            file=sys.stderr,
+        )
     return FileSystemArtifactStore(folder)
 
 
-def serve(url: str, artifact_dir: str | None, host: str, port: int, *, allow_edits: bool = False,
-          allowed_hosts: Iterable[str] = ()) -> WSGIServer:
+def serve(
+    url: str,
+    artifact_dir: str | None,
+    host: str,
+    port: int,
+    *,
+    allow_edits: bool = False,
+    allowed_hosts: Iterable[str] = (),
+) -> WSGIServer:
     """A dashboard server bound to host:port (not yet serving); StorageError or OSError."""
     app = optuna_dashboard.wsgi(open_existing_storage(url), artifact_store=artifact_store(url, artifact_dir))
     hostnames = LOOPBACK_NAMES | {request_hostname(name) for name in (host, *allowed_hosts)}
@@ -113,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     url = args.storage or default_url()
     try:
-        server = serve(url, args.artifact_dir, args.host, args.port, allow_edits=args.allow_edits,
-                       allowed_hosts=args.allowed_host)
+        server = serve(
+            url, args.artifact_dir, args.host, args.port, allow_edits=args.allow_edits, allowed_hosts=args.allowed_host
+        )
     except StorageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -122,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 2
     mode = "editable" if args.allow_edits else "read-only"
-    print(f"optuna-dashboard ({mode}) for {redact(url)} at http://{args.host}:{server.server_port}/dashboard "
-          "(Ctrl-C stops it)", flush=True)
+    print(
+        f"optuna-dashboard ({mode}) for {redact(url)} at http://{args.host}:{server.server_port}/dashboard "
+        "(Ctrl-C stops it)",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -51,11 +51,16 @@ from studies.service.notes import project_relative, redacted_command
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python studies/report.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--name", required=True, action="append",
-                   help="the study's name in the storage, e.g. w-sweep-mnist; give it again for each further "
-                        "w-sweep to compare them in one report (tables, w-plot and verdicts side by side)")
+    p = argparse.ArgumentParser(
+        prog="python studies/report.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--name",
+        required=True,
+        action="append",
+        help="the study's name in the storage, e.g. w-sweep-mnist; give it again for each further "
+        "w-sweep to compare them in one report (tables, w-plot and verdicts side by side)",
+    )
     p.add_argument("--out", required=True, type=Path, help="folder for report.md and the figures (created)")
     p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
     p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
@@ -72,8 +77,10 @@ def paper_table(table: dict[str, dict[float, Spread]]) -> list[str]:
     column per label fraction, the best mean of each column in bold."""
     fractions, best = fractions_of(table), column_best(table)
     seeds = max(s.n for row in table.values() for s in row.values())
-    lines = ["| method | " + " | ".join(f"{fraction_label(f)} labels" for f in fractions) + " |",
-             "|---|" + "---:|" * len(fractions)]
+    lines = [
+        "| method | " + " | ".join(f"{fraction_label(f)} labels" for f in fractions) + " |",
+        "|---|" + "---:|" * len(fractions),
+    ]
     for method, row in table.items():
         cells = [cell(row.get(f), seeds, best[f]) for f in fractions]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
@@ -104,20 +111,30 @@ def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -
     seeds = max(s.n for table in panels.values() for row in table.values() for s in row.values())
     spread = f"mean ± std over {seeds} seeds" if seeds > 1 else "one seed: no spread"
     supervised = tables["test_finetune"].get(SUPERVISED)
-    figures.w_sweep_figure(panels, f"{study.study_name}: test accuracy on {dataset_title(study)} against w ({spread})",
-                           out / "w_sweep.png",
-                           references={EVALUATIONS["test_finetune"]: supervised} if supervised else None)
+    figures.w_sweep_figure(
+        panels,
+        f"{study.study_name}: test accuracy on {dataset_title(study)} against w ({spread})",
+        out / "w_sweep.png",
+        references={EVALUATIONS["test_finetune"]: supervised} if supervised else None,
+    )
     lines = ["## Accuracy against w", "", "![test accuracy against w](w_sweep.png)", ""]
     for attr, title in (("test_linear", "Linear evaluation"), ("test_finetune", "Fine-tuning")):
         lines += [f"### {title}", ""]
         if tables[attr]:
-            lines += [f"Test accuracy (%) on {dataset_title(study)} by label fraction, {spread}; "
-                      "best per column in bold.", "", *paper_table(tables[attr]), ""]
+            lines += [
+                f"Test accuracy (%) on {dataset_title(study)} by label fraction, {spread}; best per column in bold.",
+                "",
+                *paper_table(tables[attr]),
+                "",
+            ]
         else:
             lines += [f"No {EVALUATIONS[attr]} results: this study's budget does not run it.", ""]
     if supervised:
-        lines += [f"`{SUPERVISED}`: the same backbone fine-tuned from a random initialisation on the same labels, "
-                  "steps and seeds (no pre-training): the bar pre-training has to clear.", ""]
+        lines += [
+            f"`{SUPERVISED}`: the same backbone fine-tuned from a random initialisation on the same labels, "
+            "steps and seeds (no pre-training): the bar pre-training has to clear.",
+            "",
+        ]
     lines += claim_lines(trials, EVALUATIONS)
     adaptive = study.user_attrs.get(ADAPTIVE_ATTR)  # set by `studies/run.py --until-decided`
     return lines + (decision_lines(trials, EVALUATIONS, adaptive["w_grid"], adaptive["seeds"]) if adaptive else [])
@@ -128,13 +145,22 @@ def best_trials_section(top: list[FrozenTrial]) -> list[str]:
     measured = [{attr: trial_scores(t, attr) for attr in EVALUATIONS} for t in top]
     scores = [(attr, f) for attr in EVALUATIONS for f in sorted({f for m in measured for f in m[attr]})]
     header = ["trial", "objective", *params, *(f"{EVALUATIONS[a]} {fraction_label(f)}" for a, f in scores), "wall (s)"]
-    lines = ["## Best trials", "",
-             "Objective: validation linear-probe accuracy; the other scores are test accuracies in %.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        "## Best trials",
+        "",
+        "Objective: validation linear-probe accuracy; the other scores are test accuracies in %.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for t, m in zip(top, measured, strict=True):
-        cells = [str(t.number), f"{t.value:.4f}", *(_param(t.params.get(p)) for p in params),
-                 *(pct(m[a][f]) if f in m[a] else "-" for a, f in scores),
-                 f"{t.user_attrs['wall_seconds']:.0f}" if "wall_seconds" in t.user_attrs else "-"]
+        cells = [
+            str(t.number),
+            f"{t.value:.4f}",
+            *(_param(t.params.get(p)) for p in params),
+            *(pct(m[a][f]) if f in m[a] else "-" for a, f in scores),
+            f"{t.user_attrs['wall_seconds']:.0f}" if "wall_seconds" in t.user_attrs else "-",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -162,8 +188,14 @@ def learning_curve_section(name: str, top: list[FrozenTrial], out: Path) -> list
     if not curves:
         return []
     figures.learning_curve_figure(curves, f"{name}: learning curves of the best trials", out / "learning_curves.png")
-    return ["## Learning curves", "", "Validation kNN accuracy after each epoch.", "",
-            "![learning curves](learning_curves.png)", ""]
+    return [
+        "## Learning curves",
+        "",
+        "Validation kNN accuracy after each epoch.",
+        "",
+        "![learning curves](learning_curves.png)",
+        "",
+    ]
 
 
 def reconstruction_section(best: FrozenTrial, artifact_folder: Path, out: Path) -> list[str]:
@@ -174,13 +206,15 @@ def reconstruction_section(best: FrozenTrial, artifact_folder: Path, out: Path) 
     with tempfile.TemporaryDirectory() as tmp:
         grid = Path(tmp) / "grid.png"
         try:
-            download_artifact(artifact_store=FileSystemArtifactStore(artifact_folder), file_path=str(grid),
-                              artifact_id=artifact_id)
+            download_artifact(
+                artifact_store=FileSystemArtifactStore(artifact_folder), file_path=str(grid), artifact_id=artifact_id
+            )
         except (ArtifactNotFound, OSError):
             return lines + [f"Grid {artifact_id} not found in {artifact_folder} (see --artifact-dir).", ""]
         params = ", ".join(f"{k}={_param(v)}" for k, v in best.params.items())
-        figures.reconstruction_figure(grid, f"trial {best.number} ({params}): validation images",
-                                      out / "reconstructions.png")
+        figures.reconstruction_figure(
+            grid, f"trial {best.number} ({params}): validation images", out / "reconstructions.png"
+        )
     lines += ["![clean, noised and reconstructed images](reconstructions.png)", ""]
     if best.params.get("w") == 1.0:
         lines += ["At w = 1 (SimSiam) the decoder is not trained: its row shows what an untrained decoder draws.", ""]
@@ -189,17 +223,27 @@ def reconstruction_section(best: FrozenTrial, artifact_folder: Path, out: Path) 
 
 def header(study: optuna.Study, url: str, done: int) -> list[str]:
     attrs = study.user_attrs
-    kind = (f"`{attrs['study']}` on `{attrs['dataset']}` ({dataset_title(study)}), budget `{attrs['budget']}`. "
-            if {"study", "dataset", "budget"} <= attrs.keys() else "")  # set by studies/run.py
-    lines = [f"# Study report: {study.study_name}", "",
-             f"{kind}Trials: {counts(study)}. Storage: `{project_relative(redact(url))}`. "
-             f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.", ""]
+    kind = (
+        f"`{attrs['study']}` on `{attrs['dataset']}` ({dataset_title(study)}), budget `{attrs['budget']}`. "
+        if {"study", "dataset", "budget"} <= attrs.keys()
+        else ""
+    )  # set by studies/run.py
+    lines = [
+        f"# Study report: {study.study_name}",
+        "",
+        f"{kind}Trials: {counts(study)}. Storage: `{project_relative(redact(url))}`. "
+        f"Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC.",
+        "",
+    ]
     todo = unfinished(study)
     if todo:
         waiting = ", ".join(f"{n} {state}" for state, n in todo.items())
-        lines += [f"> **Still running** ({waiting}): this report covers the {done} trials complete so far. "
-                  "Run it again for the rest. (Trials stay RUNNING after their driver stopped until the study's "
-                  "command is run again.)", ""]
+        lines += [
+            f"> **Still running** ({waiting}): this report covers the {done} trials complete so far. "
+            "Run it again for the rest. (Trials stay RUNNING after their driver stopped until the study's "
+            "command is run again.)",
+            "",
+        ]
     note = get_note(study).strip()
     command = attrs.get("command")
     if note:
@@ -213,8 +257,9 @@ def write_report(study: optuna.Study, url: str, artifact_folder: Path, out: Path
     """report.md and its figures in `out`; StoredStudyError when no trial is complete."""
     trials = complete_trials(study)
     if not trials:
-        raise StoredStudyError(f"study {study.study_name!r} has no complete trials yet "
-                               f"({counts(study) or 'no trials'}); nothing to report")
+        raise StoredStudyError(
+            f"study {study.study_name!r} has no complete trials yet ({counts(study) or 'no trials'}); nothing to report"
+        )
     out.mkdir(parents=True, exist_ok=True)
     best = sorted(trials, key=lambda t: t.value, reverse=True)[:top]
     lines = header(study, url, len(trials))

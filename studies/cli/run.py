@@ -43,16 +43,20 @@ def _assignment(text: str) -> tuple[str, object]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python studies/run.py", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python studies/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--list", action="store_true", help="list the studies and exit")
     p.add_argument("--study", help=f"which study: {', '.join(STUDIES)}")
     p.add_argument("--dataset", default="mnist", help=f"{', '.join(DATASETS)} (default mnist)")
     p.add_argument("--budget", default="cpu", help=f"{', '.join(BUDGETS)} (default cpu: ~20 min on 2 cores)")
     p.add_argument("--name", help="study name in the storage (default <study>-<dataset>)")
-    p.add_argument("--storage", help="sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB, the password in "
-                                     "PGPASSWORD or a PGPASSFILE, not in the URL: Ray keeps the URL in its "
-                                     "saved state (default: studies.db in the project folder)")
+    p.add_argument(
+        "--storage",
+        help="sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB, the password in "
+        "PGPASSWORD or a PGPASSFILE, not in the URL: Ray keeps the URL in its "
+        "saved state (default: studies.db in the project folder)",
+    )
     p.add_argument("--artifact-dir", help="where grids and checkpoints go (default: beside the SQLite file)")
     p.add_argument("--data-dir", help="data sets folder (default $SIDAE_DATA_DIR, else ./data)")
     g = p.add_argument_group("budget overrides")
@@ -61,31 +65,61 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--trials", type=int, help="trials of a sampled (non-grid) study")
     g.add_argument("--w-grid", type=comma_separated(float), help="w values of a w-sweep, e.g. 0,0.5,0.9,1")
     g.add_argument("--seeds", type=comma_separated(int), help="seeds each grid point is repeated with, e.g. 0,1,2")
-    g.add_argument("--set", dest="fixed", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
-                   help="fix a config field for every trial, e.g. --set w=0.9 --set noise.kind=mask "
-                        "(dotted paths of sidae.config.SidAEConfig)")
-    g.add_argument("--primary-fraction", type=float, default=0.01,
-                   help="label fraction whose validation linear-probe accuracy is the objective (default 0.01)")
-    g.add_argument("--until-decided", type=int, metavar="SEEDS",
-                   help="w-sweep: a seed budget; after the first round (--seeds), add a seed at a time only at "
-                        "the grid points of comparisons the verdict still leaves open, until each is decided "
-                        "(anytime-valid, error 0.05 over all) or SEEDS seeds are spent (studies/analysis/adaptive.py)")
+    g.add_argument(
+        "--set",
+        dest="fixed",
+        action="append",
+        type=_assignment,
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a config field for every trial, e.g. --set w=0.9 --set noise.kind=mask "
+        "(dotted paths of sidae.config.SidAEConfig)",
+    )
+    g.add_argument(
+        "--primary-fraction",
+        type=float,
+        default=0.01,
+        help="label fraction whose validation linear-probe accuracy is the objective (default 0.01)",
+    )
+    g.add_argument(
+        "--until-decided",
+        type=int,
+        metavar="SEEDS",
+        help="w-sweep: a seed budget; after the first round (--seeds), add a seed at a time only at "
+        "the grid points of comparisons the verdict still leaves open, until each is decided "
+        "(anytime-valid, error 0.05 over all) or SEEDS seeds are spent (studies/analysis/adaptive.py)",
+    )
     g = p.add_argument_group("scheduling")
     g.add_argument("--address", help="Ray cluster HOST:PORT (default: start Ray on this machine)")
     g.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial, fractions allowed (default 1)")
     g.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, e.g. 0.5 (default 0)")
     g.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
     g.add_argument("--scheduler", help=f"early stopping: {', '.join(SCHEDULERS)} (default: the study's)")
-    g.add_argument("--time-budget", type=float,
-                   help="stop the study after this many minutes; cut and unstarted trials end PRUNED "
-                        "(stopped_by time-budget) and run at the next start")
-    g.add_argument("--min-collapse-std", type=float, default=0.0,
-                   help="prune trials whose collapse indicator (std of l2-normalised features, ~1/sqrt(dim) "
-                        "when healthy) drops below this (default 0: off)")
-    g.add_argument("--trial-retries", type=int, default=1,
-                   help="restarts of a crashed trial, from its last epoch's checkpoint (default 1)")
-    g.add_argument("--max-retries", type=int, default=1,
-                   help="retries, at the next run of the study, of a grid point that failed (default 1)")
+    g.add_argument(
+        "--time-budget",
+        type=float,
+        help="stop the study after this many minutes; cut and unstarted trials end PRUNED "
+        "(stopped_by time-budget) and run at the next start",
+    )
+    g.add_argument(
+        "--min-collapse-std",
+        type=float,
+        default=0.0,
+        help="prune trials whose collapse indicator (std of l2-normalised features, ~1/sqrt(dim) "
+        "when healthy) drops below this (default 0: off)",
+    )
+    g.add_argument(
+        "--trial-retries",
+        type=int,
+        default=1,
+        help="restarts of a crashed trial, from its last epoch's checkpoint (default 1)",
+    )
+    g.add_argument(
+        "--max-retries",
+        type=int,
+        default=1,
+        help="retries, at the next run of the study, of a grid point that failed (default 1)",
+    )
     g.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     g.add_argument("--ray-dir", help="Ray Tune's experiment folder (default runs/ray)")
@@ -95,16 +129,36 @@ def parser() -> argparse.ArgumentParser:
 
 def options(args: argparse.Namespace, argv: list[str]) -> StudyOptions:
     return StudyOptions(
-        study=args.study, dataset=args.dataset, budget=args.budget, name=args.name, storage=args.storage,
-        artifact_dir=args.artifact_dir, data_dir=args.data_dir, epochs=args.epochs, train_limit=args.train_limit,
-        trials=args.trials, w_grid=args.w_grid, seeds=args.seeds, fixed=dict(args.fixed),
-        cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial, address=args.address,
-        scheduler=args.scheduler, max_concurrent=args.max_concurrent, primary_fraction=args.primary_fraction,
+        study=args.study,
+        dataset=args.dataset,
+        budget=args.budget,
+        name=args.name,
+        storage=args.storage,
+        artifact_dir=args.artifact_dir,
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        train_limit=args.train_limit,
+        trials=args.trials,
+        w_grid=args.w_grid,
+        seeds=args.seeds,
+        fixed=dict(args.fixed),
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        address=args.address,
+        scheduler=args.scheduler,
+        max_concurrent=args.max_concurrent,
+        primary_fraction=args.primary_fraction,
         seed=args.seed,
-        time_budget_s=None if args.time_budget is None else args.time_budget * 60, max_retries=args.max_retries,
-        trial_retries=args.trial_retries, min_collapse_std=args.min_collapse_std,
-        ray_dir=args.ray_dir, device=args.device, progress=not args.quiet,
-        command=redacted_command(shlex.join(["python", "studies/run.py", *argv])), until_decided=args.until_decided)
+        time_budget_s=None if args.time_budget is None else args.time_budget * 60,
+        max_retries=args.max_retries,
+        trial_retries=args.trial_retries,
+        min_collapse_std=args.min_collapse_std,
+        ray_dir=args.ray_dir,
+        device=args.device,
+        progress=not args.quiet,
+        command=redacted_command(shlex.join(["python", "studies/run.py", *argv])),
+        until_decided=args.until_decided,
+    )
 
 
 def list_studies() -> str:

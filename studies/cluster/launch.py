@@ -61,8 +61,15 @@ def tool(name: str) -> str:
 def start_session(paths: Paths, record: dict, name: str, command: list[str], env: dict[str, str]) -> Session:
     """Start `command` as a session leader, logging to logs/NAME.log, and record it at once."""
     with open(paths.logs / f"{name}.log", "ab") as log:
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True, cwd=REPO)
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=REPO,
+        )
     session = Session(process.pid, start_time(process.pid) or 0)
     record["processes"][name] = [session.pid, session.start]
     save_record(paths, record)
@@ -73,14 +80,44 @@ def ray_node_command(paths: Paths, name: str, record: dict) -> list[str]:
     # A temp dir per node, as on separate machines: nodes starting at once in one temp dir race
     # for the same socket names and one of them never registers.
     short = name.replace("ray-worker-", "w").replace("ray-", "")  # head, w1, w2: socket paths stay short
-    common = ["--block", "--temp-dir", str(paths.ray_temp / short), "--disable-usage-stats",
-              "--dashboard-agent-listen-port", "0"]  # 0: a free port; the default 52365 clashes between nodes
+    common = [
+        "--block",
+        "--temp-dir",
+        str(paths.ray_temp / short),
+        "--disable-usage-stats",
+        "--dashboard-agent-listen-port",
+        "0",
+    ]  # 0: a free port; the default 52365 clashes between nodes
     if name == "ray-head":
-        return [tool("ray"), "start", "--head", "--port", str(record["ray_port"]), "--num-cpus", "0", "--num-gpus", "0",
-                "--include-dashboard", "false", "--dashboard-host", "127.0.0.1", "--dashboard-port", str(free_port()),
-                *common]
-    return [tool("ray"), "start", "--address", ray_address(record), "--num-cpus", str(record["cpus_per_worker"]),
-            "--num-gpus", str(record["gpus_per_worker"]), *common]
+        return [
+            tool("ray"),
+            "start",
+            "--head",
+            "--port",
+            str(record["ray_port"]),
+            "--num-cpus",
+            "0",
+            "--num-gpus",
+            "0",
+            "--include-dashboard",
+            "false",
+            "--dashboard-host",
+            "127.0.0.1",
+            "--dashboard-port",
+            str(free_port()),
+            *common,
+        ]
+    return [
+        tool("ray"),
+        "start",
+        "--address",
+        ray_address(record),
+        "--num-cpus",
+        str(record["cpus_per_worker"]),
+        "--num-gpus",
+        str(record["gpus_per_worker"]),
+        *common,
+    ]
 
 
 def worker_env(paths: Paths, record: dict, index: int) -> dict[str, str]:
@@ -90,13 +127,26 @@ def worker_env(paths: Paths, record: dict, index: int) -> dict[str, str]:
 
 
 def dashboard_command(paths: Paths, record: dict) -> list[str]:
-    return [sys.executable, "-m", "studies.cli.dashboard", "--storage", storage_url(record), "--port",
-            str(record["dashboard_port"]), "--artifact-dir", str(paths.artifacts)]
+    return [
+        sys.executable,
+        "-m",
+        "studies.cli.dashboard",
+        "--storage",
+        storage_url(record),
+        "--port",
+        str(record["dashboard_port"]),
+        "--artifact-dir",
+        str(paths.artifacts),
+    ]
 
 
 def _pg_local(action: str, paths: Paths, port: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(REPO / "scripts" / "pg_local.sh"), action, str(paths.postgres), str(port)],
-                          capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "pg_local.sh"), action, str(paths.postgres), str(port)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
 
 
 def pg_local(action: str, paths: Paths, port: int) -> None:
@@ -124,8 +174,9 @@ def wait_until(ready: Callable[[], bool], what: str, paths: Paths, watched: dict
     while not ready():
         for name, session in watched.items():
             if not session.alive():
-                raise ClusterError(f"{name} exited while waiting for {what}; {paths.logs / name}.log ends: "
-                                   f"{_log_tail(paths, name)}")
+                raise ClusterError(
+                    f"{name} exited while waiting for {what}; {paths.logs / name}.log ends: {_log_tail(paths, name)}"
+                )
         if time.monotonic() > deadline:
             raise ClusterError(f"timed out after {START_TIMEOUT_S} s waiting for {what}; see {paths.logs}")
         time.sleep(0.5)
@@ -180,22 +231,40 @@ def start(paths: Paths, workers: int, cpus: int, gpus: int, dashboard_port: int 
     for folder in (paths.state, paths.artifacts, paths.tune, paths.logs, paths.ray_temp):
         folder.mkdir(parents=True, exist_ok=True)
     paths.state.chmod(0o711)  # `postgres` must pass through; nobody else needs to list it
-    record = {"ray_port": free_port(), "pg_port": free_port(), "dashboard_port": dashboard_port or free_port(),
-              "workers": workers, "cpus_per_worker": cpus, "gpus_per_worker": gpus, "processes": {}}
+    record = {
+        "ray_port": free_port(),
+        "pg_port": free_port(),
+        "dashboard_port": dashboard_port or free_port(),
+        "workers": workers,
+        "cpus_per_worker": cpus,
+        "gpus_per_worker": gpus,
+        "processes": {},
+    }
     save_record(paths, record)
     write_token(paths)
     pg_local("start", paths, record["pg_port"])
-    head = start_session(paths, record, "ray-head", ray_node_command(paths, "ray-head", record),
-                         {**ray_env(paths), "CUDA_VISIBLE_DEVICES": ""})
+    head = start_session(
+        paths,
+        record,
+        "ray-head",
+        ray_node_command(paths, "ray-head", record),
+        {**ray_env(paths), "CUDA_VISIBLE_DEVICES": ""},
+    )
     wait_until(lambda: port_open(record["ray_port"]), "the Ray head", paths, {"ray-head": head})
     nodes = {"ray-head": head}
     for index in range(workers):
         name = f"ray-worker-{index + 1}"
-        nodes[name] = start_session(paths, record, name, ray_node_command(paths, name, record),
-                                    worker_env(paths, record, index))
+        nodes[name] = start_session(
+            paths, record, name, ray_node_command(paths, name, record), worker_env(paths, record, index)
+        )
     wait_for_nodes(paths, record, nodes)
-    dashboard = start_session(paths, record, "dashboard", dashboard_command(paths, record),
-                              {**os.environ, **storage_env(paths)})
-    wait_until(lambda: http_answers(f"http://127.0.0.1:{record['dashboard_port']}/"), "the dashboard", paths,
-               {"dashboard": dashboard})
+    dashboard = start_session(
+        paths, record, "dashboard", dashboard_command(paths, record), {**os.environ, **storage_env(paths)}
+    )
+    wait_until(
+        lambda: http_answers(f"http://127.0.0.1:{record['dashboard_port']}/"),
+        "the dashboard",
+        paths,
+        {"dashboard": dashboard},
+    )
     return record

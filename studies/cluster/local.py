@@ -58,8 +58,9 @@ from studies.cluster.state import (
 def is_up(paths: Paths, record: dict) -> bool:
     sessions = sessions_of(record)
     expected = 2 + record["workers"]  # head, workers, dashboard
-    return (len(sessions) == expected and all(s.alive() for s in sessions.values())
-            and pg_running(paths, record["pg_port"]))
+    return (
+        len(sessions) == expected and all(s.alive() for s in sessions.values()) and pg_running(paths, record["pg_port"])
+    )
 
 
 def up(paths: Paths, workers: int, cpus: int, gpus: int, dashboard_port: int | None) -> int:
@@ -99,18 +100,22 @@ def down(paths: Paths) -> int:
 def describe(paths: Paths, record: dict) -> str:
     gpus = record["gpus_per_worker"]
     auth = f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={paths.token} PGPASSFILE={paths.postgres / 'pgpass'}"
-    by_hand = (f"{auth} python studies/run.py --address {ray_address(record)} --storage {storage_url(record)} "
-               f"--artifact-dir {paths.artifacts} --ray-dir {paths.tune} --study ...")
-    return "\n".join([
-        f"ray head   {ray_address(record)} ({record['workers']} worker node(s), {record['cpus_per_worker']} CPU "
-        f"and {gpus} GPU each; token in {paths.token})",
-        f"storage    {storage_url(record)}",
-        f"artifacts  {paths.artifacts}",
-        f"dashboard  http://127.0.0.1:{record['dashboard_port']}/",
-        f"submit     python docker/local_cluster.py{_state_flag(paths)} submit --study w-sweep --budget smoke",
-        f"by hand    {by_hand}",
-        f"stop       python docker/local_cluster.py{_state_flag(paths)} down",
-    ])
+    by_hand = (
+        f"{auth} python studies/run.py --address {ray_address(record)} --storage {storage_url(record)} "
+        f"--artifact-dir {paths.artifacts} --ray-dir {paths.tune} --study ..."
+    )
+    return "\n".join(
+        [
+            f"ray head   {ray_address(record)} ({record['workers']} worker node(s), {record['cpus_per_worker']} CPU "
+            f"and {gpus} GPU each; token in {paths.token})",
+            f"storage    {storage_url(record)}",
+            f"artifacts  {paths.artifacts}",
+            f"dashboard  http://127.0.0.1:{record['dashboard_port']}/",
+            f"submit     python docker/local_cluster.py{_state_flag(paths)} submit --study w-sweep --budget smoke",
+            f"by hand    {by_hand}",
+            f"stop       python docker/local_cluster.py{_state_flag(paths)} down",
+        ]
+    )
 
 
 def _state_flag(paths: Paths) -> str:
@@ -135,25 +140,48 @@ def submit(paths: Paths, study_args: list[str]) -> int:
     record = load_record(paths)
     if record is None:
         raise ClusterError(f"no cluster in {paths.state}; run `python docker/local_cluster.py up` first")
-    command = [sys.executable, "-m", "studies.cli.run", "--address", ray_address(record),
-               "--storage", storage_url(record), "--artifact-dir", str(paths.artifacts), "--ray-dir", str(paths.tune),
-               *study_args]
+    command = [
+        sys.executable,
+        "-m",
+        "studies.cli.run",
+        "--address",
+        ray_address(record),
+        "--storage",
+        storage_url(record),
+        "--artifact-dir",
+        str(paths.artifacts),
+        "--ray-dir",
+        str(paths.tune),
+        *study_args,
+    ]
     print("submit:", " ".join(command[1:]), file=sys.stderr, flush=True)
     os.execve(command[0], command, ray_env(paths))
     return 0  # not reached
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python docker/local_cluster.py", description=__doc__, allow_abbrev=False,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                   help=f"the cluster's folder (default {DEFAULT_STATE_DIR.relative_to(REPO)})")
+    p = argparse.ArgumentParser(
+        prog="python docker/local_cluster.py",
+        description=__doc__,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help=f"the cluster's folder (default {DEFAULT_STATE_DIR.relative_to(REPO)})",
+    )
     actions = p.add_subparsers(dest="action", required=True)
     start_ = actions.add_parser("up", help="start the cluster (or report the running one)", allow_abbrev=False)
     start_.add_argument("--workers", type=int, default=2, help="Ray worker nodes (default 2)")
     start_.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs each worker node offers (default 1)")
-    start_.add_argument("--gpus-per-worker", type=int, default=0,
-                        help="GPUs each worker node owns: node i gets devices i*N..i*N+N-1 (default 0)")
+    start_.add_argument(
+        "--gpus-per-worker",
+        type=int,
+        default=0,
+        help="GPUs each worker node owns: node i gets devices i*N..i*N+N-1 (default 0)",
+    )
     start_.add_argument("--dashboard-port", type=int, help="optuna-dashboard's port (default: a free one)")
     actions.add_parser("down", help="stop every process of the cluster; keeps database and artifacts")
     actions.add_parser("status", help="which processes run; exit 0 when all do")

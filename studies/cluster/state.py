@@ -99,6 +99,7 @@ def ray_address(record: dict) -> str:
 def ray_env(paths: Paths) -> dict[str, str]:
     """The environment of every Ray process of the cluster, drivers included."""
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_TOKEN", "RAY_ADDRESS")}
-    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(paths.token), RAY_USAGE_STATS_ENABLED="0",
-               **storage_env(paths))  # drivers write to the database
+    env.update(
+        RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(paths.token), RAY_USAGE_STATS_ENABLED="0", **storage_env(paths)
+    )  # drivers write to the database
     return env

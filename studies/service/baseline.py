@@ -40,8 +40,12 @@ def _fine_tune_from_scratch(cfg: SidAEConfig, threads: int) -> dict[str, float]:
 def submit(configs: dict[str, SidAEConfig], ctx: TrialContext, cpus: float, gpus: float) -> dict[str, ray.ObjectRef]:
     """Start one task per seed; Ray runs them as resources allow, beside the trials."""
     if configs:
-        print(f"supervised baseline (no pre-training) for seed(s) {', '.join(sorted(configs))}: "
-              "scheduled beside the trials", file=sys.stderr, flush=True)
+        print(
+            f"supervised baseline (no pre-training) for seed(s) {', '.join(sorted(configs))}: "
+            "scheduled beside the trials",
+            file=sys.stderr,
+            flush=True,
+        )
     task = _fine_tune_from_scratch.options(num_cpus=cpus, num_gpus=gpus)
     return {seed: task.remote(cfg, ctx.threads) for seed, cfg in configs.items()}
 
@@ -58,13 +62,17 @@ def record(study: optuna.Study, pending: dict[str, ray.ObjectRef], *, wait: bool
         ready, _ = ray.wait([ref], timeout=None if wait else 0)
         if not ready:
             ray.cancel(ref, force=True)
-            print(f"supervised baseline, seed {seed}: cut by the time budget; computed at the next start",
-                  file=sys.stderr)
+            print(
+                f"supervised baseline, seed {seed}: cut by the time budget; computed at the next start", file=sys.stderr
+            )
             continue
         try:
             stored[seed] = ray.get(ref)
         except ray.exceptions.RayError as error:
-            print(f"supervised baseline, seed {seed} failed ({str(error).splitlines()[-1][:200]}); "
-                  "computed at the next start", file=sys.stderr)
+            print(
+                f"supervised baseline, seed {seed} failed ({str(error).splitlines()[-1][:200]}); "
+                "computed at the next start",
+                file=sys.stderr,
+            )
             continue
         study.set_user_attr(SUPERVISED_ATTR, stored)

@@ -35,8 +35,11 @@ class Budget:
 
     def config_values(self) -> dict[str, Any]:
         """The budget as config overrides (dotted paths, see sidae.config.override)."""
-        values = {path: getattr(self, name) for path, name in CONFIG_FIELDS.items()
-                  if getattr(self, name) is not None or path in ALWAYS_SET}
+        values = {
+            path: getattr(self, name)
+            for path, name in CONFIG_FIELDS.items()
+            if getattr(self, name) is not None or path in ALWAYS_SET
+        }
         values["eval.finetune"] = self.finetune_steps is not None
         return values
 
@@ -51,21 +54,56 @@ class Budget:
 
 # The budget fields that are config fields, by dotted path. A None budget value leaves the
 # data set's default (val_size) or means "off" (finetune_steps), except where None is the value.
-CONFIG_FIELDS = {"optim.epochs": "epochs", "data.train_limit": "train_limit", "data.val_size": "val_size",
-                 "eval.knn_bank_size": "knn_bank_size", "eval.label_fractions": "label_fractions",
-                 "eval.finetune_steps": "finetune_steps", "optim.optimizer": "optimizer", "optim.base_lr": "base_lr"}
+CONFIG_FIELDS = {
+    "optim.epochs": "epochs",
+    "data.train_limit": "train_limit",
+    "data.val_size": "val_size",
+    "eval.knn_bank_size": "knn_bank_size",
+    "eval.label_fractions": "label_fractions",
+    "eval.finetune_steps": "finetune_steps",
+    "optim.optimizer": "optimizer",
+    "optim.base_lr": "base_lr",
+}
 ALWAYS_SET = ("data.train_limit",)  # None: the whole training set
 
 
 BUDGETS: dict[str, Budget] = {
-    "smoke": Budget("smoke", epochs=2, train_limit=2048, val_size=1000, trials=3, seeds=(0,),
-                    w_grid=(0.0, 0.5, 1.0), finetune_steps=None, knn_bank_size=2000,
-                    label_fractions=(0.01, 0.1)),
-    "cpu": Budget("cpu", epochs=3, train_limit=20000, val_size=None, trials=12, seeds=(0, 1, 2),
-                  w_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0), finetune_steps=300, knn_bank_size=5000),
-    "gpu": Budget("gpu", epochs=200, train_limit=None, val_size=None, trials=60, seeds=(0, 1, 2),
-                  w_grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), finetune_steps=2000,
-                  knn_bank_size=10000, optimizer="sgd", base_lr=0.05),
+    "smoke": Budget(
+        "smoke",
+        epochs=2,
+        train_limit=2048,
+        val_size=1000,
+        trials=3,
+        seeds=(0,),
+        w_grid=(0.0, 0.5, 1.0),
+        finetune_steps=None,
+        knn_bank_size=2000,
+        label_fractions=(0.01, 0.1),
+    ),
+    "cpu": Budget(
+        "cpu",
+        epochs=3,
+        train_limit=20000,
+        val_size=None,
+        trials=12,
+        seeds=(0, 1, 2),
+        w_grid=(0.0, 0.25, 0.5, 0.75, 0.9, 1.0),
+        finetune_steps=300,
+        knn_bank_size=5000,
+    ),
+    "gpu": Budget(
+        "gpu",
+        epochs=200,
+        train_limit=None,
+        val_size=None,
+        trials=60,
+        seeds=(0, 1, 2),
+        w_grid=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+        finetune_steps=2000,
+        knn_bank_size=10000,
+        optimizer="sgd",
+        base_lr=0.05,
+    ),
 }
 
 # 32x32 RGB on a CPU trains sidae's reduced ResNet-18 (width 16, sidae.config.CPU_MODEL), which
@@ -79,8 +117,14 @@ BUDGETS: dict[str, Budget] = {
 # time, then the supervised baseline); evaluation is about half of each trial, so pre-training
 # gets 5 epochs of 3,500 images (a 5-point learning curve) and fine-tuning 50 steps. The
 # numbers are far from the paper's; the `gpu` budget is the one to test its claim.
-CPU_RGB32 = dataclasses.replace(BUDGETS["cpu"], epochs=5, train_limit=3500, w_grid=(0.0, 0.25, 0.5, 0.75, 1.0),
-                                finetune_steps=50, knn_bank_size=2000)
+CPU_RGB32 = dataclasses.replace(
+    BUDGETS["cpu"],
+    epochs=5,
+    train_limit=3500,
+    w_grid=(0.0, 0.25, 0.5, 0.75, 1.0),
+    finetune_steps=50,
+    knn_bank_size=2000,
+)
 RGB32_DATASETS = ("cifar10", "cifar10-jpeg", "imagefolder")
 VARIANTS: dict[tuple[str, str], Budget] = {("cpu", dataset): CPU_RGB32 for dataset in RGB32_DATASETS}
 

@@ -50,8 +50,10 @@ def _w_grid(budget: Budget) -> dict[str, list[Any]]:
 # is enqueued, and a study keeps one distribution per parameter for life, so choices would make
 # a rerun with a wider --w-grid or more --seeds fail ("CategoricalDistribution does not support
 # dynamic value space"). As a float, w also plots on a numeric axis in the dashboard.
-W_SWEEP_DISTRIBUTIONS = {"seed": optuna.distributions.IntDistribution(0, 2**31 - 1),
-                         "w": optuna.distributions.FloatDistribution(0.0, 1.0)}
+W_SWEEP_DISTRIBUTIONS = {
+    "seed": optuna.distributions.IntDistribution(0, 2**31 - 1),
+    "w": optuna.distributions.FloatDistribution(0.0, 1.0),
+}
 
 
 def _w_sweep(trial: optuna.Trial, budget: Budget, dataset: str) -> None:
@@ -95,12 +97,21 @@ def _joint(trial: optuna.Trial, budget: Budget, dataset: str) -> None:
 STUDIES: dict[str, Study] = {
     s.name: s
     for s in (
-        Study("w-sweep", "w over a grid from 0 (DAE) to 1 (SimSiam), repeated seeds; every point runs to the end",
-              _w_sweep, grid=_w_grid, scheduler="none"),
-        Study("noise-sweep", "noise kind (gaussian, mask, salt-pepper) and level at a fixed w (TPE, ASHA)",
-              _noise_sweep),
-        Study("augment-search", "augmentation strengths: crop scale, jitter, rotation, translation, flips (TPE, ASHA)",
-              _augment_search),
+        Study(
+            "w-sweep",
+            "w over a grid from 0 (DAE) to 1 (SimSiam), repeated seeds; every point runs to the end",
+            _w_sweep,
+            grid=_w_grid,
+            scheduler="none",
+        ),
+        Study(
+            "noise-sweep", "noise kind (gaussian, mask, salt-pepper) and level at a fixed w (TPE, ASHA)", _noise_sweep
+        ),
+        Study(
+            "augment-search",
+            "augmentation strengths: crop scale, jitter, rotation, translation, flips (TPE, ASHA)",
+            _augment_search,
+        ),
         Study("joint", "w, noise, augmentations and learning rate together (TPE, ASHA)", _joint),
     )
 }

@@ -75,9 +75,11 @@ class Lease:
             self.renew()  # it ran out while we could not renew: nobody may have taken it yet
         if self.lost or time.monotonic() >= self._valid_until:
             self.lost = True
-            raise LeaseLost(f"this driver lost the lease on study {self.study_name!r} (it could not renew it "
-                            "in time, or another driver took it over); it stopped without writing. Rerun the "
-                            "command to resume once no other driver runs the study")
+            raise LeaseLost(
+                f"this driver lost the lease on study {self.study_name!r} (it could not renew it "
+                "in time, or another driver took it over); it stopped without writing. Rerun the "
+                "command to resume once no other driver runs the study"
+            )
 
 
 def _here() -> tuple[str, int]:
@@ -99,8 +101,10 @@ def _dead_here(holder: Holder) -> bool:
 
 def _refuse(study_name: str, holder: Holder | None) -> StudyBusy:
     who = "?" if holder is None else f"pid {holder.pid} on {holder.host}, renewed {holder.age_s:.0f} s ago"
-    return StudyBusy(f"study {study_name!r} is being run by another driver ({who}); wait for it to finish or "
-                     "stop it, or use another --name")
+    return StudyBusy(
+        f"study {study_name!r} is being run by another driver ({who}); wait for it to finish or "
+        "stop it, or use another --name"
+    )
 
 
 def acquire(table: LeaseTable, study_name: str, stale_s: float = STALE_S) -> Lease:
@@ -120,8 +124,9 @@ def holder(storage: ResilientStorage, study_name: str) -> Holder | None:
 
 
 @contextmanager
-def held(storage: ResilientStorage, study_name: str, *, stale_s: float = STALE_S,
-         heartbeat_s: float = HEARTBEAT_S) -> Iterator[Lease]:
+def held(
+    storage: ResilientStorage, study_name: str, *, stale_s: float = STALE_S, heartbeat_s: float = HEARTBEAT_S
+) -> Iterator[Lease]:
     """Hold the study's lease for the block: renewed in a background thread, every write through
     `storage` fenced by it, released at the end."""
     try:

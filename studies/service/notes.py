@@ -60,13 +60,14 @@ def project_relative(word: str) -> str:
     relative to it (`runs/x.db`, `../shared/data`), as the user typed it there: a report that
     names this machine's folders cannot be rerun anywhere else. Other words as they are."""
     here = Path.cwd()
-    prefix, path = (_SQLITE, word[len(_SQLITE):]) if word.startswith(_SQLITE) else ("", word)
+    prefix, path = (_SQLITE, word[len(_SQLITE) :]) if word.startswith(_SQLITE) else ("", word)
     if not os.path.isabs(path) or not Path(path).is_relative_to(here.parent):
         return word
     return prefix + os.path.relpath(path, here)
 
 
-def save_study_note(optuna_study: optuna.Study, study: Study, budget: Budget, dataset: str,
-                    primary_fraction: float, command: str) -> None:
+def save_study_note(
+    optuna_study: optuna.Study, study: Study, budget: Budget, dataset: str, primary_fraction: float, command: str
+) -> None:
     """Write the study's dashboard note (a new version each call; the dashboard shows the last)."""
     save_note(optuna_study, study_note(study, budget, dataset, primary_fraction, command))

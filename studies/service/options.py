@@ -63,8 +63,11 @@ def resolve_budget(opts: StudyOptions) -> Budget:
     """The named budget with the user's --epochs, --train-limit, --trials, --w-grid, --seeds."""
     if opts.budget not in BUDGETS:
         raise StudyError(f"unknown budget {opts.budget!r}; choose from {', '.join(BUDGETS)}")
-    counts = {k: v for k, v in (("epochs", opts.epochs), ("train_limit", opts.train_limit),
-                                ("trials", opts.trials)) if v is not None}
+    counts = {
+        k: v
+        for k, v in (("epochs", opts.epochs), ("train_limit", opts.train_limit), ("trials", opts.trials))
+        if v is not None
+    }
     for key, value in counts.items():
         if value <= 0:
             raise StudyError(f"--{key.replace('_', '-')} must be positive, got {value}")
@@ -90,16 +93,25 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
         if key in opts.fixed:
             raise StudyError(f"--set {key} would silently override {flag}; use {flag}")
     study, budget = STUDIES[opts.study], resolve_budget(opts)
-    ctx = TrialContext(dataset=opts.dataset, budget=budget, data_dir=str(data_root(opts.data_dir).resolve()),
-                       run_root="", primary_fraction=opts.primary_fraction,
-                       threads=max(1, int(opts.cpus_per_trial)), device=opts.device, fixed=dict(opts.fixed))
+    ctx = TrialContext(
+        dataset=opts.dataset,
+        budget=budget,
+        data_dir=str(data_root(opts.data_dir).resolve()),
+        run_root="",
+        primary_fraction=opts.primary_fraction,
+        threads=max(1, int(opts.cpus_per_trial)),
+        device=opts.device,
+        fixed=dict(opts.fixed),
+    )
     searched = _searched_params(study, budget, opts.dataset)
     clash = sorted(set(opts.fixed) & searched)
     if clash:
         raise StudyError(f"--set {clash[0]} clashes with a parameter that study {study.name} searches")
     if opts.until_decided is not None and (study.name != "w-sweep" or opts.until_decided < len(budget.seeds)):
-        raise StudyError(f"--until-decided is a w-sweep's seed budget, at least its first round of {len(budget.seeds)} "
-                         f"seeds (--seeds), got {opts.study} with {opts.until_decided}")
+        raise StudyError(
+            f"--until-decided is a w-sweep's seed budget, at least its first round of {len(budget.seeds)} "
+            f"seeds (--seeds), got {opts.study} with {opts.until_decided}"
+        )
     try:
         trial_config({}, ctx)  # the budget and --set values make a valid config
     except ConfigError as error:
@@ -112,4 +124,3 @@ def _searched_params(study: Study, budget: Budget, dataset: str) -> set[str]:
     trial = probe.ask()
     study.space(trial, budget, dataset)
     return set(trial.params)
-

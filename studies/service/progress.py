@@ -45,6 +45,8 @@ class StudyProgress(Callback):
     def _refresh(self) -> None:
         states = list(self._search.outcomes.values())
         best = "-" if self._best is None else f"{self._best:.4f}"
-        self._bar.set_postfix_str(f"complete {states.count(TrialState.COMPLETE)}, running {len(self._running)}, "
-                                  f"pruned {states.count(TrialState.PRUNED)}, failed {states.count(TrialState.FAIL)}, "
-                                  f"best {best}")
+        self._bar.set_postfix_str(
+            f"complete {states.count(TrialState.COMPLETE)}, running {len(self._running)}, "
+            f"pruned {states.count(TrialState.PRUNED)}, failed {states.count(TrialState.FAIL)}, "
+            f"best {best}"
+        )

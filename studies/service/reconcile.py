@@ -42,8 +42,10 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage) -> list[FrozenT
 
 def queued(study: optuna.Study) -> list[dict[str, Any]]:
     """Configurations enqueued but not yet started (Optuna's WAITING trials)."""
-    return [dict(t.params or t.system_attrs.get("fixed_params", {}))
-            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
+    return [
+        dict(t.params or t.system_attrs.get("fixed_params", {}))
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    ]
 
 
 def is_done(trial: FrozenTrial) -> bool:
@@ -67,8 +69,9 @@ def finished_count(study: optuna.Study) -> int:
     return sum(is_done(t) for t in study.get_trials(deepcopy=False))
 
 
-def plan(study: optuna.Study, storage: BaseStorage, points: list[dict[str, Any]] | None, trials: int,
-         max_retries: int) -> int:
+def plan(
+    study: optuna.Study, storage: BaseStorage, points: list[dict[str, Any]] | None, trials: int, max_retries: int
+) -> int:
     """Reconcile, enqueue what must run, and return how many Tune trials to start.
 
     Grid studies (points given) enqueue every missing point. Sampled studies retry the

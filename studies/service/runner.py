@@ -77,9 +77,16 @@ def adaptive_seeds(budget: Budget, total: int) -> tuple[int, ...]:
     return (*budget.seeds, *itertools.islice(extra, total - len(budget.seeds)))
 
 
-def _until_decided(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
-                   storage: optuna.storages.BaseStorage, artifact_store: Any, optuna_study: optuna.Study,
-                   started: float) -> None:
+def _until_decided(
+    opts: StudyOptions,
+    study: Study,
+    budget: Budget,
+    ctx: TrialContext,
+    storage: optuna.storages.BaseStorage,
+    artifact_store: Any,
+    optuna_study: optuna.Study,
+    started: float,
+) -> None:
     """After the first round: a seed at a time, only at the grid points of open comparisons
     (studies/analysis/adaptive.py), until decided, the seed budget is spent, the points keep
     failing, or the time budget is over. The plan is read from the stored trials, so a rerun
@@ -98,8 +105,9 @@ def _until_decided(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialC
         if to_run == 0:
             return
         init_ray(opts)
-        pending = baseline.submit(baseline.missing_seeds(optuna_study, ctx, points), ctx, opts.cpus_per_trial,
-                                  opts.gpus_per_trial)
+        pending = baseline.submit(
+            baseline.missing_seeds(optuna_study, ctx, points), ctx, opts.cpus_per_trial, opts.gpus_per_trial
+        )
         tune_trials(opts, study, budget, ctx, storage, artifact_store, to_run)
         baseline.record(optuna_study, pending, wait=True)
 
@@ -117,8 +125,9 @@ def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -
     if study.user_attrs.get("best_model_trial") == best.number or not weights.is_file():
         return
     if not weights.is_relative_to(run_root.resolve()):
-        print(f"warning: trial {best.number}'s run_dir is outside {run_root}; its weights are not stored",
-              file=sys.stderr)
+        print(
+            f"warning: trial {best.number}'s run_dir is outside {run_root}; its weights are not stored", file=sys.stderr
+        )
         return
     named = weights.with_name(f"best-trial-{best.number}-model.pt")  # the artifact's file name
     try:
@@ -132,8 +141,9 @@ def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -
 
 def _open_study(opts: StudyOptions, study: Study, budget: Budget, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Create the study, or load it if this name exists and holds the same kind of study."""
-    optuna_study = optuna.create_study(study_name=opts.study_name, storage=storage, direction="maximize",
-                                       load_if_exists=True)
+    optuna_study = optuna.create_study(
+        study_name=opts.study_name, storage=storage, direction="maximize", load_if_exists=True
+    )
     identity = {"study": study.name, "dataset": opts.dataset}
     held = {k: optuna_study.user_attrs.get(k) for k in identity}
     if all(v is None for v in held.values()):
@@ -142,17 +152,24 @@ def _open_study(opts: StudyOptions, study: Study, budget: Budget, storage: optun
         # what it searches, data, budget, command: shown on the study's page in optuna-dashboard
         save_study_note(optuna_study, study, budget, opts.dataset, opts.primary_fraction, opts.command)
     elif held != identity:
-        raise StudyError(f"study name {opts.study_name!r} already holds a {held['study']} on {held['dataset']}; "
-                         "choose another --name")
+        raise StudyError(
+            f"study name {opts.study_name!r} already holds a {held['study']} on {held['dataset']}; "
+            "choose another --name"
+        )
     return optuna_study
 
 
 def _print_header(opts: StudyOptions, url: str, artifact_root: Path, budget: Budget, to_run: int) -> None:
-    print(f"study {opts.study_name} ({opts.study} on {opts.dataset}, budget {budget.name}: {budget.epochs} epochs, "
-          f"{budget.train_limit or 'all'} pre-training images)", file=sys.stderr)
+    print(
+        f"study {opts.study_name} ({opts.study} on {opts.dataset}, budget {budget.name}: {budget.epochs} epochs, "
+        f"{budget.train_limit or 'all'} pre-training images)",
+        file=sys.stderr,
+    )
     print(f"storage {redact(url)}; artifacts {artifact_root}", file=sys.stderr)
-    print(f"{to_run} trial(s) to run" if to_run else "nothing left to run: every trial of this study is done",
-          file=sys.stderr)
+    print(
+        f"{to_run} trial(s) to run" if to_run else "nothing left to run: every trial of this study is done",
+        file=sys.stderr,
+    )
 
 
 def dashboard_command(url: str, artifact_dir: str | None) -> str:

@@ -86,9 +86,15 @@ class StudySearch(Searcher):
     told its outcome when Tune ends it. `space(trial)` suggests the trial's parameters (named
     by dotted config path); enqueued configurations come first, as `Study.ask` gives them."""
 
-    def __init__(self, study: optuna.Study, space: Callable[[optuna.Trial], None], *,
-                 artifact_store: FileSystemArtifactStore, index: TrialIndex,
-                 time_budget_s: float | None = None) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: Callable[[optuna.Trial], None],
+        *,
+        artifact_store: FileSystemArtifactStore,
+        index: TrialIndex,
+        time_budget_s: float | None = None,
+    ) -> None:
         super().__init__(metric=OBJECTIVE, mode="max")
         self.study = study
         self._space = space

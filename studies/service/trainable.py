@@ -51,8 +51,14 @@ class TrialContext:
 def trial_config(params: Mapping[str, Any], ctx: TrialContext) -> SidAEConfig:
     """Data-set defaults, then the budget, then the user's --set values, then the trial's
     parameters (named by dotted config path)."""
-    values = {**ctx.budget.config_values(), "data.data_dir": ctx.data_dir, "data.download": False,
-              "device": ctx.device, **ctx.fixed, **params}
+    values = {
+        **ctx.budget.config_values(),
+        "data.data_dir": ctx.data_dir,
+        "data.download": False,
+        "device": ctx.device,
+        **ctx.fixed,
+        **params,
+    }
     cfg = override(default_config(ctx.dataset, device=ctx.device), values)  # the device picks the model defaults
     fractions = cfg.eval.label_fractions
     if ctx.primary_fraction not in fractions:
@@ -76,36 +82,45 @@ def epoch_report(metrics: dict[str, float], identity: TrialIdentity) -> EpochRep
     return cast(EpochReport, {**metrics, **identity, "final": False, "objective": None})
 
 
-def final_report(result: RunResult, ctx: TrialContext, identity: TrialIdentity,
-                 artifacts: dict[str, str], phase_seconds: dict[str, float] | None = None) -> FinalReport:
+def final_report(
+    result: RunResult,
+    ctx: TrialContext,
+    identity: TrialIdentity,
+    artifacts: dict[str, str],
+    phase_seconds: dict[str, float] | None = None,
+) -> FinalReport:
     """The last epoch's metrics and the evaluation; the objective is on the validation split.
     phase_seconds: the whole trial's (default: the run's own, result.phase_seconds)."""
     phases = result.phase_seconds if phase_seconds is None else phase_seconds
-    return cast(FinalReport, {
-        **result.history[-1],
-        **identity,
-        "final": True,
-        "objective": result.val_linear[fraction_key(ctx.primary_fraction)],
-        "val_linear": result.val_linear,
-        "test_linear": result.linear,
-        "test_finetune": result.finetune,
-        "test_knn": result.knn,
-        "wall_seconds": result.wall_seconds,
-        "train_seconds_total": sum(epoch["train_seconds"] for epoch in result.history),
-        "device": result.device,
-        "seed": result.config.seed,
-        "epochs_done": len(result.history),
-        "artifacts": artifacts,
-        PHASE_SECONDS: {phase: round(seconds, 3) for phase, seconds in phases.items()},
-    })
+    return cast(
+        FinalReport,
+        {
+            **result.history[-1],
+            **identity,
+            "final": True,
+            "objective": result.val_linear[fraction_key(ctx.primary_fraction)],
+            "val_linear": result.val_linear,
+            "test_linear": result.linear,
+            "test_finetune": result.finetune,
+            "test_knn": result.knn,
+            "wall_seconds": result.wall_seconds,
+            "train_seconds_total": sum(epoch["train_seconds"] for epoch in result.history),
+            "device": result.device,
+            "seed": result.config.seed,
+            "epochs_done": len(result.history),
+            "artifacts": artifacts,
+            PHASE_SECONDS: {phase: round(seconds, 3) for phase, seconds in phases.items()},
+        },
+    )
 
 
 def save_trial_files(result: RunResult, data: DataSplits, run_dir: Path) -> dict[str, str]:
     """A reconstruction grid of validation images and the trained weights; the resume
     checkpoint (with optimizer state) is dropped once the trial is done."""
     assert result.model is not None
-    grid = save_reconstruction_grid(result.model, data.val.images[:GRID_IMAGES], result.config,
-                                    run_dir / "reconstructions.png")
+    grid = save_reconstruction_grid(
+        result.model, data.val.images[:GRID_IMAGES], result.config, run_dir / "reconstructions.png"
+    )
     weights = run_dir / "model.pt"
     save_atomic({"config": result.config.to_dict(), "model": result.model.state_dict()}, weights)
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
@@ -127,8 +142,9 @@ def process_start_time() -> float | None:
     try:
         # field 22 of /proc/self/stat, counted after the command name (which may hold spaces)
         ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
         return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
@@ -169,8 +185,12 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     result = run(cfg, out_dir=run_dir, callback=report_epoch, data=data, progress=False)
     save_start = time.perf_counter()
     artifacts = save_trial_files(result, data, run_dir)
-    phases = {**({WORKER_START: started} if started is not None else {}), "data_load": data_load,
-              **result.phase_seconds, "save_files": time.perf_counter() - save_start}
+    phases = {
+        **({WORKER_START: started} if started is not None else {}),
+        "data_load": data_load,
+        **result.phase_seconds,
+        "save_files": time.perf_counter() - save_start,
+    }
     inside = sum(seconds for phase, seconds in phases.items() if phase != WORKER_START)
     phases["other"] = max(0.0, time.perf_counter() - clock - inside)
     tune.report(dict(final_report(result, ctx, identity, artifacts, phases)))

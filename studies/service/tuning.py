@@ -29,8 +29,14 @@ def _scheduler(opts: StudyOptions, study: Study, budget: Budget) -> Any:
     if (opts.scheduler or study.scheduler) == "none" or budget.epochs < 2:
         return FIFOScheduler()
     # Rungs at grace, grace*3, ...: a third of the trials survive each rung.
-    return ASHAScheduler(time_attr=STEP, metric=CURVE, mode="max", max_t=budget.epochs,
-                         grace_period=max(1, budget.epochs // 9), reduction_factor=3)
+    return ASHAScheduler(
+        time_attr=STEP,
+        metric=CURVE,
+        mode="max",
+        max_t=budget.epochs,
+        grace_period=max(1, budget.epochs // 9),
+        reduction_factor=3,
+    )
 
 
 def init_ray(opts: StudyOptions) -> None:
@@ -38,8 +44,13 @@ def init_ray(opts: StudyOptions) -> None:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
-        ray.init(address=opts.address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, configure_logging=True)
+        ray.init(
+            address=opts.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            configure_logging=True,
+        )
 
 
 RAY_AUTH_VARS = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
@@ -60,8 +71,15 @@ def private_ray_token() -> dict[str, str]:
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
 
 
-def tune_trials(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialContext,
-          storage: optuna.storages.BaseStorage, artifact_store: Any, to_run: int) -> None:
+def tune_trials(
+    opts: StudyOptions,
+    study: Study,
+    budget: Budget,
+    ctx: TrialContext,
+    storage: optuna.storages.BaseStorage,
+    artifact_store: Any,
+    to_run: int,
+) -> None:
     from ray import tune
 
     from studies.service.progress import StudyProgress
@@ -70,20 +88,35 @@ def tune_trials(opts: StudyOptions, study: Study, budget: Budget, ctx: TrialCont
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
     index = TrialIndex()
     sampled = optuna.load_study(study_name=opts.study_name, storage=storage, sampler=study.sampler(budget, opts.seed))
-    search = StudySearch(sampled, partial(study.space, budget=budget, dataset=opts.dataset),
-                         artifact_store=artifact_store, index=index, time_budget_s=opts.time_budget_s)
+    search = StudySearch(
+        sampled,
+        partial(study.space, budget=budget, dataset=opts.dataset),
+        artifact_store=artifact_store,
+        index=index,
+        time_budget_s=opts.time_budget_s,
+    )
     progress = StudyProgress(search, total=to_run, enabled=opts.progress)
-    trainable = tune.with_resources(tune.with_parameters(train_trial, ctx=ctx),
-                                    {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial})
+    trainable = tune.with_resources(
+        tune.with_parameters(train_trial, ctx=ctx), {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
+    )
     tuner = tune.Tuner(
         trainable,
-        tune_config=tune.TuneConfig(search_alg=search, scheduler=_scheduler(opts, study, budget), num_samples=to_run,
-                                    max_concurrent_trials=opts.max_concurrent or _default_concurrency(opts),
-                                    reuse_actors=True, time_budget_s=opts.time_budget_s),
-        run_config=tune.RunConfig(name=opts.study_name, storage_path=str(_ray_dir(opts)), verbose=0,
-                                  callbacks=[index, progress],
-                                  failure_config=tune.FailureConfig(max_failures=opts.trial_retries),
-                                  stop=collapse_stopper(opts.min_collapse_std) if opts.min_collapse_std > 0 else None),
+        tune_config=tune.TuneConfig(
+            search_alg=search,
+            scheduler=_scheduler(opts, study, budget),
+            num_samples=to_run,
+            max_concurrent_trials=opts.max_concurrent or _default_concurrency(opts),
+            reuse_actors=True,
+            time_budget_s=opts.time_budget_s,
+        ),
+        run_config=tune.RunConfig(
+            name=opts.study_name,
+            storage_path=str(_ray_dir(opts)),
+            verbose=0,
+            callbacks=[index, progress],
+            failure_config=tune.FailureConfig(max_failures=opts.trial_retries),
+            stop=collapse_stopper(opts.min_collapse_std) if opts.min_collapse_std > 0 else None,
+        ),
     )
     tuner.fit()
     search.end_unfinished()
@@ -113,4 +146,3 @@ def _default_concurrency(opts: StudyOptions) -> int:
 
 def _ray_dir(opts: StudyOptions) -> Path:
     return Path(opts.ray_dir or Path.cwd() / "runs" / "ray").resolve()
-
