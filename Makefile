@@ -14,10 +14,10 @@ quickstart: setup
 	$(PY) studies/run.py --study w-sweep
 
 # System parts first (installed when root on Debian/Ubuntu, else one line saying what to
-# install), then the real MNIST the tests read (downloaded into SIDAE_DATA_DIR if missing).
+# install), then the real MNIST and Fashion-MNIST the tests read (downloaded into SIDAE_DATA_DIR if missing).
 test: setup
 	bash scripts/check-system.sh --install
-	$(PY) -m sidae.fetch mnist
+	$(PY) -m sidae.fetch mnist fashion-mnist
 	$(PY) -m pytest
 
 bench: setup
