@@ -61,6 +61,7 @@ class FinalReport(EpochReport):
     epochs_done: int
     artifacts: dict[str, str]  # name -> file, uploaded by the driver as Optuna artifacts
     phase_seconds: dict[str, float]  # where the trial's time went (PHASE_SECONDS below)
+    splits: str  # sidae.evaluate.describe_splits: split sizes, labelled images per fraction
 
 
 # FinalReport keys stored as user attributes of a COMPLETE trial.
@@ -81,8 +82,10 @@ RESULT_ATTRS = (
     "epochs_done",
     "images_per_second",
     "phase_seconds",
+    "splits",
 )
 IDENTITY_ATTRS = tuple(TrialIdentity.__annotations__)
+SPLITS = "splits"
 
 # Where a trial's time went: phase -> seconds, non-overlapping (studies.analysis.phases lists
 # the phases). sidae.timing's phases of the run, and around it: WORKER_START (first trial in

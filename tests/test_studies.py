@@ -37,6 +37,13 @@ def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir:
         assert any(k.startswith("artifacts:") for k in trial.system_attrs)  # what the dashboard lists
     out = smoke_study.stdout
     assert "SimSiam" in out and "DAE" in out and "studies/dashboard.py --storage" in out
+    # the split sizes the trials saw (--train-limit 512, the smoke budget's 1,000 validation images)
+    assert re.search(
+        r": 512 pre-training, [\d,]+ labelled pool, 1,000 validation, 10,000 test images; "
+        r"labelled images per fraction: 1 % = [\d,]+, 10 % = [\d,]+",
+        out,
+    ), out
+    assert all(trial.user_attrs["splits"] in out for trial in study.trials)
     assert study.user_attrs["best_model_trial"] == max(study.trials, key=lambda t: t.value).number  # all COMPLETE
     supervised = study.user_attrs["supervised_finetune"]  # fine-tuned from scratch, per seed
     assert set(supervised) == {"0"} and set(supervised["0"]) == {"0.01", "0.1"}

@@ -22,6 +22,7 @@ from storage import StorageError, default_url
 from studies.analysis.adaptive import ADAPTIVE_ATTR, plan
 from studies.analysis.claim import EVALUATIONS, claim_summary
 from studies.analysis.summary import best_summary, complete_trials, counts, w_sweep_table
+from studies.record import SPLITS
 from studies.service.budgets import BUDGETS
 from studies.service.catalogue import STUDIES
 from studies.service.lease import StudyBusy
@@ -183,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"\n{opts.study_name}: {counts(study)}")
+    splits = next((t.user_attrs[SPLITS] for t in complete_trials(study) if SPLITS in t.user_attrs), None)
+    if splits:
+        print(splits)  # the data every trial saw: split sizes, labelled images per fraction
     print(best_summary(study))
     if opts.study == "w-sweep":
         print("\ntest linear-probe accuracy by w (mean ± std over seeds; * best per column)")

@@ -25,10 +25,10 @@ import torch
 from sidae.checkpoint import save_atomic
 from sidae.config import DataConfig, SidAEConfig, default_config, override
 from sidae.data import DataSplits, load_splits
-from sidae.evaluate import fraction_key
+from sidae.evaluate import describe_splits, fraction_key
 from sidae.experiment import CHECKPOINT_FILE, RunResult, run
 from sidae.visualize import save_reconstruction_grid
-from studies.record import PHASE_SECONDS, STEP, WORKER_START, EpochReport, FinalReport, TrialIdentity
+from studies.record import PHASE_SECONDS, SPLITS, STEP, WORKER_START, EpochReport, FinalReport, TrialIdentity
 from studies.service.budgets import Budget
 
 GRID_IMAGES = 8
@@ -193,7 +193,8 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     }
     inside = sum(seconds for phase, seconds in phases.items() if phase != WORKER_START)
     phases["other"] = max(0.0, time.perf_counter() - clock - inside)
-    tune.report(dict(final_report(result, ctx, identity, artifacts, phases)))
+    splits = describe_splits(data, cfg.eval.label_fractions)  # what the driver prints for the study
+    tune.report({**final_report(result, ctx, identity, artifacts, phases), SPLITS: splits})
     _reported()
 
 
