@@ -10,10 +10,12 @@ crash keeps the previous report's figure whole instead of leaving half a PNG.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import matplotlib.image
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial
 
@@ -69,16 +71,22 @@ def w_sweep_figure(
                     linewidth=1,
                     label=f"{fraction_label(fraction)}, supervised from scratch",
                 )
-        for w, name in BASELINES.items():
-            ax.axvline(w, color="grey", linestyle=":", linewidth=1)
-            ax.text(w, 1.01, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)
-        ax.set_xticks(sorted(table))
-        ax.set_xlabel("w  (0: DAE, 1: SimSiam)")
-        ax.set_ylabel(f"test accuracy (%), {evaluation}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _w_axes(ax, table, evaluation, legend_fontsize=8)
     fig.suptitle(title, fontsize=11)
     return save(fig, path)
+
+
+def _w_axes(ax: Axes, ws: Iterable[float], evaluation: str, legend_fontsize: int) -> None:
+    """The w axis of an accuracy-against-w panel: the baselines marked at their w, ticks at the
+    grid's values, labels, grid lines and the legend."""
+    for w, name in BASELINES.items():
+        ax.axvline(w, color="grey", linestyle=":", linewidth=1)
+        ax.text(w, 1.01, name, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(sorted(ws))
+    ax.set_xlabel("w  (0: DAE, 1: SimSiam)")
+    ax.set_ylabel(f"test accuracy (%), {evaluation}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=legend_fontsize)
 
 
 def importance_figure(importances: dict[str, float], title: str, path: Path) -> Path:
@@ -171,13 +179,6 @@ def w_sweep_comparison_figure(
                     alpha=0.12,
                     linewidth=0,
                 )
-        for w, method in BASELINES.items():
-            ax.axvline(w, color="grey", linestyle=":", linewidth=1)
-            ax.text(w, 1.01, method, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=9)
-        ax.set_xticks(sorted(ws))
-        ax.set_xlabel("w  (0: DAE, 1: SimSiam)")
-        ax.set_ylabel(f"test accuracy (%), {evaluation}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _w_axes(ax, ws, evaluation, legend_fontsize=7)
     fig.suptitle(title, fontsize=11)
     return save(fig, path)
