@@ -11,6 +11,9 @@ from optuna.trial import FrozenTrial
 
 from studies.analysis.adaptive import decision_lines, plan
 from studies.analysis.summary import complete_trials
+from studies.service.budgets import BUDGETS
+from studies.service.catalogue import STUDIES
+from studies.service.notes import study_note
 from tests.multiseed_study import SEEDS, WS, distributions, write_study
 
 EVALUATIONS = {"test_linear": "linear probe"}
@@ -71,3 +74,10 @@ def test_the_report_section_says_decided_or_open_and_trials_against_the_full_bud
     )
     assert "Trials: 27 of the 40 that 10 seeds at every w would take (13 not run; finished)." in lines
     assert "at error 0.0125 per comparison, 0.05 for all of them together" in lines[2]  # 0.05 / (2 baselines x 2 w)
+
+
+def test_the_note_of_an_adaptive_sweep_names_its_seed_budget() -> None:
+    fixed = study_note(STUDIES["w-sweep"], BUDGETS["cpu"], "fashion-mnist", 0.01, "")
+    adaptive = study_note(STUDIES["w-sweep"], BUDGETS["cpu"], "fashion-mnist", 0.01, "", seed_budget=6)
+    assert "grid of 18 points" in fixed and "--until-decided" not in fixed
+    assert "grid of 18 points" in adaptive and "then more seeds, up to 6, only at the w values" in adaptive

@@ -20,14 +20,16 @@ from studies.service.catalogue import Study, grid_points
 _SQLITE = "sqlite:///"
 
 
-def study_note(study: Study, budget: Budget, dataset: str, primary_fraction: float, command: str) -> str:
+def study_note(
+    study: Study, budget: Budget, dataset: str, primary_fraction: float, command: str, seed_budget: int | None = None
+) -> str:
     """The note's markdown; no heading: the dashboard shows the study's name above it, and the
-    report puts it under its own."""
+    report puts it under its own. seed_budget: an adaptive w-sweep's (--until-decided)."""
     fractions = ", ".join(fraction_label(f) for f in budget.label_fractions)
     lines = [
         f"**Searches** (study `{study.name}`): {study.summary}.",
         f"**Data set**: `{dataset}` ({DATASET_TITLES.get(dataset, dataset)}).",
-        f"**Budget** `{budget.name}`: {_budget_text(study, budget)}.",
+        f"**Budget** `{budget.name}`: {_budget_text(study, budget, seed_budget)}.",
         f"**Objective**: validation linear-probe accuracy at {primary_fraction:.0%} labels (maximised); "
         f"the learning curve is the validation kNN accuracy per epoch. Test-set accuracies at {fractions} labels "
         "are the trials' user attributes `test_linear` (linear probe) and `test_finetune` (fine-tuning).",
@@ -37,12 +39,17 @@ def study_note(study: Study, budget: Budget, dataset: str, primary_fraction: flo
     return "\n\n".join(lines) + "\n"
 
 
-def _budget_text(study: Study, budget: Budget) -> str:
+def _budget_text(study: Study, budget: Budget, seed_budget: int | None) -> str:
     images = f"{budget.train_limit} pre-training images" if budget.train_limit else "the whole training set"
     parts = [f"{budget.epochs} epochs per trial on {images}"]
     if study.grid is not None:
         axes = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in study.grid(budget).items())
         parts.append(f"grid of {len(grid_points(study, budget))} points ({axes})")
+        if seed_budget is not None:
+            parts.append(
+                f"then more seeds, up to {seed_budget}, only at the w values of comparisons the verdict "
+                "has not decided yet (--until-decided)"
+            )
     else:
         parts.append(f"{budget.trials} trials")
     parts.append(f"fine-tuning {budget.finetune_steps} steps" if budget.finetune_steps else "no fine-tuning")
@@ -67,7 +74,13 @@ def project_relative(word: str) -> str:
 
 
 def save_study_note(
-    optuna_study: optuna.Study, study: Study, budget: Budget, dataset: str, primary_fraction: float, command: str
+    optuna_study: optuna.Study,
+    study: Study,
+    budget: Budget,
+    dataset: str,
+    primary_fraction: float,
+    command: str,
+    seed_budget: int | None = None,
 ) -> None:
     """Write the study's dashboard note (a new version each call; the dashboard shows the last)."""
-    save_note(optuna_study, study_note(study, budget, dataset, primary_fraction, command))
+    save_note(optuna_study, study_note(study, budget, dataset, primary_fraction, command, seed_budget))

@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,6 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     points = grid_points(study, budget) if study.grid is not None else None
     if opts.address is None and not any(k in os.environ for k in RAY_AUTH_VARS):
         os.environ.update(private_ray_token())  # before Ray is imported: it reads them once
-    from studies.service import baseline  # imports Ray: only once the input is known to be good
 
     # StudyBusy if another live driver runs this study; every write below is fenced by the lease,
     # the study's creation and note included
@@ -53,22 +53,54 @@ def run_study(opts: StudyOptions) -> optuna.Study:
             optuna_study = _open_study(opts, study, budget, storage)
             to_run = plan(optuna_study, storage, points, budget.trials, opts.max_retries)
             _print_header(opts, url, artifact_root, budget, to_run)
-            seeds = baseline.missing_seeds(optuna_study, ctx, points if points is not None else [{}])
-            started = time.monotonic()
-            if to_run > 0 or seeds:
-                init_ray(opts)
-                pending = baseline.submit(seeds, ctx, opts.cpus_per_trial, opts.gpus_per_trial)
-                if to_run > 0:
-                    tune_trials(opts, study, budget, ctx, storage, artifact_store, to_run)
-                in_time = opts.time_budget_s is None or time.monotonic() - started < opts.time_budget_s
-                baseline.record(optuna_study, pending, wait=in_time)
+            run = _Run(opts, study, budget, ctx, storage, artifact_store, optuna_study)
+            run.round(points if points is not None else [{}], to_run)
             if opts.until_decided is not None:
-                _until_decided(opts, study, budget, ctx, storage, artifact_store, optuna_study, started)
+                _until_decided(run)
             store_best_model(optuna_study, artifact_store, Path(ctx.run_root))
         except Exception:
             study_lease.check()  # a lost lease is the cause (Ray Tune wraps it): say that, in one line
             raise
     return optuna_study
+
+
+@dataclass
+class _Run:
+    """One driver's run of a study: what its rounds of trials share, and its time budget's clock."""
+
+    opts: StudyOptions
+    study: Study
+    budget: Budget
+    ctx: TrialContext
+    storage: optuna.storages.BaseStorage
+    artifact_store: Any
+    optuna_study: optuna.Study
+    started: float = field(default_factory=time.monotonic)
+
+    def time_left(self) -> float | None:
+        """Seconds of --time-budget left (None: no budget), shared by every round."""
+        if self.opts.time_budget_s is None:
+            return None
+        return self.opts.time_budget_s - (time.monotonic() - self.started)
+
+    def in_time(self) -> bool:
+        left = self.time_left()
+        return left is None or left > 0
+
+    def round(self, points: list[dict[str, Any]], to_run: int) -> None:
+        """`to_run` trials, and beside them the supervised baseline of each seed of `points`
+        that lacks one (waited for only while in time: else computed at the next start)."""
+        from studies.service import baseline  # imports Ray: only once the input is known to be good
+
+        seeds = baseline.missing_seeds(self.optuna_study, self.ctx, points)
+        if to_run == 0 and not seeds:
+            return
+        init_ray(self.opts)
+        pending = baseline.submit(seeds, self.ctx, self.opts.cpus_per_trial, self.opts.gpus_per_trial)
+        if to_run > 0:
+            opts, left = self.opts, self.time_left()
+            tune_trials(opts, self.study, self.budget, self.ctx, self.storage, self.artifact_store, to_run, left)
+        baseline.record(self.optuna_study, pending, wait=self.in_time())
 
 
 def adaptive_seeds(budget: Budget, total: int) -> tuple[int, ...]:
@@ -77,39 +109,39 @@ def adaptive_seeds(budget: Budget, total: int) -> tuple[int, ...]:
     return (*budget.seeds, *itertools.islice(extra, total - len(budget.seeds)))
 
 
-def _until_decided(
-    opts: StudyOptions,
-    study: Study,
-    budget: Budget,
-    ctx: TrialContext,
-    storage: optuna.storages.BaseStorage,
-    artifact_store: Any,
-    optuna_study: optuna.Study,
-    started: float,
-) -> None:
+def _until_decided(run: _Run) -> None:
     """After the first round: a seed at a time, only at the grid points of open comparisons
     (studies/analysis/adaptive.py), until decided, the seed budget is spent, the points keep
     failing, or the time budget is over. The plan is read from the stored trials, so a rerun
     resumes where this one stopped."""
     from studies.analysis import adaptive
     from studies.analysis.claim import EVALUATIONS
-    from studies.service import baseline
 
-    seeds = adaptive_seeds(budget, opts.until_decided or 0)
-    optuna_study.set_user_attr(adaptive.ADAPTIVE_ATTR, {"seeds": list(seeds), "w_grid": list(budget.w_grid)})
-    while opts.time_budget_s is None or time.monotonic() - started < opts.time_budget_s:
-        complete = optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        next_points = adaptive.plan(complete, EVALUATIONS, budget.w_grid, seeds).next_points
+    seeds = adaptive_seeds(run.budget, run.opts.until_decided or 0)
+    _record_seed_budget(run, seeds)
+    while run.in_time():
+        complete = run.optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        next_points = adaptive.plan(complete, EVALUATIONS, run.budget.w_grid, seeds).next_points
         points = [{"seed": s, "w": w} for s, w in next_points]
-        to_run = plan(optuna_study, storage, points, 0, opts.max_retries)
+        to_run = plan(run.optuna_study, run.storage, points, 0, run.opts.max_retries)
         if to_run == 0:
             return
-        init_ray(opts)
-        pending = baseline.submit(
-            baseline.missing_seeds(optuna_study, ctx, points), ctx, opts.cpus_per_trial, opts.gpus_per_trial
-        )
-        tune_trials(opts, study, budget, ctx, storage, artifact_store, to_run)
-        baseline.record(optuna_study, pending, wait=True)
+        run.round(points, to_run)
+
+
+def _record_seed_budget(run: _Run, seeds: tuple[int, ...]) -> None:
+    """The seed budget as a study attribute (the report's plan reads it) and in the study's
+    note (a new note version only when the budget changed)."""
+    from studies.analysis import adaptive
+
+    budget = {"seeds": list(seeds), "w_grid": list(run.budget.w_grid)}
+    if run.optuna_study.user_attrs.get(adaptive.ADAPTIVE_ATTR) == budget:
+        return
+    run.optuna_study.set_user_attr(adaptive.ADAPTIVE_ATTR, budget)
+    opts = run.opts
+    save_study_note(
+        run.optuna_study, run.study, run.budget, opts.dataset, opts.primary_fraction, opts.command, len(seeds)
+    )
 
 
 def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -> None:

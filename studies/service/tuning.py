@@ -79,7 +79,10 @@ def tune_trials(
     storage: optuna.storages.BaseStorage,
     artifact_store: Any,
     to_run: int,
+    time_budget_s: float | None = None,
 ) -> None:
+    """Run `to_run` trials, within `time_budget_s` seconds (None: no limit), the searcher
+    recording each in the Optuna study."""
     from ray import tune
 
     from studies.service.progress import StudyProgress
@@ -93,7 +96,7 @@ def tune_trials(
         partial(study.space, budget=budget, dataset=opts.dataset),
         artifact_store=artifact_store,
         index=index,
-        time_budget_s=opts.time_budget_s,
+        time_budget_s=time_budget_s,
     )
     progress = StudyProgress(search, total=to_run, enabled=opts.progress)
     trainable = tune.with_resources(
@@ -107,7 +110,7 @@ def tune_trials(
             num_samples=to_run,
             max_concurrent_trials=opts.max_concurrent or _default_concurrency(opts),
             reuse_actors=True,
-            time_budget_s=opts.time_budget_s,
+            time_budget_s=time_budget_s,
         ),
         run_config=tune.RunConfig(
             name=opts.study_name,
