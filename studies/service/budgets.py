@@ -1,7 +1,7 @@
 """Compute budgets: how much each trial trains and how many trials a study runs.
 
 smoke: seconds to a minute per trial, for tests and first contact.
-cpu:   the default; a study that finishes on a 2-core laptop in about 20 minutes (MNIST,
+cpu:   the default; a study that finishes on a 2-core laptop in 20 to 30 minutes (MNIST,
        Fashion-MNIST) or 40 minutes (32x32 RGB: its own variant, below).
 gpu:   paper-scale pre-training, for a cluster of GPU workers.
 A budget may have a variant per data set (budget_for); explicit command-line flags override
