@@ -1,13 +1,19 @@
 """One real smoke w-sweep (3 trials, local Ray, SQLite, real MNIST) shared by the tests that
-inspect a finished study: the storage, the dashboard, the report."""
+inspect a finished study: the storage, the dashboard, the report. And the two ways the tests
+run the study command: as a user's process (run_cli), or in the test's own process for inputs
+refused before anything starts (main_in_process)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +32,54 @@ def run_cli(
         timeout=timeout,
         env=env,
     )
+
+
+def main_in_process(
+    *args: str, cwd: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """`studies/run.py ARGS` as run_cli runs it, but in this process (no interpreter start, no
+    torch import: seconds saved per case): the exit code, stdout and stderr. Warnings and
+    log records, which a fresh process would print on stderr but pytest catches, are returned
+    on stderr too; the process's environment and Optuna's verbosity are put back afterwards."""
+    from studies.cli import run
+
+    monkeypatch.chdir(cwd)
+    environment, verbosity = dict(os.environ), optuna.logging.get_verbosity()
+    with warnings.catch_warnings(record=True) as warned, LogRecords() as logged:
+        warnings.simplefilter("always")
+        try:
+            code = run.main(["--data-dir", str(data_dir), *args])
+        finally:
+            for key in os.environ.keys() - environment.keys():
+                del os.environ[key]
+            os.environ.update(environment)
+            optuna.logging.set_verbosity(verbosity)
+    out, err = capfd.readouterr()
+    hidden = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # by default
+    shown = [w for w in warned if not issubclass(w.category, hidden)]
+    return code, out, err + "".join(f"{w.category.__name__}: {w.message}\n" for w in shown) + logged.text()
+
+
+class LogRecords(logging.Handler):
+    """Log records of WARNING and above from any logger while in use, as a process's stderr
+    would show them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname} {record.name}: {record.getMessage()}\n")
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def __enter__(self) -> LogRecords:
+        logging.getLogger().addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger().removeHandler(self)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from tests.postgres import PostgresServer
-from tests.smoke_study import TINY, SmokeStudy, run_cli
+from tests.smoke_study import TINY, SmokeStudy, main_in_process, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -69,13 +69,14 @@ def test_stale_running_trial_is_failed_and_its_point_retried(tmp_path: Path, mni
     study.set_user_attr("dataset", "mnist")
     study.enqueue_trial({"seed": 0, "w": 0.5})
     orphan = study.ask(W_SWEEP_DISTRIBUTIONS)  # the grid point, RUNNING
-    done = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    # two grid points: the orphan's and one never run, as two trials at once
+    done = run_cli("--study", "w-sweep", *TINY, "--w-grid", "0,0.5", "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = load(url).trials
     assert trials[orphan.number].state == TrialState.FAIL
     assert "driver" in trials[orphan.number].user_attrs["fail_reason"]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert sorted(t.params["w"] for t in complete) == [0.0, 0.5, 1.0]
+    assert sorted(t.params["w"] for t in complete) == [0.0, 0.5]
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
@@ -127,6 +128,8 @@ def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_s
         "--study",
         "w-sweep",
         *TINY,
+        "--w-grid",
+        "0,1",  # two trials at once: one wave on 2 cores
         "--storage",
         postgres_url,
         "--name",
@@ -138,7 +141,7 @@ def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_s
     )
     assert done.returncode == 0, done.stderr[-3000:]
     study = load(postgres_url, "w-sweep-pg")
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert all(len(t.intermediate_values) == 2 for t in study.trials)
     # no secret at rest: not in the artifacts, trial folders, Ray's experiment state, or output
     password = postgres_server.password_file.read_text().strip().rsplit(":", 1)[1].encode()
@@ -148,11 +151,21 @@ def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_s
     assert password.decode() not in done.stdout + done.stderr
 
 
-def test_list(tmp_path: Path, mnist_dir: Path) -> None:
-    done = run_cli("--list", cwd=tmp_path, data_dir=mnist_dir)
-    assert done.returncode == 0
-    names = [line.split()[0] for line in done.stdout.splitlines()]
+def test_list(
+    tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = main_in_process("--list", cwd=tmp_path, data_dir=mnist_dir, monkeypatch=monkeypatch, capfd=capfd)
+    assert code == 0 and err == ""
+    names = [line.split()[0] for line in out.splitlines()]
     assert names == ["w-sweep", "noise-sweep", "augment-search", "joint"]
+
+
+def assert_one_line_error(code: int, stderr: str, message: str, work: Path) -> None:
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
+    assert "secret" not in stderr
+    assert list(work.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -175,16 +188,29 @@ def test_list(tmp_path: Path, mnist_dir: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
-    tmp_path: Path, mnist_dir: Path, args: list[str], message: str
+    tmp_path: Path,
+    mnist_dir: Path,
+    args: list[str],
+    message: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    done = run_cli(*args, "--budget", "smoke", cwd=work, data_dir=mnist_dir)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], done.stderr
-    assert "secret" not in done.stderr
-    assert list(work.iterdir()) == []
+    code, _, err = main_in_process(
+        *args, "--budget", "smoke", cwd=work, data_dir=mnist_dir, monkeypatch=monkeypatch, capfd=capfd
+    )
+    assert_one_line_error(code, err, message, work)
+
+
+def test_bad_input_is_one_line_from_the_real_command_line(tmp_path: Path, mnist_dir: Path) -> None:
+    """One of the cases above as a user's process runs it (a fresh interpreter: its imports,
+    warnings and logging print what they print): still one line, no password, nothing written."""
+    work = tmp_path / "work"
+    work.mkdir()
+    url = "postgresql+psycopg://u:secret@127.0.0.1:1/db"
+    done = run_cli("--study", "w-sweep", "--storage", url, "--budget", "smoke", cwd=work, data_dir=mnist_dir)
+    assert_one_line_error(done.returncode, done.stderr, "cannot reach PostgreSQL", work)
 
 
 def test_budget_overrides() -> None:
@@ -202,9 +228,20 @@ def test_budget_overrides() -> None:
 
 def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    longer = [*TINY, "--epochs", "4", "--train-limit", "2048"]  # a trial takes longer than the budget
+    longer = [*TINY, "--epochs", "4", "--train-limit", "2048", "--w-grid", "0,1"]  # a trial outlasts the budget
+    # one trial at a time: the first is cut while it runs, the second never starts in time
     cut = run_cli(
-        "--study", "w-sweep", *longer, "--time-budget", "0.15", "--storage", url, cwd=tmp_path, data_dir=mnist_dir
+        "--study",
+        "w-sweep",
+        *longer,
+        "--max-concurrent",
+        "1",
+        "--time-budget",
+        "0.15",
+        "--storage",
+        url,
+        cwd=tmp_path,
+        data_dir=mnist_dir,
     )
     assert cut.returncode == 0, cut.stderr[-3000:]
     trials = load(url).trials
@@ -215,7 +252,7 @@ def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_pat
     rerun = run_cli("--study", "w-sweep", *longer, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     complete = [t for t in load(url).trials if t.state == TrialState.COMPLETE]
-    assert sorted(t.params["w"] for t in complete) == [0.0, 0.5, 1.0]
+    assert sorted(t.params["w"] for t in complete) == [0.0, 1.0]
 
 
 def test_a_one_point_grid_completes_and_so_does_the_last_point_of_a_resumed_grid(

@@ -12,20 +12,31 @@ import optuna
 import pytest
 
 from studies.analysis.adaptive import ADAPTIVE_ATTR
-from tests.smoke_study import REPO, TINY, run_cli
+from tests.smoke_study import REPO, TINY, main_in_process, run_cli
 
 
-def test_bad_until_decided_is_one_line(tmp_path: Path, mnist_dir: Path) -> None:
+def test_bad_until_decided_is_one_line(
+    tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """In this process (studies/run.py's main): a refused input's one line from a real process
+    is test_studies.py's test_bad_input_is_one_line_from_the_real_command_line."""
     cases = (
         (["--study", "noise-sweep", "--until-decided", "3"], "--until-decided is a w-sweep's"),
         (["--study", "w-sweep", "--seeds", "0,1", "--until-decided", "1"], "at least its first round"),
     )
     for args, message in cases:
-        done = run_cli(
-            *args, *TINY, "--storage", f"sqlite:///{tmp_path / 'studies.db'}", cwd=tmp_path, data_dir=mnist_dir
+        code, _, err = main_in_process(
+            *args,
+            *TINY,
+            "--storage",
+            f"sqlite:///{tmp_path / 'studies.db'}",
+            cwd=tmp_path,
+            data_dir=mnist_dir,
+            monkeypatch=monkeypatch,
+            capfd=capfd,
         )
-        assert done.returncode == 2 and done.stderr.startswith("error: ") and message in done.stderr
-        assert done.stderr.count("\n") == 1
+        assert code == 2 and err.startswith("error: ") and message in err
+        assert err.count("\n") == 1
     assert not (tmp_path / "studies.db").exists()
 
 
