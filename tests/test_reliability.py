@@ -20,14 +20,18 @@ from optuna.trial import TrialState
 
 from storage import make_storage
 from studies.service import lease
+from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from tests.postgres import PostgresServer
-from tests.smoke_study import REPO, TINY, run_cli
+from tests.smoke_study import REPO, TINY, main_in_process, run_cli
 
 pytestmark = pytest.mark.slow
 
 # Trials long enough (4 epochs) to be caught in the middle.
 LONGER = [*TINY, "--epochs", "4", "--train-limit", "2048"]
-W_GRID = [0.0, 0.5, 1.0]
+W_GRID = [0.0, 0.5, 1.0]  # the smoke budget's
+# Smaller grids where the behaviour needs no more: one point for one trial, two points for two
+# trials at once (one wave on 2 cores), or one after the other with --max-concurrent 1.
+ONE_POINT, TWO_POINTS = ["--w-grid", "0.5"], ["--w-grid", "0,1"]
 
 
 MARK = "SIDAE_TEST_DRIVER"  # in the environment of a test's driver, so of its Ray processes
@@ -95,27 +99,26 @@ def ray_workers(cwd: Path) -> list[int]:
     return sorted(pids)
 
 
-def assert_grid_complete_once(url: str) -> None:
+def assert_grid_complete_once(url: str, grid: list[float]) -> None:
     """Every grid point COMPLETE exactly once, nothing left RUNNING."""
     found = trials(url)
     assert not [t for t in found if t.state == TrialState.RUNNING]
     complete = sorted(t.params["w"] for t in found if t.state == TrialState.COMPLETE)
-    assert complete == W_GRID
+    assert complete == grid
 
 
 def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     with background(
-        start_cli(
-            "--study", "w-sweep", *LONGER, "--max-concurrent", "1", "--storage", url, cwd=tmp_path, data_dir=mnist_dir
-        )
+        start_cli("--study", "w-sweep", *LONGER, *ONE_POINT, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     ) as driver:
-        wait_for(lambda: reported_epochs(url) >= 1 and ray_workers(tmp_path), "the first trial's first epoch")
+        wait_for(lambda: reported_epochs(url) >= 1 and ray_workers(tmp_path), "the trial's first epoch")
         victim = ray_workers(tmp_path)[0]
         os.kill(victim, signal.SIGKILL)
         _, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 0, stderr[-3000:]
-    assert_grid_complete_once(url)
+    assert_grid_complete_once(url, [0.5])
+    assert lease.holder(make_storage(url), "w-sweep-mnist") is None  # the driver released the study at the end
     first = min(trials(url), key=lambda t: t.number)
     assert first.user_attrs["pid"] == victim  # the trial whose process was killed...
     assert first.state == TrialState.COMPLETE  # ...was restarted by Ray and finished
@@ -125,7 +128,7 @@ def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path
 
 def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    command = ["--study", "w-sweep", *LONGER, "--max-concurrent", "1", "--storage", url]
+    command = ["--study", "w-sweep", *LONGER, *TWO_POINTS, "--max-concurrent", "1", "--storage", url]
     with background(start_cli(*command, cwd=tmp_path, data_dir=mnist_dir)) as driver:
         wait_for(
             lambda: any(t.state == TrialState.COMPLETE for t in trials(url)) and reported_epochs(url) >= 6,
@@ -145,7 +148,7 @@ def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mni
             assert trial.state == TrialState.COMPLETE  # kept, not rerun
         if before.get(trial.number) == TrialState.RUNNING:
             assert trial.state == TrialState.FAIL and "driver" in trial.user_attrs["fail_reason"]
-    assert_grid_complete_once(url)
+    assert_grid_complete_once(url, [0.0, 1.0])
     retried = [t for t in after if t.number not in before]
     resumed = [
         t
@@ -166,6 +169,7 @@ def test_a_postgresql_restart_mid_study_is_waited_out(
             "--study",
             "w-sweep",
             *LONGER,
+            *TWO_POINTS,
             "--name",
             name,
             "--storage",
@@ -182,24 +186,50 @@ def test_a_postgresql_restart_mid_study_is_waited_out(
         _, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 0, stderr[-3000:]
     found = trials(url, name)
-    assert sorted(t.params["w"] for t in found if t.state == TrialState.COMPLETE) == W_GRID
+    assert sorted(t.params["w"] for t in found if t.state == TrialState.COMPLETE) == [0.0, 1.0]
     assert all(sorted(t.intermediate_values) == [1, 2, 3, 4] for t in found)
 
 
+HOLD_LEASE = """
+import sys, time
+from storage import make_storage
+from studies.service import lease
+with lease.held(make_storage(sys.argv[1]), sys.argv[2]):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
 def test_a_second_driver_on_the_same_study_refuses(tmp_path: Path, mnist_dir: Path) -> None:
+    """A live driver of the study is a process holding its lease (what a running driver does
+    first, studies/service/runner.py): the command, as a second driver, refuses in one line
+    naming it and touches nothing: the first driver's running trial stays as it is. (A real
+    driver releasing its lease at the end: the worker test above.)"""
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    command = ["--study", "w-sweep", *LONGER, "--storage", url]
-    with background(start_cli(*command, cwd=tmp_path, data_dir=mnist_dir)) as first:
-        wait_for(lambda: reported_epochs(url) >= 1, "the first driver's first epoch")
-        second = run_cli(*command, cwd=tmp_path, data_dir=mnist_dir)
+    study = optuna.create_study(study_name="w-sweep-mnist", storage=url, direction="maximize")
+    study.set_user_attr("study", "w-sweep")
+    study.set_user_attr("dataset", "mnist")
+    study.enqueue_trial({"seed": 0, "w": 0.5})
+    study.ask(W_SWEEP_DISTRIBUTIONS)  # the first driver's trial under way, RUNNING
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LEASE, url, "w-sweep-mnist"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # killed by background() as a driver is: its process group
+    )
+    with background(first):
+        assert first.stdout is not None and first.stdout.readline() == "held\n"
+        second = run_cli("--study", "w-sweep", *TINY, *ONE_POINT, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
         assert second.returncode == 2
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and "is being run by another driver" in lines[0]
         assert f"pid {first.pid} " in lines[0]
-        _, stderr = first.communicate(timeout=600)
-    assert first.returncode == 0, stderr[-3000:]
-    assert_grid_complete_once(url)
-    assert lease.holder(make_storage(url), "w-sweep-mnist") is None  # released at the end
+        held = lease.holder(make_storage(url), "w-sweep-mnist")
+        assert held is not None and held.pid == first.pid  # still the first driver's
+        # not marked stale, not queued again, nothing added
+        assert [(t.state, t.params) for t in trials(url)] == [(TrialState.RUNNING, {"seed": 0, "w": 0.5})]
+        assert first.poll() is None
 
 
 @pytest.fixture
@@ -242,7 +272,15 @@ def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(
         assert "No space left on device" in trial.user_attrs["fail_reason"]
 
 
-def test_a_read_only_database_is_a_one_line_error(tmp_path: Path, mnist_dir: Path, small_disk: Path) -> None:
+def test_a_read_only_database_is_a_one_line_error(
+    tmp_path: Path,
+    mnist_dir: Path,
+    small_disk: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Run in this process (studies/run.py's main), as test_studies.py's refused inputs are;
+    one of those also runs as a user's process."""
     url = f"sqlite:///{small_disk / 'studies.db'}"
     # in another process, so that no open connection keeps the file system busy
     subprocess.run(
@@ -251,20 +289,32 @@ def test_a_read_only_database_is_a_one_line_error(tmp_path: Path, mnist_dir: Pat
         capture_output=True,
     )
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    done = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: cannot open SQLite database"), done.stderr
+    code, _, err = main_in_process(
+        "--study",
+        "w-sweep",
+        *TINY,
+        "--storage",
+        url,
+        cwd=tmp_path,
+        data_dir=mnist_dir,
+        monkeypatch=monkeypatch,
+        capfd=capfd,
+    )
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot open SQLite database"), err
     assert [s.study_name for s in optuna.study.get_all_study_summaries(url)] == ["kept"]  # nothing lost
 
 
-def test_corrupt_data_files_are_a_one_line_error(tmp_path: Path) -> None:
+def test_corrupt_data_files_are_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     from tests import formats
 
     formats.write_mnist(tmp_path / "data", "MNIST", n_train=100, n_test=20)
     images = tmp_path / "data" / "MNIST" / "raw" / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:500])
-    done = run_cli(
+    code, _, err = main_in_process(
         "--study",
         "w-sweep",
         *TINY,
@@ -272,8 +322,10 @@ def test_corrupt_data_files_are_a_one_line_error(tmp_path: Path) -> None:
         f"sqlite:///{tmp_path / 'studies.db'}",
         cwd=tmp_path,
         data_dir=tmp_path / "data",
+        monkeypatch=monkeypatch,
+        capfd=capfd,
     )
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+    assert code == 2
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and "unreadable or corrupt files" in lines[0]
     assert not (tmp_path / "studies.db").exists()
