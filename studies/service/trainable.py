@@ -88,9 +88,11 @@ def final_report(
     identity: TrialIdentity,
     artifacts: dict[str, str],
     phase_seconds: dict[str, float] | None = None,
+    splits: str = "",
 ) -> FinalReport:
     """The last epoch's metrics and the evaluation; the objective is on the validation split.
-    phase_seconds: the whole trial's (default: the run's own, result.phase_seconds)."""
+    phase_seconds: the whole trial's (default: the run's own, result.phase_seconds); splits:
+    sidae.evaluate.describe_splits of the trial's data (what the driver prints for the study)."""
     phases = result.phase_seconds if phase_seconds is None else phase_seconds
     return cast(
         FinalReport,
@@ -110,6 +112,7 @@ def final_report(
             "epochs_done": len(result.history),
             "artifacts": artifacts,
             PHASE_SECONDS: {phase: round(seconds, 3) for phase, seconds in phases.items()},
+            SPLITS: splits,
         },
     )
 
@@ -193,8 +196,8 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     }
     inside = sum(seconds for phase, seconds in phases.items() if phase != WORKER_START)
     phases["other"] = max(0.0, time.perf_counter() - clock - inside)
-    splits = describe_splits(data, cfg.eval.label_fractions)  # what the driver prints for the study
-    tune.report({**final_report(result, ctx, identity, artifacts, phases), SPLITS: splits})
+    splits = describe_splits(data, cfg.eval.label_fractions)
+    tune.report(dict(final_report(result, ctx, identity, artifacts, phases, splits)))
     _reported()
 
 
