@@ -3,6 +3,10 @@ PY := .venv/bin/python
 # The real MNIST / Fashion-MNIST copy beside the checkout when there is one, else ./data (downloaded).
 export SIDAE_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),$(abspath data))
 export RAY_USAGE_STATS_ENABLED := 0
+# Tests at once (pytest-xdist; 0: one at a time in one process). A study test spends much of
+# its time waiting (Ray's start and stop, a PostgreSQL restart), so two share 2 cores well;
+# more do not help there: the suite is then CPU-bound (benchmarks/README.md, "The test suite").
+TEST_WORKERS ?= 2
 
 .PHONY: setup quickstart test bench bench-studies
 
@@ -18,7 +22,7 @@ quickstart: setup
 test: setup
 	bash scripts/check-system.sh --install
 	$(PY) -m sidae.fetch mnist fashion-mnist
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load
 
 bench: setup
 	$(PY) -m sidae.fetch mnist

@@ -17,6 +17,13 @@ SHARED_DATA = Path(os.environ.get("SIDAE_DATA_DIR", REPO.parent / "shared" / "da
 torch.set_num_threads(2)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow end-to-end tests first (in their usual order): run in parallel (`make test`,
+    pytest-xdist), the long ones start early, instead of one holding the run at the end while
+    the other workers idle."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def has_real_mnist() -> bool:
     return (SHARED_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 

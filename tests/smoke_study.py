@@ -15,9 +15,17 @@ from pathlib import Path
 
 import optuna
 import pytest
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--budget", "smoke", "--train-limit", "512", "--quiet"]
+# For a test that needs trials to run but not both probes: only the 1 % one (the objective's).
+# It saves a tiny trial about half its evaluation (the 10 % probe and its 5,900 encodings);
+# the shared smoke study keeps both.
+QUICK = [*TINY, "--set", "eval.label_fractions=(0.01,)"]
+# One trial at a time, where two at once is not what a test shows: one actor (Ray reuses it)
+# instead of two, each paying for its interpreter and imports.
+ONE_AT_A_TIME = ["--max-concurrent", "1"]
 
 
 def run_cli(
@@ -84,17 +92,39 @@ class LogRecords(logging.Handler):
 
 @dataclass(frozen=True)
 class SmokeStudy:
-    folder: Path
-    url: str
-    name: str
-    artifact_dir: Path
-    stdout: str
+    folder: Path  # the study command's folder: studies.db, studies-artifacts, runs/
+    stdout: str  # what the command printed
+    name: str = "w-sweep-mnist"
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.folder / 'studies.db'}"
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.folder / "studies-artifacts"
+
+
+STDOUT = "run-stdout.txt"  # the command's stdout, kept beside the study: written last
 
 
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> SmokeStudy:
-    folder = tmp_path_factory.mktemp("smoke-study")
-    url = f"sqlite:///{folder / 'studies.db'}"
+    """The study, run once per test run: under pytest-xdist the first worker to need it runs it
+    in the run's own folder (above the workers' ones) while the others wait on a file lock,
+    then all of them read it."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return run_smoke_study(tmp_path_factory.mktemp("smoke-study"), mnist_dir)
+    folder = tmp_path_factory.getbasetemp().parent / "smoke-study"
+    with FileLock(f"{folder}.lock"):
+        if not (folder / STDOUT).is_file():  # none yet, or the study failed: (re)run it
+            folder.mkdir(exist_ok=True)
+            return run_smoke_study(folder, mnist_dir)
+    return SmokeStudy(folder, (folder / STDOUT).read_text())
+
+
+def run_smoke_study(folder: Path, mnist_dir: Path) -> SmokeStudy:
+    study = SmokeStudy(folder, "")
     # A few fine-tuning steps, so the fine-tune tables and the supervised baseline exist too.
     done = run_cli(
         "--study",
@@ -105,9 +135,10 @@ def smoke_study(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Sm
         "--set",
         "eval.finetune_steps=20",
         "--storage",
-        url,
+        study.url,
         cwd=folder,
         data_dir=mnist_dir,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return SmokeStudy(folder, url, "w-sweep-mnist", folder / "studies-artifacts", done.stdout)
+    (folder / STDOUT).write_text(done.stdout)
+    return SmokeStudy(folder, done.stdout)
