@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from studies.cluster import launch
 from studies.cluster.state import Paths, ray_address, sessions_of, storage_env, storage_url
 from tests.conftest import REPO
-from tests.smoke_study import TINY, run_cli
+from tests.smoke_study import QUICK, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -116,7 +116,7 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     done = run_cli(
         "--study",
         "w-sweep",
-        *TINY,
+        *QUICK,
         *grid,
         "--name",
         "w-sweep-cluster",
@@ -144,7 +144,7 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
         "submit",
         "--study",
         "w-sweep",
-        *TINY,
+        *QUICK,
         *grid,
         "--name",
         "w-sweep-cluster",

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from tests.conftest import REPO
 from tests.mnist_mirror import RAW_FILES, gzip_mnist, serve, write_sitecustomize
-from tests.smoke_study import TINY, run_cli
+from tests.smoke_study import QUICK, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +52,7 @@ def test_study_downloads_missing_data_once_on_the_driver(tmp_path: Path, mnist_d
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     mirror.requests.clear()
     # two grid points: two trials at once (one wave on 2 cores), both reading the data the driver fetched
-    command = ["--study", "w-sweep", *TINY, "--w-grid", "0,1", "--storage", url]
+    command = ["--study", "w-sweep", *QUICK, "--w-grid", "0,1", "--storage", url]
     first = run_cli(*command, cwd=tmp_path, data_dir=data_dir, env=mirror.env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert downloads(mirror) == sorted(f"{name}.gz" for name in RAW_FILES)  # each file once: driver only
@@ -109,7 +109,7 @@ def test_failed_download_says_what_failed_and_where_files_go(tmp_path: Path, mni
     env = {**{k: v for k, v in os.environ.items() if k != "SIDAE_DATA_DIR"}, "PYTHONPATH": str(site)}
     work = tmp_path / "work"
     work.mkdir()
-    done = run_cli("--study", "w-sweep", *TINY, cwd=work, data_dir=data_dir, env=env)
+    done = run_cli("--study", "w-sweep", *QUICK, cwd=work, data_dir=data_dir, env=env)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: mnist: no files in "), done.stderr

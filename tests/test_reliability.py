@@ -22,15 +22,15 @@ from storage import make_storage
 from studies.service import lease
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from tests.postgres import PostgresServer
-from tests.smoke_study import REPO, TINY, main_in_process, run_cli
+from tests.smoke_study import ONE_AT_A_TIME, QUICK, REPO, main_in_process, run_cli
 
 pytestmark = pytest.mark.slow
 
 # Trials long enough (4 epochs) to be caught in the middle.
-LONGER = [*TINY, "--epochs", "4", "--train-limit", "2048"]
+LONGER = [*QUICK, "--epochs", "4", "--train-limit", "2048"]
 W_GRID = [0.0, 0.5, 1.0]  # the smoke budget's
 # Smaller grids where the behaviour needs no more: one point for one trial, two points for two
-# trials at once (one wave on 2 cores), or one after the other with --max-concurrent 1.
+# trials at once (one wave on 2 cores), or one after the other (ONE_AT_A_TIME).
 ONE_POINT, TWO_POINTS = ["--w-grid", "0.5"], ["--w-grid", "0,1"]
 
 
@@ -128,7 +128,7 @@ def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path
 
 def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    command = ["--study", "w-sweep", *LONGER, *TWO_POINTS, "--max-concurrent", "1", "--storage", url]
+    command = ["--study", "w-sweep", *LONGER, *TWO_POINTS, *ONE_AT_A_TIME, "--storage", url]
     with background(start_cli(*command, cwd=tmp_path, data_dir=mnist_dir)) as driver:
         wait_for(
             lambda: any(t.state == TrialState.COMPLETE for t in trials(url)) and reported_epochs(url) >= 6,
@@ -220,7 +220,7 @@ def test_a_second_driver_on_the_same_study_refuses(tmp_path: Path, mnist_dir: Pa
     )
     with background(first):
         assert first.stdout is not None and first.stdout.readline() == "held\n"
-        second = run_cli("--study", "w-sweep", *TINY, *ONE_POINT, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+        second = run_cli("--study", "w-sweep", *QUICK, *ONE_POINT, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
         assert second.returncode == 2
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and "is being run by another driver" in lines[0]
@@ -254,7 +254,7 @@ def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(
     done = run_cli(
         "--study",
         "w-sweep",
-        *TINY,
+        *QUICK,
         "--trial-retries",
         "0",
         "--storage",
@@ -292,7 +292,7 @@ def test_a_read_only_database_is_a_one_line_error(
     code, _, err = main_in_process(
         "--study",
         "w-sweep",
-        *TINY,
+        *QUICK,
         "--storage",
         url,
         cwd=tmp_path,
@@ -317,7 +317,7 @@ def test_corrupt_data_files_are_a_one_line_error(
     code, _, err = main_in_process(
         "--study",
         "w-sweep",
-        *TINY,
+        *QUICK,
         "--storage",
         f"sqlite:///{tmp_path / 'studies.db'}",
         cwd=tmp_path,

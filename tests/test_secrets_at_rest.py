@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.postgres import PostgresServer
-from tests.smoke_study import REPO, TINY, run_cli
+from tests.smoke_study import QUICK, REPO, run_cli
 
 # spelled in pieces so that this file does not match itself
 TRUST_OVER_TCP = re.compile("--auth" + r"(?:-host)?=" + "trust")
@@ -56,7 +56,7 @@ def test_a_password_in_the_storage_url_is_nowhere_at_rest(
         done = run_cli(
             "--study",
             "w-sweep",
-            *TINY,
+            *QUICK,
             "--w-grid",
             "0.5",
             "--seeds",

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from tests.postgres import PostgresServer
-from tests.smoke_study import TINY, SmokeStudy, main_in_process, run_cli
+from tests.smoke_study import ONE_AT_A_TIME, QUICK, TINY, SmokeStudy, main_in_process, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -69,8 +69,9 @@ def test_stale_running_trial_is_failed_and_its_point_retried(tmp_path: Path, mni
     study.set_user_attr("dataset", "mnist")
     study.enqueue_trial({"seed": 0, "w": 0.5})
     orphan = study.ask(W_SWEEP_DISTRIBUTIONS)  # the grid point, RUNNING
-    # two grid points: the orphan's and one never run, as two trials at once
-    done = run_cli("--study", "w-sweep", *TINY, "--w-grid", "0,0.5", "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    # two grid points: the orphan's and one never run
+    grid = ["--w-grid", "0,0.5", *ONE_AT_A_TIME]
+    done = run_cli("--study", "w-sweep", *QUICK, *grid, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = load(url).trials
     assert trials[orphan.number].state == TrialState.FAIL
@@ -87,6 +88,7 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
         "--study",
         "noise-sweep",
         *TINY,
+        *ONE_AT_A_TIME,
         "--trials",
         "2",
         "--min-collapse-std",
@@ -127,9 +129,9 @@ def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_s
     done = run_cli(
         "--study",
         "w-sweep",
-        *TINY,
+        *QUICK,
         "--w-grid",
-        "0,1",  # two trials at once: one wave on 2 cores
+        "0,1",  # two trials at once, both writing to the server
         "--storage",
         postgres_url,
         "--name",
@@ -228,14 +230,13 @@ def test_budget_overrides() -> None:
 
 def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    longer = [*TINY, "--epochs", "4", "--train-limit", "2048", "--w-grid", "0,1"]  # a trial outlasts the budget
+    longer = [*QUICK, "--epochs", "4", "--train-limit", "2048", "--w-grid", "0,1"]  # a trial outlasts the budget
     # one trial at a time: the first is cut while it runs, the second never starts in time
     cut = run_cli(
         "--study",
         "w-sweep",
         *longer,
-        "--max-concurrent",
-        "1",
+        *ONE_AT_A_TIME,
         "--time-budget",
         "0.15",
         "--storage",
@@ -249,7 +250,7 @@ def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_pat
     stopped = [t for t in trials if t.state == TrialState.PRUNED]
     assert stopped and all(t.user_attrs["stopped_by"] == "time-budget" for t in stopped)
 
-    rerun = run_cli("--study", "w-sweep", *longer, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
+    rerun = run_cli("--study", "w-sweep", *longer, *ONE_AT_A_TIME, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     complete = [t for t in load(url).trials if t.state == TrialState.COMPLETE]
     assert sorted(t.params["w"] for t in complete) == [0.0, 1.0]
@@ -262,7 +263,7 @@ def test_a_one_point_grid_completes_and_so_does_the_last_point_of_a_resumed_grid
     done = run_cli(
         "--study",
         "w-sweep",
-        *TINY,
+        *QUICK,
         "--w-grid",
         "0.5",
         "--seeds",
@@ -278,7 +279,7 @@ def test_a_one_point_grid_completes_and_so_does_the_last_point_of_a_resumed_grid
     resumed = run_cli(
         "--study",
         "w-sweep",
-        *TINY,
+        *QUICK,
         "--w-grid",
         "0.5,1",
         "--seeds",
