@@ -9,6 +9,9 @@ compares the time the trials spent working with the capacity the run held:
                              fine-tuning)                      / (study wall time * slots)
 
 Everything else is overhead: Ray start-up, actor start, imports, data loading, storage writes.
+Of it, what the command spends outside its trials is printed on its own: the seconds from its
+start to the first trial (interpreter, imports, checks, Ray's start) and from the last trial's
+end to its exit (summary, Ray's shut-down).
 It also prints the trials' phase table (studies/analysis/phases.py: mean seconds per phase
 and share of the trial time), as `sidae-report` shows it.
 Target: worker_utilisation >= 0.8 for trials of about a minute.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -36,6 +40,7 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1", help="seeds per w: 0,1 makes 6 trials, whole rounds of 2 slots")
     args, extra = p.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
+        began = datetime.now()  # Optuna stamps trials in local time, as this
         wall, url = timed_study(
             Path(tmp),
             "--study",
@@ -64,6 +69,11 @@ def main() -> None:
     print(f"worker_utilisation: {working / (wall * args.slots):.3f}")
     print(f"training_fraction: {training / (wall * args.slots):.3f}")
     print(f"compute_fraction: {computing / (wall * args.slots):.3f}")
+    if trials:
+        first = min(t.datetime_start for t in trials if t.datetime_start)
+        last = max(t.datetime_complete for t in trials if t.datetime_complete)
+        print(f"before_first_trial_seconds: {(first - began).total_seconds():.1f}")
+        print(f"after_last_trial_seconds: {wall - (last - began).total_seconds():.1f}")
 
 
 if __name__ == "__main__":
