@@ -2,7 +2,9 @@
 
 Test-set numbers (`linear`, `finetune`, `knn`) are final figures; `val_linear` (probes trained
 on the labelled pool, scored on the validation split) is what model selection may look at.
-`phase_seconds` says where the run's time went (sidae.timing names the phases).
+`controls` (sidae.controls) are the same test-set linear probes on the untrained encoder and on
+raw pixels: what `linear` has to beat. `phase_seconds` says where the run's time went
+(sidae.timing names the phases, and `controls` here).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from sidae.checkpoint import write_atomic
 from sidae.config import SidAEConfig
+from sidae.controls import controls as control_scores
 from sidae.data import DataSplits, load_splits
 from sidae.evaluate import (
     extract_features,
@@ -43,6 +46,8 @@ class RunResult:
     linear: dict[str, float]
     val_linear: dict[str, float]
     finetune: dict[str, float] = field(default_factory=dict)
+    # sidae.controls: {"untrained": {fraction: test acc}, "pixels": {...}}; empty when not computed
+    controls: dict[str, dict[str, float]] = field(default_factory=dict)
     device: str = "cpu"
     wall_seconds: float = 0.0
     phase_seconds: dict[str, float] = field(default_factory=dict)  # sidae.timing; all but results_file in wall
@@ -56,6 +61,7 @@ class RunResult:
             "linear": self.linear,
             "val_linear": self.val_linear,
             "finetune": self.finetune,
+            "controls": self.controls,
             "device": self.device,
             "wall_seconds": self.wall_seconds,
             "phase_seconds": self.phase_seconds,
@@ -149,10 +155,14 @@ def run(
     callback: EpochCallback | None = None,
     data: DataSplits | None = None,
     progress: bool = True,
+    controls: bool = True,
 ) -> RunResult:
     """Pre-train and evaluate. With out_dir, checkpoints every epoch (a rerun resumes) and
     writes results.json there. With progress, a bar per pre-training epoch and a line for each
-    later phase (monitor, probes, each fine-tuning run); without it, silent."""
+    later phase (monitor, probes, each fine-tuning run, the controls); without it, silent.
+    With controls (and cfg.eval.linear), the untrained-encoder and raw-pixel probes too (phase
+    "controls", after the evaluation, so they change none of its numbers); a study computes
+    them once per seed instead, and its trials pass controls=False."""
     start = time.perf_counter()
     timer = PhaseTimer()
     if data is None:
@@ -162,6 +172,13 @@ def run(
     trained = pretrain(cfg, data, callback=callback, checkpoint_path=checkpoint_path, progress=progress)
     timer.merge(trained.phase_seconds)
     scores = evaluate(trained.model, data, cfg, trained.device, timer=timer, progress=progress)
+    if controls and cfg.eval.linear:
+        with timer("controls"):
+            say(
+                progress,
+                f"controls: untrained encoder and raw pixels, linear probes at {_fractions(cfg.eval.label_fractions)}",
+            )
+            scores["controls"] = control_scores(cfg, data, trained.device)
     result = RunResult(
         cfg,
         trained.history,

@@ -45,6 +45,11 @@ def test_cli_writes_results_with_accuracy_above_chance(tmp_path: Path, mnist_dir
     for table in ("linear", "finetune"):
         assert set(results[table]) == {"0.01", "0.1", "1"}
         assert all(0.3 < acc <= 1.0 for acc in results[table].values())  # chance is 0.1
+    # the controls: the same probe on the untrained encoder and on raw pixels (tests/test_controls.py)
+    assert {name: set(scores) for name, scores in results["controls"].items()} == {
+        "untrained": set(results["linear"]),
+        "pixels": set(results["linear"]),
+    }
     assert "linear" in done.stdout and "1%" in done.stdout
 
 

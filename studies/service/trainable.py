@@ -185,7 +185,8 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     load_start = time.perf_counter()
     data = cached_splits(cfg.data)
     data_load = time.perf_counter() - load_start
-    result = run(cfg, out_dir=run_dir, callback=report_epoch, data=data, progress=False)
+    # The controls are per seed, not per trial: studies.service.baseline computes them once.
+    result = run(cfg, out_dir=run_dir, callback=report_epoch, data=data, progress=False, controls=False)
     save_start = time.perf_counter()
     artifacts = save_trial_files(result, data, run_dir)
     phases = {
