@@ -103,8 +103,12 @@ ARTIFACT_PREFIX = "artifact:"  # artifact:<name> -> Optuna artifact id
 # the time budget ran out (then its configuration is not done: the next start reruns it).
 STOPPED_BY = "stopped_by"
 BY_SCHEDULER, BY_TIME_BUDGET = "scheduler", "time-budget"
-# Study attribute: the supervised baseline, {seed: {fraction: test accuracy}} (studies.service.baseline).
+# Study attributes, computed once per seed (studies.service.baseline): the supervised baseline,
+# {seed: {fraction: test accuracy}}, and the controls (sidae.controls: the trials' linear probe on
+# the untrained encoder and on raw pixels), {seed: {"untrained": {fraction: test accuracy},
+# "pixels": {...}}}; seeds are JSON keys ("0").
 SUPERVISED_ATTR = "supervised_finetune"
+CONTROLS_ATTR = "controls"
 
 
 def by_fraction(stored: Mapping[str, float] | None) -> dict[float, float]:

@@ -1,7 +1,7 @@
 """A finished w-sweep with three seeds and known numbers, written through Optuna's public API
 (create_study, create_trial, add_trial) with the attributes the driver stores on real trials
-(RESULT_ATTRS in studies/service/search.py, the supervised baseline as SUPERVISED_ATTR), for report and
-verdict tests that check every cell against values chosen by hand.
+(RESULT_ATTRS in studies/service/search.py, the supervised baseline as SUPERVISED_ATTR, the controls as
+CONTROLS_ATTR), for report and verdict tests that check every cell against values chosen by hand.
 
 The numbers (test accuracy in points, one per seed 0, 1, 2), as the report must show them:
 
@@ -9,6 +9,11 @@ The numbers (test accuracy in points, one per seed 0, 1, 2), as the report must 
     linear 10 %   DAE 90 91 92                  w=0.5 91 93 92   w=0.9 93 90 91   SimSiam 93 92 94
     fine-tune 1 % DAE 85 86 87                  w=0.5 86 86 86   w=0.9 88 87 89   SimSiam 87 88 86
     fine-tune 10% DAE 95 95 95                  w=0.5 94 94 95   w=0.9 96 95 97   SimSiam 94 97 95
+
+    controls      untrained 1 % 75 77 79, 10 % 85 86 87; raw pixels 1 % 85 84 89, 10 % 94 94 94
+
+Raw pixels at 10 % (94.00) are ahead of every method (SimSiam's 93.00), and must still not be
+the column's bold cell: controls are never marked best.
 
 w = 0.9 has the best validation objective among the inner w (the baselines' is higher still,
 and must not matter), so the verdict compares it: linear 1 % holds (ahead on every seed),
@@ -21,7 +26,7 @@ import optuna
 from optuna.trial import TrialState
 
 from storage import make_storage
-from studies.analysis.summary import SUPERVISED_ATTR
+from studies.record import CONTROLS_ATTR, SUPERVISED_ATTR
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 
 WS = (0.0, 0.5, 0.9, 1.0)
@@ -40,6 +45,10 @@ ACCURACY: Table = {
 }
 VALIDATION = {0.0: 0.95, 0.5: 0.80, 0.9: 0.90, 1.0: 0.97}  # objective per w; + seed / 1000 per trial
 SUPERVISED = {"0.01": (70, 72, 74), "0.1": (90, 91, 92)}  # the supervised baseline, per seed
+CONTROLS = {  # sidae.controls' names -> fraction -> points per seed
+    "untrained": {"0.01": (75, 77, 79), "0.1": (85, 86, 87)},
+    "pixels": {"0.01": (85, 84, 89), "0.1": (94, 94, 94)},
+}
 
 
 def distributions() -> dict[str, optuna.distributions.BaseDistribution]:
@@ -52,6 +61,7 @@ def write_study(
     accuracy: Table = ACCURACY,
     validation: dict[float, float] = VALIDATION,
     supervised: dict[str, tuple[float, ...]] = SUPERVISED,
+    controls: dict[str, dict[str, tuple[float, ...]]] = CONTROLS,
     dataset: str = "mnist",
     phases: dict[int, dict[str, float]] | None = None,
 ) -> optuna.Study:
@@ -69,6 +79,13 @@ def write_study(
     study.set_user_attr(
         SUPERVISED_ATTR,
         {str(s): {f: per_seed[i] / 100 for f, per_seed in supervised.items()} for i, s in enumerate(SEEDS)},
+    )
+    study.set_user_attr(
+        CONTROLS_ATTR,
+        {
+            str(s): {name: {f: per_seed[i] / 100 for f, per_seed in per.items()} for name, per in controls.items()}
+            for i, s in enumerate(SEEDS)
+        },
     )
     for i, seed in enumerate(SEEDS):
         for w in WS:

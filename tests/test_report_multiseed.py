@@ -1,7 +1,8 @@
 """The report and the verdict on a three-seed w-sweep with known numbers (tests/multiseed_study.py),
 checked cell by cell against values worked out by hand: mean ± std over seeds, the best of each
-column in bold, the supervised row, the paired margins (mean ± std of per-seed differences, seeds
-won), the w chosen on validation and each verdict. Runs in seconds: no training."""
+column in bold, the supervised and control rows (a control ahead of every method is not bold),
+the paired margins (mean ± std of per-seed differences, seeds won), the w chosen on validation
+and each verdict. Runs in seconds: no training."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ LINEAR = [
     ["SidAE w=0.5", "83.00 ± 2.00", "92.00 ± 1.00"],
     ["SidAE w=0.9", "**87.00 ± 1.00**", "91.33 ± 1.53"],
     ["SimSiam", "84.00 ± 1.00", "**93.00 ± 1.00**"],
+    ["untrained encoder", "77.00 ± 2.00", "86.00 ± 1.00"],
+    ["raw pixels", "86.00 ± 2.65", "94.00 ± 0.00"],  # ahead of SimSiam at 10 %, yet not bold: a control
 ]
 FINETUNE = [
     ["method", "1% labels", "10% labels"],
@@ -78,6 +81,7 @@ def test_report_tables_and_verdicts_cell_by_cell(multiseed_study: MultiSeedStudy
     assert "Trials: 12 complete, 1 pruned." in text  # the pruned trial's scores appear nowhere below
     assert "mean ± std over 3 seeds" in section(text, "### Linear evaluation")
     assert table_rows(section(text, "### Linear evaluation")) == LINEAR
+    assert "`untrained encoder` and `raw pixels`: the same linear probe" in section(text, "### Linear evaluation")
     assert table_rows(section(text, "### Fine-tuning")) == FINETUNE
     claim = section(text, "### Does the claim hold?")
     assert "SidAE at w = 0.9, the w in (0, 1) with the best mean validation objective" in claim

@@ -49,6 +49,11 @@ def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir:
     assert set(supervised) == {"0"} and set(supervised["0"]) == {"0.01", "0.1"}
     assert all(0.1 < acc <= 1 for acc in supervised["0"].values())
     assert "supervised" in out
+    controls = study.user_attrs["controls"]  # the untrained encoder and raw pixels, probed per seed
+    assert set(controls) == {"0"} and set(controls["0"]) == {"untrained", "pixels"}
+    assert all(set(scores) == {"0.01", "0.1"} for scores in controls["0"].values())
+    assert controls["0"]["pixels"]["0.1"] > 0.8
+    assert "untrained encoder" in out and "raw pixels" in out  # rows of the terminal's linear table
     assert re.search(
         r"paper's claim, SidAE at w=0\.5 \(chosen on validation\).*: 1% (holds|unclear|no), "
         r"10% (holds|unclear|no)",

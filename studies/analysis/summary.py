@@ -1,5 +1,7 @@
 """What a study found, as text tables: the best configuration, and for w-sweeps the accuracy per
-w at each label fraction (mean +- std over seeds), SimSiam (w = 1) and the DAE (w = 0) marked.
+w at each label fraction (mean +- std over seeds), SimSiam (w = 1) and the DAE (w = 0) marked,
+then the supervised baseline (fine-tuning) or the controls (linear evaluation: untrained encoder,
+raw pixels), which the study stores once per seed.
 
 Label fractions are numbers here and in every analysis module. The stored ones are JSON keys
 (sidae.evaluate.fraction_key's "0.01"): studies.record's `by_fraction` reads them once,
@@ -10,18 +12,20 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from studies.analysis.controls import CONTROL_NAMES, control_scores
 from studies.record import SUPERVISED_ATTR, by_fraction, fraction_label
 
 SIMSIAM, DAE = 1.0, 0.0  # the w of the two methods SidAE interpolates
 BASELINES = {SIMSIAM: "SimSiam", DAE: "DAE"}
 SUPERVISED = "supervised"  # the backbone fine-tuned from scratch on the same labels (studies.service.baseline)
+CONTROLS = tuple(CONTROL_NAMES.values())  # rows of the linear table that are never marked best
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,29 @@ def by_w(trials: list[FrozenTrial], attr: str) -> dict[float, dict[float, Spread
 
 
 def method_table(study: optuna.Study, trials: list[FrozenTrial], attr: str) -> dict[str, dict[float, Spread]]:
-    """Rows "DAE", "SidAE w=...", "SimSiam" (by w, from the study's complete `trials`) and, for
-    fine-tuning, the supervised baseline; columns are label fractions; cells spread over seeds."""
+    """Rows "DAE", "SidAE w=...", "SimSiam" (by w, from the study's complete `trials`), then, for
+    fine-tuning, the supervised baseline and, for linear evaluation, the controls "untrained
+    encoder" and "raw pixels" (over the seeds the study stores them for); columns are label
+    fractions; cells spread over seeds."""
     table = {method_name(w): row for w, row in by_w(trials, attr).items()}
-    supervised = study.user_attrs.get(SUPERVISED_ATTR) or {}
-    if attr == "test_finetune" and supervised:
-        per_fraction: dict[float, list[float]] = defaultdict(list)
-        for scores in supervised.values():
-            for fraction, accuracy in by_fraction(scores).items():
-                per_fraction[fraction].append(accuracy)
-        table[SUPERVISED] = {f: spread(v) for f, v in sorted(per_fraction.items())}
+    if attr == "test_finetune":
+        supervised = study.user_attrs.get(SUPERVISED_ATTR) or {}
+        if supervised:
+            table[SUPERVISED] = over_seeds(by_fraction(scores) for scores in supervised.values())
+    if attr == "test_linear":
+        for name, row in CONTROL_NAMES.items():
+            if per_seed := control_scores(study, name):
+                table[row] = over_seeds(per_seed.values())
     return table
+
+
+def over_seeds(per_seed: Iterable[Mapping[float, float]]) -> dict[float, Spread]:
+    """Label fraction -> the spread over seeds of a result stored once per seed."""
+    per_fraction: dict[float, list[float]] = defaultdict(list)
+    for scores in per_seed:
+        for fraction, accuracy in scores.items():
+            per_fraction[fraction].append(accuracy)
+    return {f: spread(v) for f, v in sorted(per_fraction.items())}
 
 
 def fractions_of(table: Mapping[Any, Mapping[float, Spread]]) -> list[float]:
@@ -80,27 +96,42 @@ def fractions_of(table: Mapping[Any, Mapping[float, Spread]]) -> list[float]:
 
 
 def column_best(table: Mapping[Any, Mapping[float, Spread]]) -> dict[float, float]:
-    """The best mean of each label fraction's column: the cell a report marks (starred, or bold)."""
-    return {f: max(row[f].mean for row in table.values() if f in row) for f in fractions_of(table)}
+    """The best mean of each label fraction's column among the methods and the supervised
+    baseline: the cell a report marks (starred, or bold). The controls (CONTROLS) never count
+    and are never marked (see `marked`): they are what the methods must beat, not contenders, so
+    a control ahead of every method shows by its number, and the mark stays on the best method."""
+    contenders = [row for method, row in table.items() if method not in CONTROLS]
+    columns = {f: [row[f].mean for row in contenders if f in row] for f in fractions_of(table)}
+    return {f: max(means) for f, means in columns.items() if means}
+
+
+def marked(method: str, value: Spread | None, best: Mapping[float, float], fraction: float) -> bool:
+    """Whether a table marks `method`'s cell (`value`, None where it has none) at `fraction` as
+    the best of its column (`best`: column_best)."""
+    return value is not None and method not in CONTROLS and value.mean == best.get(fraction)
 
 
 def w_sweep_table(study: optuna.Study, attr: str = "test_linear") -> str:
-    """Rows per method, columns per label fraction; the best mean per column is starred."""
+    """Rows per method, columns per label fraction; the best mean per column is starred (never
+    a control's: column_best)."""
     table = method_table(study, complete_trials(study), attr)
     if not table:
         return f"(no complete trials with {attr} yet)"
     fractions, best = fractions_of(table), column_best(table)
-    width = 22
-    lines = [f"{'method':<16}" + "".join(f"{fraction_label(f):>{width}}" for f in fractions) + "   seeds"]
+    width, name_width = 22, max(16, *(len(method) + 1 for method in table))
+    lines = [f"{'method':<{name_width}}" + "".join(f"{fraction_label(f):>{width}}" for f in fractions) + "   seeds"]
     for method, row in table.items():
-        cells = "".join(f"{_starred(row[f], best[f]):>{width}}" if f in row else f"{'-':>{width}}" for f in fractions)
+        cells = "".join(
+            f"{_starred(row[f], marked(method, row[f], best, f)):>{width}}" if f in row else f"{'-':>{width}}"
+            for f in fractions
+        )
         seeds = max(s.n for s in row.values())
-        lines.append(f"{method:<16}{cells}   {seeds}")
+        lines.append(f"{method:<{name_width}}{cells}   {seeds}")
     return "\n".join(lines)
 
 
-def _starred(value: Spread, best: float) -> str:
-    return f"*{value}" if value.mean == best else str(value)
+def _starred(value: Spread, best: bool) -> str:
+    return f"*{value}" if best else str(value)
 
 
 def best_summary(study: optuna.Study) -> str:

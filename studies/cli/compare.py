@@ -20,6 +20,7 @@ from studies.analysis import figures
 from studies.analysis.claim import ClaimRow, claim_rows
 from studies.analysis.stored import StoredStudyError, unfinished
 from studies.analysis.summary import (
+    CONTROLS,
     DAE,
     SIMSIAM,
     SUPERVISED,
@@ -29,10 +30,11 @@ from studies.analysis.summary import (
     complete_trials,
     counts,
     fraction_label,
+    marked,
     method_name,
     method_table,
 )
-from studies.cli.report import EVALUATIONS, cell, dataset_title
+from studies.cli.report import EVALUATIONS, cell, control_sentence, dataset_title
 from studies.service.notes import project_relative
 
 
@@ -50,12 +52,14 @@ def check_comparable(studies: list[optuna.Study]) -> None:
 
 
 def side_by_side(tables: dict[str, dict[str, dict[float, Spread]]], ws: list[float]) -> list[str]:
-    """One row per method (the w in `ws`, then the supervised baseline), for each label fraction
-    one column per study; each column's best mean in bold and (n=k) where fewer seeds are
-    complete, as in a single study's table; '-' where a study lacks the cell."""
+    """One row per method (the w in `ws`, then the supervised baseline and the controls), for
+    each label fraction one column per study; each column's best mean in bold (never a
+    control's) and (n=k) where fewer seeds are complete, as in a single study's table; '-' where
+    a study lacks the cell."""
     best = {name: column_best(table) for name, table in tables.items()}
     fractions = sorted({f for columns in best.values() for f in columns})
-    methods = [method_name(w) for w in ws] + ([SUPERVISED] if any(SUPERVISED in t for t in tables.values()) else [])
+    extra = [m for m in (SUPERVISED, *CONTROLS) if any(m in t for t in tables.values())]
+    methods = [method_name(w) for w in ws] + extra
     columns = [(f, name) for f in fractions for name in tables]
     seeds = {
         name: max((s.n for row in table.values() for s in row.values()), default=0) for name, table in tables.items()
@@ -65,7 +69,8 @@ def side_by_side(tables: dict[str, dict[str, dict[float, Spread]]], ws: list[flo
         "|---|" + "---:|" * len(columns),
     ]
     for method in methods:
-        cells = [cell(tables[name].get(method, {}).get(f), seeds[name], best[name].get(f)) for f, name in columns]
+        values = [(tables[name].get(method, {}).get(f), name, f) for f, name in columns]
+        cells = [cell(v, seeds[name], marked(method, v, best[name], f)) for v, name, f in values]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
@@ -155,6 +160,8 @@ def write_comparison(studies: list[optuna.Study], url: str, out: Path) -> Path:
                 *side_by_side(tables, ws),
                 "",
             ]
+            if any(control in table for table in tables.values() for control in CONTROLS):
+                lines += [control_sentence(), ""]
         else:
             lines += [f"No {EVALUATIONS[attr]} results in these studies.", ""]
     lines += claim_side_by_side(studies)

@@ -33,9 +33,11 @@ from storage import StorageError, artifact_dir_for, default_url, redact
 from studies.analysis import figures
 from studies.analysis.adaptive import ADAPTIVE_ATTR, decision_lines
 from studies.analysis.claim import EVALUATIONS, claim_lines
+from studies.analysis.controls import CONTROL_NAMES
 from studies.analysis.phases import phase_section
 from studies.analysis.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished
 from studies.analysis.summary import (
+    CONTROLS,
     SUPERVISED,
     Spread,
     by_w,
@@ -44,6 +46,7 @@ from studies.analysis.summary import (
     counts,
     fraction_label,
     fractions_of,
+    marked,
     method_table,
     trial_scores,
 )
@@ -73,8 +76,9 @@ def pct(value: float) -> str:
 
 
 def paper_table(table: dict[str, dict[float, Spread]]) -> list[str]:
-    """One row per method (by w: DAE first, SimSiam last, then the supervised baseline), one
-    column per label fraction, the best mean of each column in bold."""
+    """One row per method (by w: DAE first, SimSiam last, then the supervised baseline or the
+    controls), one column per label fraction, the best mean of each column in bold (never a
+    control's: summary.column_best)."""
     fractions, best = fractions_of(table), column_best(table)
     seeds = max(s.n for row in table.values() for s in row.values())
     lines = [
@@ -82,19 +86,30 @@ def paper_table(table: dict[str, dict[float, Spread]]) -> list[str]:
         "|---|" + "---:|" * len(fractions),
     ]
     for method, row in table.items():
-        cells = [cell(row.get(f), seeds, best[f]) for f in fractions]
+        cells = [cell(row.get(f), seeds, marked(method, row.get(f), best, f)) for f in fractions]
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return lines
 
 
-def cell(value: Spread | None, seeds: int, best: float | None) -> str:
+def cell(value: Spread | None, seeds: int, best: bool) -> str:
     """Accuracy in percent, mean ± std over seeds; (n=k) where fewer of the seeds are complete;
-    bold when it is the best of its column."""
+    bold when `best` (summary.marked: the best of its column)."""
     if value is None:
         return "-"
     text = f"{pct(value.mean)} ± {pct(value.std)}" if value.n > 1 else pct(value.mean)
     text = text if value.n == seeds else f"{text} (n={value.n})"
-    return f"**{text}**" if value.mean == best else text
+    return f"**{text}**" if best else text
+
+
+def control_sentence() -> str:
+    """What the linear tables' control rows are (a single study's report and a comparison)."""
+    untrained, pixels = (f"`{CONTROL_NAMES[name]}`" for name in ("untrained", "pixels"))
+    return (
+        f"{untrained} and {pixels}: the same linear probe, on the same labels and seeds, on the backbone at the "
+        "initial weights each seed's trials start from (no training at all) and on the images' pixels (no "
+        "encoder): what a pre-trained encoder has to beat to have learnt anything a linear probe can use. "
+        "They are never in bold: the bold cell is the best pre-training method."
+    )
 
 
 def dataset_title(study: optuna.Study) -> str:
@@ -127,6 +142,8 @@ def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -
                 *paper_table(tables[attr]),
                 "",
             ]
+            if any(control in tables[attr] for control in CONTROLS):
+                lines += [control_sentence(), ""]
         else:
             lines += [f"No {EVALUATIONS[attr]} results: this study's budget does not run it.", ""]
     if supervised:
