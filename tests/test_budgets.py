@@ -23,7 +23,8 @@ def test_grayscale_budgets_are_unchanged(dataset: str) -> None:
         cpu.label_fractions,
         cpu.optimizer,
         cpu.base_lr,
-    ) == (3, 20000, None, (0, 1, 2), (0.0, 0.25, 0.5, 0.75, 0.9, 1.0), 300, 5000, (0.01, 0.1, 1.0), "adamw", 1e-3)
+        cpu.looks,
+    ) == (3, 20000, None, (0, 1), (0.0, 0.25, 0.5, 0.75, 0.9, 1.0), 300, 5000, (0.01, 0.1, 1.0), "adamw", 1e-3, (4, 6))
     assert budget_for("smoke", dataset) is BUDGETS["smoke"] and budget_for("gpu", dataset) is BUDGETS["gpu"]
 
 
@@ -31,7 +32,13 @@ def test_grayscale_budgets_are_unchanged(dataset: str) -> None:
 def test_rgb32_cpu_budget_runs_the_whole_protocol(dataset: str) -> None:
     cpu = budget_for("cpu", dataset)
     assert cpu is CPU_RGB32 and cpu.name == "cpu"
-    assert len(cpu.seeds) >= 3 and cpu.w_grid[0] == 0.0 and cpu.w_grid[-1] == 1.0 and len(cpu.w_grid) >= 5
+    assert (
+        len(cpu.seeds) >= 2
+        and cpu.looks[-1] >= 6
+        and cpu.w_grid[0] == 0.0
+        and cpu.w_grid[-1] == 1.0
+        and len(cpu.w_grid) >= 5
+    )
     assert cpu.finetune_steps and cpu.label_fractions == (0.01, 0.1, 1.0) and cpu.epochs >= 3
     assert budget_for("gpu", dataset) is BUDGETS["gpu"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import statistics
 import subprocess
 import sys
 from contextlib import closing
@@ -16,6 +17,7 @@ from PIL import Image
 
 from storage import make_storage
 from studies import report
+from studies.analysis.claim import Interval
 from studies.analysis.summary import method_name
 from tests.smoke_study import REPO, SmokeStudy
 
@@ -28,6 +30,11 @@ def run_report(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / "studies" / "report.py"), *args], capture_output=True, text=True, timeout=300
     )
+
+
+def spread(values: list[float]) -> str:
+    """A table cell: mean ± std over seeds, in points."""
+    return f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
 def section(text: str, heading: str) -> str:
@@ -59,37 +66,45 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
     assert "Still running" not in text
     assert re.search(r"python studies/run\.py .*--study w-sweep", section(text, "## About this study"))  # the note
 
-    trials = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.url).trials
+    study = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.url)
+    trials = study.trials
     header, *rows = table_rows(section(text, "### Linear evaluation"))
     fractions = sorted(trials[0].user_attrs["test_linear"], key=float)
     assert header == ["method", *(f"{float(f):.0%} labels" for f in fractions)]
     by_method = {row[0]: row[1:] for row in rows}
-    assert len(rows) == len(by_method) == len(trials)  # one row per method (one seed each)
-    for trial in trials:
-        cells = by_method[method_name(trial.params["w"])]
-        for cell, fraction in zip(cells, fractions, strict=True):
-            assert cell.strip("*") == f"{100 * trial.user_attrs['test_linear'][fraction]:.2f}"
-    for column, fraction in enumerate(fractions):  # bold marks the best of each column, only it
-        best = max(t.user_attrs["test_linear"][fraction] for t in trials)
-        bold = [cells[column] for cells in by_method.values() if cells[column].startswith("**")]
-        assert bold == [f"**{100 * best:.2f}**"]
+    methods = {method_name(t.params["w"]) for t in trials}
+    assert set(by_method) == methods | {"untrained encoder", "raw pixels"}
+    scores = {m: [t.user_attrs["test_linear"] for t in trials if method_name(t.params["w"]) == m] for m in methods}
+    for method, per_seed in scores.items():  # mean ± std over the method's seeds, in points
+        for cell, fraction in zip(by_method[method], fractions, strict=True):
+            assert cell.strip("*") == spread([s[fraction] for s in per_seed])
+    for column, fraction in enumerate(fractions):  # bold marks the best method of each column, only it
+        best = max(methods, key=lambda m: statistics.fmean(s[fraction] for s in scores[m]))
+        bold = [(m, cells[column]) for m, cells in by_method.items() if cells[column].startswith("**")]
+        assert bold == [(best, f"**{spread([s[fraction] for s in scores[best]])}**")]
     header, *rows = table_rows(section(text, "### Fine-tuning"))
     tuned = {row[0]: row[1:] for row in rows}
-    supervised = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.url).user_attrs[
-        "supervised_finetune"
-    ]["0"]
-    assert set(tuned) == {method_name(t.params["w"]) for t in trials} | {"supervised"}
-    assert [c.strip("*") for c in tuned["supervised"]] == [f"{100 * supervised[f]:.2f}" for f in fractions]
+    supervised = study.user_attrs["supervised_finetune"]
+    assert set(tuned) == methods | {"supervised"}
+    assert [c.strip("*") for c in tuned["supervised"]] == [
+        spread([per[f] for per in supervised.values()]) for f in fractions
+    ]
 
-    claim = table_rows(section(text, "### Does the claim hold?"))  # one seed: w = 0.5 is the only inner w
-    assert claim[0][1:3] == ["SidAE w=0.5 − DAE", "SidAE w=0.5 − SimSiam"]
-    assert len(claim) == 1 + 2 * len(fractions)
-    linear = {t.params["w"]: t.user_attrs["test_linear"][fractions[0]] for t in trials}
-
-    def paired(baseline: float) -> str:  # one seed: the difference in points, and whether SidAE won
-        return f"{100 * (linear[0.5] - linear[baseline]):+.2f} ({int(linear[0.5] > linear[baseline])}/1)"
-
-    assert claim[1][:3] == [f"linear probe, {float(fractions[0]):.0%} labels", paired(0.0), paired(1.0)]
+    claim = section(text, "### Does the claim hold?")  # the smoke budget's design: 1 pilot seed, 2 fresh ones
+    assert "declared before the run" in claim and "**Primary verdict: " in claim
+    assert "**Chosen w**: 0.5" in claim  # the only inner w of the smoke grid
+    gate = table_rows(section(text, "#### Did pre-training learn?"))
+    assert [row[0] for row in gate[1:]] == ["SidAE w=0.5", "DAE", "SimSiam"]
+    descriptive = table_rows(section(text, "#### Descriptive comparisons"))
+    assert descriptive[0][1:3] == ["SidAE w=0.5 − DAE", "SidAE w=0.5 − SimSiam"]
+    assert len(descriptive) == 1 + 2 * len(fractions)
+    fresh = [t for t in trials if t.params["seed"] in (1, 2)]  # the pilot's seed 0 plays no part
+    linear = {(t.params["w"], t.params["seed"]): t.user_attrs["test_linear"][fractions[0]] for t in fresh}
+    differences = [100 * (linear[0.5, s] - linear[0.0, s]) for s in (1, 2)]
+    assert descriptive[1][:2] == [
+        f"linear probe, {float(fractions[0]):.0%} labels",
+        Interval(tuple(differences)).__str__(),
+    ]
 
     best_rows = table_rows(section(text, "## Best trials"))[1:]
     ranked = sorted(trials, key=lambda t: t.value, reverse=True)

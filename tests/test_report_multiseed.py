@@ -1,8 +1,8 @@
 """The report and the verdict on a three-seed w-sweep with known numbers (tests/multiseed_study.py),
 checked cell by cell against values worked out by hand: mean ± std over seeds, the best of each
 column in bold, the supervised and control rows (a control ahead of every method is not bold),
-the paired margins (mean ± std of per-seed differences, seeds won), the w chosen on validation
-and each verdict. Runs in seconds: no training."""
+the descriptive paired margins (mean [95 % interval] of per-seed differences), the learning check,
+and the w chosen on validation; a sweep whose seeds were named has no verdict. Runs in seconds: no training."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from PIL import Image
 
 from storage import make_storage
 from studies import report
-from studies.analysis.claim import claim_rows, claim_summary
+from studies.analysis.claim import claim_rows, study_verdict
 from studies.analysis.figures import DPI
 from studies.analysis.summary import complete_trials
+from studies.analysis.verdict import verdict_lines
 from studies.cli.report import EVALUATIONS
 from tests.multiseed_study import write_study
 
@@ -38,12 +39,31 @@ FINETUNE = [
     ["SimSiam", "87.00 ± 1.00", "95.33 ± 1.53"],
     ["supervised", "72.00 ± 2.00", "91.00 ± 1.00"],
 ]
+# The study names its seeds (no design): descriptive rows, mean [95 % t interval on 2 degrees of
+# freedom, 4.303 x sd / sqrt(3)]; e.g. SidAE - DAE at 1 %: 6, 5, 4 -> 5 +- 4.303 x 1 / 1.732.
 CLAIM = [
-    ["evaluation", "SidAE w=0.9 − DAE", "SidAE w=0.9 − SimSiam", "claim", "SimSiam − DAE"],
-    ["linear probe, 1% labels", "+5.00 ± 1.00 (3/3)", "+3.00 ± 1.00 (3/3)", "holds", "+2.00 ± 1.73 (3/3)"],
-    ["linear probe, 10% labels", "+0.33 ± 2.31 (1/3)", "-1.67 ± 1.53 (0/3)", "no", "+2.00 ± 1.00 (3/3)"],
-    ["fine-tune, 1% labels", "+2.00 ± 1.00 (3/3)", "+1.00 ± 2.00 (2/3)", "unclear", "+1.00 ± 1.73 (2/3)"],
-    ["fine-tune, 10% labels", "+1.00 ± 1.00 (2/3)", "+0.67 ± 2.31 (2/3)", "unclear", "+0.33 ± 1.53 (1/3)"],
+    ["evaluation", "SidAE w=0.9 − DAE", "SidAE w=0.9 − SimSiam", "SimSiam − DAE"],
+    [
+        "linear probe, 1% labels",
+        "+5.00 [+2.52, +7.48] (n=3)",
+        "+3.00 [+0.52, +5.48] (n=3)",
+        "+2.00 [-2.30, +6.30] (n=3)",
+    ],
+    [
+        "linear probe, 10% labels",
+        "+0.33 [-5.40, +6.07] (n=3)",
+        "-1.67 [-5.46, +2.13] (n=3)",
+        "+2.00 [-0.48, +4.48] (n=3)",
+    ],
+    ["fine-tune, 1% labels", "+2.00 [-0.48, +4.48] (n=3)", "+1.00 [-3.97, +5.97] (n=3)", "+1.00 [-3.30, +5.30] (n=3)"],
+    ["fine-tune, 10% labels", "+1.00 [-1.48, +3.48] (n=3)", "+0.67 [-5.07, +6.40] (n=3)", "+0.33 [-3.46, +4.13] (n=3)"],
+]
+# Each method minus the untrained encoder at 1 % (its numbers: tests/multiseed_study.py).
+LEARNED = [
+    ["method", "− untrained encoder, test linear probe 1% (95 % interval)", "learned"],
+    ["SidAE w=0.9", "+10.00 [+7.52, +12.48] (n=3)", "yes"],
+    ["DAE", "+5.00 [+5.00, +5.00] (n=3)", "yes"],
+    ["SimSiam", "+7.00 [+2.70, +11.30] (n=3)", "yes"],
 ]
 
 
@@ -83,9 +103,11 @@ def test_report_tables_and_verdicts_cell_by_cell(multiseed_study: MultiSeedStudy
     assert table_rows(section(text, "### Linear evaluation")) == LINEAR
     assert "`untrained encoder` and `raw pixels`: the same linear probe" in section(text, "### Linear evaluation")
     assert table_rows(section(text, "### Fine-tuning")) == FINETUNE
-    claim = section(text, "### Does the claim hold?")
-    assert "SidAE at w = 0.9, the w in (0, 1) with the best mean validation objective" in claim
+    claim = section(text, "### Comparisons (descriptive)")
+    assert "no confirmatory claim. SidAE at w = 0.9, the inner w with the best mean validation objective" in claim
     assert table_rows(claim) == CLAIM
+    assert table_rows(section(text, "#### Did pre-training learn?")) == LEARNED
+    assert "### Does the claim hold?" not in text  # no design: no verdict
     with Image.open(out / "w_sweep.png") as image:  # a panel per evaluation, each with its lines drawn
         assert image.format == "PNG" and image.size == (round(2 * 5.5 * DPI), round(4.2 * DPI))
         colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 22) or []}
@@ -94,17 +116,20 @@ def test_report_tables_and_verdicts_cell_by_cell(multiseed_study: MultiSeedStudy
 
 def test_verdict_rows_and_terminal_line(multiseed_study: MultiSeedStudy) -> None:
     study = optuna.load_study(study_name=multiseed_study.name, storage=make_storage(multiseed_study.url))
-    trials = complete_trials(study)
-    w, rows = claim_rows(trials, EVALUATIONS)
-    assert w == 0.9  # best validation among inner w; DAE and SimSiam score higher but are not candidates
-    assert [(r.evaluation, r.fraction, r.verdict) for r in rows] == [
-        ("linear probe", 0.01, "holds"),
-        ("linear probe", 0.1, "no"),
-        ("fine-tune", 0.01, "unclear"),
-        ("fine-tune", 0.1, "unclear"),
+    design, w, verdict = study_verdict(study)
+    assert (design, w, verdict) == (None, 0.9, None)  # best validation among inner w; the baselines are no candidates
+    rows = claim_rows(complete_trials(study), EVALUATIONS, w)
+    assert [(r.evaluation, r.fraction) for r in rows] == [
+        ("linear probe", 0.01),
+        ("linear probe", 0.1),
+        ("fine-tune", 0.01),
+        ("fine-tune", 0.1),
     ]
-    assert [round(d, 6) for d in rows[0].vs_dae.differences] == [6.0, 5.0, 4.0]  # paired by seed
-    assert claim_summary(trials) == (
-        "paper's claim, SidAE at w=0.9 (chosen on validation) against the DAE and "
-        "SimSiam, test linear probe: 1% holds, 10% no"
-    )
+    assert rows[0].vs_dae.values == pytest.approx((6.0, 5.0, 4.0))  # paired by seed
+    assert verdict_lines(study) == [
+        "descriptive sweep (points named by --w-grid/--seeds): no confirmatory verdict; SidAE at w=0.9 (chosen on "
+        "validation of the same seeds) at 1% labels, test linear probe: − DAE +5.00 [+2.52, +7.48] (n=3), − SimSiam "
+        "+3.00 [+0.52, +5.48] (n=3) (points, 95 % intervals)",
+        "over the untrained encoder, test linear probe at 1% labels: SidAE w=0.9 +10.00 [+7.52, +12.48] (n=3), "
+        "DAE +5.00 [+5.00, +5.00] (n=3), SimSiam +7.00 [+2.70, +11.30] (n=3)",
+    ]

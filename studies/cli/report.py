@@ -4,8 +4,8 @@ DIR/report.md with PNG figures beside it. For any study: the best trials, parame
 the learning curves of the top trials and the best trial's clean / noised / reconstructed
 images. For a w-sweep also: test accuracy against w (one line per label fraction, mean and
 spread over seeds) and the paper's "method x label fraction" tables for linear evaluation and
-fine-tuning, best per column in bold, and whether the paper's claim holds at each label
-fraction (studies/analysis/claim.py). On a study that is still running it reports the trials
+fine-tuning, best per column in bold, with the controls, and the primary verdict with its design,
+error rate and power (studies/analysis/claim.py, verdict.py). On a study that is still running it reports the trials
 complete so far, and says so.
 
 `--name A --name B` compares w-sweeps in one report instead (studies/cli/compare.py): their
@@ -31,8 +31,7 @@ from sidae.checkpoint import write_atomic
 from sidae.config import DATASET_TITLES
 from storage import StorageError, artifact_dir_for, default_url, redact
 from studies.analysis import figures
-from studies.analysis.adaptive import ADAPTIVE_ATTR, decision_lines
-from studies.analysis.claim import EVALUATIONS, claim_lines
+from studies.analysis.claim import EVALUATIONS
 from studies.analysis.controls import CONTROL_NAMES
 from studies.analysis.phases import phase_section
 from studies.analysis.stored import StoredStudyError, load_existing_study, open_existing_storage, unfinished
@@ -50,7 +49,8 @@ from studies.analysis.summary import (
     method_table,
     trial_scores,
 )
-from studies.service.notes import project_relative, redacted_command
+from studies.analysis.verdict import verdict_section
+from studies.service.notes import STATUS_MARK, project_relative, redacted_command
 
 
 def parser() -> argparse.ArgumentParser:
@@ -152,9 +152,8 @@ def w_sweep_section(study: optuna.Study, trials: list[FrozenTrial], out: Path) -
             "steps and seeds (no pre-training): the bar pre-training has to clear.",
             "",
         ]
-    lines += claim_lines(trials, EVALUATIONS)
-    adaptive = study.user_attrs.get(ADAPTIVE_ATTR)  # set by `studies/run.py --until-decided`
-    return lines + (decision_lines(trials, EVALUATIONS, adaptive["w_grid"], adaptive["seeds"]) if adaptive else [])
+
+    return lines + verdict_section(study, EVALUATIONS)
 
 
 def best_trials_section(top: list[FrozenTrial]) -> list[str]:
@@ -261,7 +260,7 @@ def header(study: optuna.Study, url: str, done: int) -> list[str]:
             "command is run again.)",
             "",
         ]
-    note = get_note(study).strip()
+    note = get_note(study).split(STATUS_MARK)[0].strip()  # the status part: the sections below
     command = attrs.get("command")
     if note:
         lines += ["## About this study", "", note, ""]

@@ -19,9 +19,8 @@ from sidae.config import DATASETS
 from sidae.data import DataError
 from sidae.train import comma_separated
 from storage import StorageError, default_url
-from studies.analysis.adaptive import ADAPTIVE_ATTR, plan
-from studies.analysis.claim import EVALUATIONS, claim_summary
 from studies.analysis.summary import best_summary, complete_trials, counts, w_sweep_table
+from studies.analysis.verdict import verdict_lines
 from studies.record import SPLITS
 from studies.service.budgets import BUDGETS
 from studies.service.catalogue import STUDIES
@@ -86,9 +85,9 @@ def parser() -> argparse.ArgumentParser:
         "--until-decided",
         type=int,
         metavar="SEEDS",
-        help="w-sweep: a seed budget; after the first round (--seeds), add a seed at a time only at "
-        "the grid points of comparisons the verdict still leaves open, until each is decided "
-        "(anytime-valid, error 0.05 over all) or SEEDS seeds are spent (studies/analysis/adaptive.py)",
+        help="confirmatory w-sweep: confirm the chosen w on up to SEEDS fresh seeds (2-30), looked at "
+        "after 4, then every 2 (alpha spent O'Brien-Fleming-style), stopping at the first look that "
+        "decides; default: the budget's looks (cpu: 4 and 6)",
     )
     g = p.add_argument_group("scheduling")
     g.add_argument("--address", help="Ray cluster HOST:PORT (default: start Ray on this machine)")
@@ -194,12 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(t.user_attrs.get("test_finetune") for t in study.trials):
             print("\ntest fine-tune accuracy by w")
             print(w_sweep_table(study, "test_finetune"))
-        claim = claim_summary(complete_trials(study))
-        if claim:
-            print(f"\n{claim} (margins: studies/report.py)")
-        adaptive = study.user_attrs.get(ADAPTIVE_ATTR)
-        if adaptive:
-            print("\n" + plan(complete_trials(study), EVALUATIONS, adaptive["w_grid"], adaptive["seeds"]).summary())
+        verdict = verdict_lines(study)
+        if verdict:
+            print("\n" + "\n".join(verdict))
     print(f"\nbrowse: {dashboard_command(opts.storage or default_url(), opts.artifact_dir)}")
     return 0
 

@@ -6,50 +6,60 @@ from __future__ import annotations
 
 import os
 import shlex
+import statistics
 from pathlib import Path
 
 import optuna
-from optuna_dashboard import save_note
+from optuna_dashboard import get_note, save_note
 
 from sidae.config import DATASET_TITLES
 from storage import redact
+from studies.analysis.claim import Design
+from studies.analysis.controls import CONTROL_NAMES, control_scores
+from studies.analysis.verdict import design_text, verdict_section
 from studies.record import fraction_label
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
 
 _SQLITE = "sqlite:///"
+# Starts the part of the note that the driver refreshes after each round (a report, which
+# computes the same from the trials itself, shows the note only up to it).
+STATUS_MARK = "---\n\n**Where the study stands** (refreshed after each round of trials)"
 
 
 def study_note(
-    study: Study, budget: Budget, dataset: str, primary_fraction: float, command: str, seed_budget: int | None = None
+    study: Study,
+    budget: Budget,
+    dataset: str,
+    primary_fraction: float,
+    command: str,
+    design: Design | None = None,
+    status: list[str] | None = None,
 ) -> str:
     """The note's markdown; no heading: the dashboard shows the study's name above it, and the
-    report puts it under its own. seed_budget: an adaptive w-sweep's (--until-decided)."""
+    report puts it under its own. design: a confirmatory w-sweep's; status: where the study
+    stands (controls, verdict), refreshed after each round."""
     fractions = ", ".join(fraction_label(f) for f in budget.label_fractions)
     lines = [
         f"**Searches** (study `{study.name}`): {study.summary}.",
         f"**Data set**: `{dataset}` ({DATASET_TITLES.get(dataset, dataset)}).",
-        f"**Budget** `{budget.name}`: {_budget_text(study, budget, seed_budget)}.",
+        f"**Budget** `{budget.name}`: {_budget_text(study, budget)}.",
+        *([f"**Plan** (confirmatory, declared before the run): {design_text(design)}."] if design else []),
         f"**Objective**: validation linear-probe accuracy at {primary_fraction:.0%} labels (maximised); "
         f"the learning curve is the validation kNN accuracy per epoch. Test-set accuracies at {fractions} labels "
         "are the trials' user attributes `test_linear` (linear probe) and `test_finetune` (fine-tuning).",
         "**Reproduce** (from the project folder; rerunning resumes the study):",
         f"```\n{redacted_command(command) if command else '(started from Python: no command recorded)'}\n```",
     ]
-    return "\n\n".join(lines) + "\n"
+    return "\n\n".join(lines) + "\n" + (f"\n{STATUS_MARK}\n\n" + "\n".join(status) + "\n" if status else "")
 
 
-def _budget_text(study: Study, budget: Budget, seed_budget: int | None) -> str:
+def _budget_text(study: Study, budget: Budget) -> str:
     images = f"{budget.train_limit} pre-training images" if budget.train_limit else "the whole training set"
     parts = [f"{budget.epochs} epochs per trial on {images}"]
     if study.grid is not None:
         axes = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in study.grid(budget).items())
         parts.append(f"grid of {len(grid_points(study, budget))} points ({axes})")
-        if seed_budget is not None:
-            parts.append(
-                f"then more seeds, up to {seed_budget}, only at the w values of comparisons the verdict "
-                "has not decided yet (--until-decided)"
-            )
     else:
         parts.append(f"{budget.trials} trials")
     parts.append(f"fine-tuning {budget.finetune_steps} steps" if budget.finetune_steps else "no fine-tuning")
@@ -80,7 +90,28 @@ def save_study_note(
     dataset: str,
     primary_fraction: float,
     command: str,
-    seed_budget: int | None = None,
+    design: Design | None = None,
 ) -> None:
-    """Write the study's dashboard note (a new version each call; the dashboard shows the last)."""
-    save_note(optuna_study, study_note(study, budget, dataset, primary_fraction, command, seed_budget))
+    """Write the study's dashboard note with where it stands now: its controls and verdict (a
+    new version only when the text changed; the dashboard shows the last)."""
+    status = status_lines(optuna_study)
+    note = study_note(study, budget, dataset, primary_fraction, command, design, status)
+    if get_note(optuna_study) != note:
+        save_note(optuna_study, note)
+
+
+def status_lines(optuna_study: optuna.Study) -> list[str]:
+    """The controls (mean over seeds per label fraction) and the verdict section, as markdown."""
+    from studies.analysis.claim import EVALUATIONS  # the analysis layer reads the stored trials
+
+    lines = []
+    for name, title in CONTROL_NAMES.items():
+        scores = control_scores(optuna_study, name)
+        fractions = sorted({f for per in scores.values() for f in per})
+        if fractions:
+            cells = ", ".join(
+                f"{fraction_label(f)} {100 * statistics.fmean(per[f] for per in scores.values() if f in per):.2f} %"
+                for f in fractions
+            )
+            lines.append(f"- **Control, {title}** (test linear probe, mean of {len(scores)} seeds): {cells}")
+    return (["**Controls**", "", *lines, ""] if lines else []) + verdict_section(optuna_study, EVALUATIONS)

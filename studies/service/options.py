@@ -11,11 +11,13 @@ import optuna
 
 from sidae.config import DATASETS, ConfigError
 from sidae.data import data_root
+from studies.analysis.claim import Design
 from studies.service.budgets import BUDGETS, Budget, budget_for
 from studies.service.catalogue import STUDIES, Study
 from studies.service.trainable import TrialContext, trial_config
 
 SCHEDULERS = ("asha", "none")
+MAX_CONFIRM_SEEDS = 30
 
 
 class StudyError(ValueError):
@@ -52,7 +54,7 @@ class StudyOptions:
     device: str = "auto"
     progress: bool = True
     command: str = ""  # how the user started it, stored on the study
-    until_decided: int | None = None  # w-sweep: seeds in all; past the first round only where a comparison is open
+    until_decided: int | None = None  # confirmatory w-sweep: up to this many fresh seeds, looked at every two
 
     @property
     def study_name(self) -> str:
@@ -107,16 +109,34 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
     clash = sorted(set(opts.fixed) & searched)
     if clash:
         raise StudyError(f"--set {clash[0]} clashes with a parameter that study {study.name} searches")
-    if opts.until_decided is not None and (study.name != "w-sweep" or opts.until_decided < len(budget.seeds)):
-        raise StudyError(
-            f"--until-decided is a w-sweep's seed budget, at least its first round of {len(budget.seeds)} "
-            f"seeds (--seeds), got {opts.study} with {opts.until_decided}"
-        )
+    if opts.until_decided is not None:
+        if study.name != "w-sweep" or opts.w_grid is not None or opts.seeds is not None:
+            raise StudyError(
+                "--until-decided sets the fresh seeds of a confirmatory w-sweep; a sweep whose points are "
+                "named (--w-grid, --seeds) is descriptive and has none"
+            )
+        if not 2 <= opts.until_decided <= MAX_CONFIRM_SEEDS:
+            raise StudyError(f"--until-decided must be 2 to {MAX_CONFIRM_SEEDS} fresh seeds, got {opts.until_decided}")
     try:
         trial_config({}, ctx)  # the budget and --set values make a valid config
     except ConfigError as error:
         raise StudyError(str(error)) from None
     return study, budget, ctx
+
+
+def looks_until(seeds: int, first: int = 4) -> tuple[int, ...]:
+    """--until-decided's looks: at `first` fresh seeds, then every two, and at `seeds`."""
+    return (*range(min(first, seeds), seeds, 2), seeds)
+
+
+def design_for(opts: StudyOptions, budget: Budget) -> Design | None:
+    """The confirmatory design of a w-sweep on its budget's grid and seeds; None (a descriptive
+    sweep) for other studies and where the user named the points (--w-grid, --seeds)."""
+    if opts.study != "w-sweep" or opts.w_grid is not None or opts.seeds is not None or not budget.looks:
+        return None
+    looks = budget.looks if opts.until_decided is None else looks_until(opts.until_decided)
+    fresh = range(max(budget.seeds) + 1, max(budget.seeds) + 1 + looks[-1])
+    return Design(budget.w_grid, budget.seeds, tuple(fresh), looks, opts.primary_fraction)
 
 
 def _searched_params(study: Study, budget: Budget, dataset: str) -> set[str]:

@@ -7,7 +7,6 @@ checked before the study is created or Ray is started.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 import shlex
 import sys
@@ -22,11 +21,15 @@ from optuna.artifacts import upload_artifact
 from sidae.checkpoint import write_atomic
 from sidae.fetch import fetch
 from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, parse, redact
+from studies.analysis.claim import CHOSEN_ATTR, DESIGN_ATTR, Design, by_w_and_seed, chosen_w, primary_verdict
+from studies.analysis.controls import control_scores
+from studies.analysis.sequential import HOLDS, REVERSED
+from studies.analysis.summary import complete_trials
 from studies.service import lease
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
 from studies.service.notes import save_study_note
-from studies.service.options import StudyError, StudyOptions, validate
+from studies.service.options import StudyError, StudyOptions, design_for, validate
 from studies.service.reconcile import plan
 from studies.service.trainable import TrialContext, trial_config
 from studies.service.tuning import RAY_AUTH_VARS, init_ray, private_ray_token, tune_trials
@@ -35,6 +38,7 @@ from studies.service.tuning import RAY_AUTH_VARS, init_ray, private_ray_token, t
 def run_study(opts: StudyOptions) -> optuna.Study:
     """Run (or resume) the study and return it."""
     study, budget, ctx = validate(opts)
+    design = design_for(opts, budget)
     url = opts.storage or default_url()
     parse(url)  # a malformed URL fails here, before anything is read or written
     fetch(trial_config({}, ctx).data)  # downloaded here, once, if missing: the workers read with downloads off
@@ -50,13 +54,13 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     # the study's creation and note included
     with lease.held(storage, opts.study_name) as study_lease:
         try:
-            optuna_study = _open_study(opts, study, budget, storage)
+            optuna_study = _open_study(opts, study, budget, storage, design)
             to_run = plan(optuna_study, storage, points, budget.trials, opts.max_retries)
-            _print_header(opts, url, artifact_root, budget, to_run)
-            run = _Run(opts, study, budget, ctx, storage, artifact_store, optuna_study)
+            _print_header(opts, url, artifact_root, budget, to_run, design)
+            run = _Run(opts, study, budget, ctx, storage, artifact_store, optuna_study, design)
             run.round(points if points is not None else [{}], to_run)
-            if opts.until_decided is not None:
-                _until_decided(run)
+            if design is not None:
+                _confirm(run, design)
             store_best_model(optuna_study, artifact_store, Path(ctx.run_root))
         except Exception:
             study_lease.check()  # a lost lease is the cause (Ray Tune wraps it): say that, in one line
@@ -75,6 +79,7 @@ class _Run:
     storage: optuna.storages.BaseStorage
     artifact_store: Any
     optuna_study: optuna.Study
+    design: Design | None
     started: float = field(default_factory=time.monotonic)
 
     def time_left(self) -> float | None:
@@ -101,47 +106,39 @@ class _Run:
             opts, left = self.opts, self.time_left()
             tune_trials(opts, self.study, self.budget, self.ctx, self.storage, self.artifact_store, to_run, left)
         baseline.record(self.optuna_study, pending, wait=self.in_time())
+        self.save_note()
+
+    def save_note(self) -> None:
+        """The study's dashboard note, with what the study stands at now (a new version only
+        when it changed)."""
+        opts = self.opts
+        save_study_note(
+            self.optuna_study, self.study, self.budget, opts.dataset, opts.primary_fraction, opts.command, self.design
+        )
 
 
-def adaptive_seeds(budget: Budget, total: int) -> tuple[int, ...]:
-    """--until-decided's seed budget: the first round's seeds, then the next integers."""
-    extra = (s for s in itertools.count(max(budget.seeds) + 1) if s not in budget.seeds)
-    return (*budget.seeds, *itertools.islice(extra, total - len(budget.seeds)))
-
-
-def _until_decided(run: _Run) -> None:
-    """After the first round: a seed at a time, only at the grid points of open comparisons
-    (studies/analysis/adaptive.py), until decided, the seed budget is spent, the points keep
-    failing, or the time budget is over. The plan is read from the stored trials, so a rerun
-    resumes where this one stopped."""
-    from studies.analysis import adaptive
-    from studies.analysis.claim import EVALUATIONS
-
-    seeds = adaptive_seeds(run.budget, run.opts.until_decided or 0)
-    _record_seed_budget(run, seeds)
-    while run.in_time():
-        complete = run.optuna_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        next_points = adaptive.plan(complete, EVALUATIONS, run.budget.w_grid, seeds).next_points
-        points = [{"seed": s, "w": w} for s, w in next_points]
-        to_run = plan(run.optuna_study, run.storage, points, 0, run.opts.max_retries)
-        if to_run == 0:
+def _confirm(run: _Run, design: Design) -> None:
+    """The confirmation stage: fix w on the pilot seeds (once: stored), then run it and both
+    baselines on fresh seeds look by look until the primary verdict is decided or the last look
+    is done. Everything is read from the stored trials, so a rerun resumes where this one
+    stopped; a look whose points keep failing, or the time budget, ends the run early."""
+    study = run.optuna_study
+    if study.user_attrs.get(CHOSEN_ATTR) is None:
+        w = chosen_w(by_w_and_seed(complete_trials(study)), design.pilot_seeds)
+        if w is None:
+            print("confirmation: not started, the pilot is not complete (rerun the command)", file=sys.stderr)
             return
-        run.round(points, to_run)
-
-
-def _record_seed_budget(run: _Run, seeds: tuple[int, ...]) -> None:
-    """The seed budget as a study attribute (the report's plan reads it) and in the study's
-    note (a new note version only when the budget changed)."""
-    from studies.analysis import adaptive
-
-    budget = {"seeds": list(seeds), "w_grid": list(run.budget.w_grid)}
-    if run.optuna_study.user_attrs.get(adaptive.ADAPTIVE_ATTR) == budget:
-        return
-    run.optuna_study.set_user_attr(adaptive.ADAPTIVE_ATTR, budget)
-    opts = run.opts
-    save_study_note(
-        run.optuna_study, run.study, run.budget, opts.dataset, opts.primary_fraction, opts.command, len(seeds)
-    )
+        study.set_user_attr(CHOSEN_ATTR, w)
+        print(f"pilot chose w={w:g} on validation; confirming it on fresh seeds", file=sys.stderr, flush=True)
+    w = float(study.user_attrs[CHOSEN_ATTR])
+    for look in range(len(design.looks)):
+        if not run.in_time():
+            return
+        points = design.look_points(w, look)
+        run.round(points, plan(study, run.storage, points, 0, run.opts.max_retries))
+        verdict = primary_verdict(complete_trials(study), design, w, control_scores(study, "untrained"))
+        if verdict is None or verdict.vs_dae.n < design.looks[look] or verdict.tested in (HOLDS, REVERSED):
+            return
 
 
 def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -> None:
@@ -171,8 +168,11 @@ def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -
     study.set_user_attr("best_model_trial", best.number)
 
 
-def _open_study(opts: StudyOptions, study: Study, budget: Budget, storage: optuna.storages.BaseStorage) -> optuna.Study:
-    """Create the study, or load it if this name exists and holds the same kind of study."""
+def _open_study(
+    opts: StudyOptions, study: Study, budget: Budget, storage: optuna.storages.BaseStorage, design: Design | None
+) -> optuna.Study:
+    """Create the study, or load it if this name exists and holds the same kind of study with
+    the same design (a confirmatory design is declared once, before any trial runs)."""
     optuna_study = optuna.create_study(
         study_name=opts.study_name, storage=storage, direction="maximize", load_if_exists=True
     )
@@ -181,22 +181,36 @@ def _open_study(opts: StudyOptions, study: Study, budget: Budget, storage: optun
     if all(v is None for v in held.values()):
         for key, value in {**identity, "budget": budget.name, "command": opts.command}.items():
             optuna_study.set_user_attr(key, value)
-        # what it searches, data, budget, command: shown on the study's page in optuna-dashboard
-        save_study_note(optuna_study, study, budget, opts.dataset, opts.primary_fraction, opts.command)
+        if design is not None:
+            optuna_study.set_user_attr(DESIGN_ATTR, design.to_attr())
+        # what it searches, data, budget, design, command: shown on the study's page in optuna-dashboard
+        save_study_note(optuna_study, study, budget, opts.dataset, opts.primary_fraction, opts.command, design)
     elif held != identity:
         raise StudyError(
             f"study name {opts.study_name!r} already holds a {held['study']} on {held['dataset']}; "
             "choose another --name"
         )
+    elif Design.from_attr(optuna_study.user_attrs.get(DESIGN_ATTR)) != design:
+        raise StudyError(
+            f"study name {opts.study_name!r} was started with another "
+            + ("confirmatory design" if DESIGN_ATTR in optuna_study.user_attrs else "kind of sweep (descriptive)")
+            + "; a design cannot change once declared: choose another --name"
+        )
     return optuna_study
 
 
-def _print_header(opts: StudyOptions, url: str, artifact_root: Path, budget: Budget, to_run: int) -> None:
+def _print_header(
+    opts: StudyOptions, url: str, artifact_root: Path, budget: Budget, to_run: int, design: Design | None
+) -> None:
     print(
         f"study {opts.study_name} ({opts.study} on {opts.dataset}, budget {budget.name}: {budget.epochs} epochs, "
         f"{budget.train_limit or 'all'} pre-training images)",
         file=sys.stderr,
     )
+    if design is not None:
+        print(f"confirmatory design: {design.describe()}", file=sys.stderr)
+    elif opts.study == "w-sweep":
+        print("descriptive sweep (--w-grid or --seeds named its points): no confirmatory verdict", file=sys.stderr)
     print(f"storage {redact(url)}; artifacts {artifact_root}", file=sys.stderr)
     print(
         f"{to_run} trial(s) to run" if to_run else "nothing left to run: every trial of this study is done",
