@@ -50,7 +50,7 @@ def test_unknown_budget_is_a_key_error() -> None:
 
 def test_set_values_of_budget_fields_change_the_budget_the_header_and_note_describe() -> None:
     from studies.service.catalogue import STUDIES
-    from studies.service.notes import study_note
+    from studies.service.notes import About, study_note
     from studies.service.options import StudyOptions, resolve_budget
     from studies.service.trainable import TrialContext, trial_config
 
@@ -63,7 +63,7 @@ def test_set_values_of_budget_fields_change_the_budget_the_header_and_note_descr
         {}, TrialContext(dataset="mnist", budget=budget, data_dir="/d", run_root="", fixed=fixed, primary_fraction=0.1)
     )
     assert (cfg.optim.epochs, cfg.eval.finetune, cfg.eval.label_fractions) == (4, False, (0.1,))
-    note = study_note(STUDIES["noise-sweep"], budget, "mnist", 0.1, "")
+    note = study_note(About(STUDIES["noise-sweep"], budget, "mnist", 0.1, ""))
     assert "4 epochs per trial" in note and "no fine-tuning" in note and "at 10% labels" in note
     assert BUDGETS["cpu"].with_config({}) == BUDGETS["cpu"]
     assert {**BUDGETS["gpu"].config_values(), "data.train_limit": None} == BUDGETS["gpu"].config_values()

@@ -10,7 +10,7 @@ import pytest
 from sidae.config import DATASET_TITLES, DATASETS
 from studies.service.budgets import budget_for
 from studies.service.catalogue import STUDIES
-from studies.service.notes import project_relative, redacted_command, study_note
+from studies.service.notes import About, project_relative, redacted_command, study_note
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_the_reproduce_command_is_relative_and_redacted(here: Path) -> None:
 
 
 def test_the_note_names_the_jpeg_copy_as_such() -> None:
-    note = study_note(STUDIES["w-sweep"], budget_for("cpu", "cifar10-jpeg"), "cifar10-jpeg", 0.01, "")
+    note = study_note(About(STUDIES["w-sweep"], budget_for("cpu", "cifar10-jpeg"), "cifar10-jpeg", 0.01, ""))
     assert "**Data set**: `cifar10-jpeg` (CIFAR-10 (JPEG copy))." in note
     assert "5 epochs per trial on 3500 pre-training images" in note and "fine-tuning 50 steps" in note
     assert set(DATASET_TITLES) == set(DATASETS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shlex
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -27,18 +28,24 @@ _SQLITE = "sqlite:///"
 STATUS_MARK = "---\n\n**Where the study stands** (refreshed after each round of trials)"
 
 
-def study_note(
-    study: Study,
-    budget: Budget,
-    dataset: str,
-    primary_fraction: float,
-    command: str,
-    design: Design | None = None,
-    status: list[str] | None = None,
-) -> str:
+@dataclass(frozen=True)
+class About:
+    """What a study's note says of it that stays fixed for the study's life."""
+
+    study: Study
+    budget: Budget
+    dataset: str
+    primary_fraction: float
+    command: str
+    design: Design | None = None  # a confirmatory w-sweep's
+
+
+def study_note(about: About, status: list[str] | None = None) -> str:
     """The note's markdown; no heading: the dashboard shows the study's name above it, and the
-    report puts it under its own. design: a confirmatory w-sweep's; status: where the study
-    stands (controls, verdict), refreshed after each round."""
+    report puts it under its own. status: where the study stands (controls, verdict), refreshed
+    after each round."""
+    study, budget, dataset, design = about.study, about.budget, about.dataset, about.design
+    command, primary_fraction = about.command, about.primary_fraction
     fractions = ", ".join(fraction_label(f) for f in budget.label_fractions)
     lines = [
         f"**Searches** (study `{study.name}`): {study.summary}.",
@@ -83,19 +90,10 @@ def project_relative(word: str) -> str:
     return prefix + os.path.relpath(path, here)
 
 
-def save_study_note(
-    optuna_study: optuna.Study,
-    study: Study,
-    budget: Budget,
-    dataset: str,
-    primary_fraction: float,
-    command: str,
-    design: Design | None = None,
-) -> None:
+def save_study_note(optuna_study: optuna.Study, about: About) -> None:
     """Write the study's dashboard note with where it stands now: its controls and verdict (a
     new version only when the text changed; the dashboard shows the last)."""
-    status = status_lines(optuna_study)
-    note = study_note(study, budget, dataset, primary_fraction, command, design, status)
+    note = study_note(about, status_lines(optuna_study))
     if get_note(optuna_study) != note:
         save_note(optuna_study, note)
 

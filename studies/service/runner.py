@@ -28,7 +28,7 @@ from studies.analysis.summary import complete_trials
 from studies.service import lease
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
-from studies.service.notes import save_study_note
+from studies.service.notes import About, save_study_note
 from studies.service.options import StudyError, StudyOptions, design_for, validate
 from studies.service.reconcile import plan
 from studies.service.trainable import TrialContext, trial_config
@@ -111,10 +111,7 @@ class _Run:
     def save_note(self) -> None:
         """The study's dashboard note, with what the study stands at now (a new version only
         when it changed)."""
-        opts = self.opts
-        save_study_note(
-            self.optuna_study, self.study, self.budget, opts.dataset, opts.primary_fraction, opts.command, self.design
-        )
+        save_study_note(self.optuna_study, about(self.opts, self.study, self.budget, self.design))
 
 
 def _confirm(run: _Run, design: Design) -> None:
@@ -168,6 +165,10 @@ def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -
     study.set_user_attr("best_model_trial", best.number)
 
 
+def about(opts: StudyOptions, study: Study, budget: Budget, design: Design | None) -> About:
+    return About(study, budget, opts.dataset, opts.primary_fraction, opts.command, design)
+
+
 def _open_study(
     opts: StudyOptions, study: Study, budget: Budget, storage: optuna.storages.BaseStorage, design: Design | None
 ) -> optuna.Study:
@@ -184,7 +185,7 @@ def _open_study(
         if design is not None:
             optuna_study.set_user_attr(DESIGN_ATTR, design.to_attr())
         # what it searches, data, budget, design, command: shown on the study's page in optuna-dashboard
-        save_study_note(optuna_study, study, budget, opts.dataset, opts.primary_fraction, opts.command, design)
+        save_study_note(optuna_study, about(opts, study, budget, design))
     elif held != identity:
         raise StudyError(
             f"study name {opts.study_name!r} already holds a {held['study']} on {held['dataset']}; "
