@@ -36,7 +36,15 @@ LOCAL_BASES = {"BASE_IMAGE": "sidae-base:bookworm", "POSTGRES_IMAGE": "sidae-pos
 # The CA certificates builds need for TLS to the package index here; copied into the build
 # context folder that the Dockerfile's EXTRA_CA_CERTS names (gitignored).
 CA_BUNDLE = Path(os.environ.get("SIDAE_BUILD_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
-STUDY = ["--study", "w-sweep", "--budget", "smoke", "--quiet"]
+STUDY = [
+    "--study",
+    "w-sweep",
+    "--budget",
+    "smoke",
+    "--w-grid",
+    "0,0.5,1",
+    "--quiet",
+]  # named points: the 3 trials it checks
 WORKERS = 2
 
 # Cold: a base from Debian's packages and an image with PyPI's torch (~1 min + ~10 min here);
