@@ -108,7 +108,10 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
 
     # What a runner on a real cluster does: --address and the PostgreSQL URL, the token from the environment.
     url = storage_url(record)
-    grid = ["--w-grid", "0,1"]  # two trials, one CPU each: one per worker node, at once
+    # Three trials, one CPU each, beside the seed's baseline task (the controls), which takes one
+    # node's CPU first: the other node starts a trial, and the trials after it go wherever a CPU
+    # frees, so both nodes run trials unless the controls outlast two trials.
+    grid = ["--w-grid", "0,0.5,1"]
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(state_dir / "ray-token"))
     for name, value in storage_env(Paths(state_dir)).items():  # PGPASSFILE
@@ -133,7 +136,7 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     trials = optuna.load_study(study_name="w-sweep-cluster", storage=url).trials
-    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     nodes = {t.user_attrs["ray_node_id"] for t in trials}
     assert len(nodes) == 2, f"every trial ran on one Ray node: {nodes}"
     assert all(Path(t.user_attrs["run_dir"]).is_relative_to(state_dir / "artifacts") for t in trials)

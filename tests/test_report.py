@@ -18,6 +18,7 @@ from PIL import Image
 from storage import make_storage
 from studies import report
 from studies.analysis.claim import Interval
+from studies.analysis.controls import CONTROL_NAMES
 from studies.analysis.summary import method_name
 from tests.smoke_study import REPO, SmokeStudy
 
@@ -107,7 +108,7 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
     ]
 
     best_rows = table_rows(section(text, "## Best trials"))[1:]
-    ranked = sorted(trials, key=lambda t: t.value, reverse=True)
+    ranked = sorted(trials, key=lambda t: t.value, reverse=True)[:5]  # the report's --top default
     assert [int(row[0]) for row in best_rows] == [t.number for t in ranked]
     assert [row[1] for row in best_rows] == [f"{t.value:.4f}" for t in ranked]
     assert f"## Reconstructions of the best trial ({ranked[0].number})" in text
@@ -123,8 +124,8 @@ def test_report_on_a_study_still_running_covers_the_complete_trials(smoke_study:
     copy_sqlite(smoke_study.folder / "studies.db", tmp_path / "studies.db")
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     study = optuna.load_study(study_name=smoke_study.name, storage=make_storage(url))
-    for w in (0.5, 1.0):  # a second seed's grid points queued, as `studies/run.py` does, and one started
-        study.enqueue_trial({"seed": 1, "w": w})
+    for seed in (3, 4):  # two more fresh seeds queued, as `studies/run.py` does, and one started
+        study.enqueue_trial({"seed": seed, "w": 0.5})
     study.ask()
     out = tmp_path / "report"
     done = run_report(
@@ -133,9 +134,10 @@ def test_report_on_a_study_still_running_covers_the_complete_trials(smoke_study:
     assert done.returncode == 0, done.stderr
     assert "still running" in done.stdout
     text = (out / "report.md").read_text()
-    assert re.search(r"\*\*Still running\*\* \(1 running, 1 waiting\): this report covers the 3 trials", text)
+    assert re.search(r"\*\*Still running\*\* \(1 running, 1 waiting\): this report covers the 9 trials", text)
     methods = [row[0] for row in table_rows(section(text, "### Linear evaluation"))[1:]]
-    assert sorted(methods) == sorted(method_name(w) for w in (0.0, 0.5, 1.0))
+    expected = [method_name(w) for w in (0.0, 0.5, 1.0)] + list(CONTROL_NAMES.values())
+    assert sorted(methods) == sorted(expected)
     assert (out / "reconstructions.png").is_file()  # from the --artifact-dir given
 
 
