@@ -102,6 +102,8 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
     fresh = [t for t in trials if t.params["seed"] in (1, 2)]  # the pilot's seed 0 plays no part
     linear = {(t.params["w"], t.params["seed"]): t.user_attrs["test_linear"][fractions[0]] for t in fresh}
     differences = [100 * (linear[0.5, s] - linear[0.0, s]) for s in (1, 2)]
+    pixels = [100 * (linear[0.5, s] - study.user_attrs["controls"][str(s)]["pixels"][fractions[0]]) for s in (1, 2)]
+    assert gate[1][3] == str(Interval(tuple(pixels)))  # SidAE's margin over raw pixels, on the fresh seeds
     assert descriptive[1][:2] == [
         f"linear probe, {float(fractions[0]):.0%} labels",
         Interval(tuple(differences)).__str__(),

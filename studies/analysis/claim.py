@@ -157,6 +157,22 @@ class Learning:
         return t >= float(stats.t.isf(ALPHA, len(values) - 1))
 
 
+def over_control(
+    table: Table, control: Mapping[int, Mapping[float, float]], w: float, fraction: float, seeds: Sequence[int]
+) -> Interval | None:
+    """w's test linear probe minus a control's (studies.analysis.controls) at `fraction`, in
+    points, seed by seed over `seeds` that both have (paired: the same labels and probe seeds)."""
+    values = tuple(
+        100 * (trial_scores(table[w][s], PRIMARY_ATTR)[fraction] - control[s][fraction])
+        for s in seeds
+        if s in table.get(w, {})
+        and s in control
+        and fraction in control[s]
+        and fraction in trial_scores(table[w][s], PRIMARY_ATTR)
+    )
+    return Interval(values) if values else None
+
+
 def learning(
     table: Table,
     untrained: Mapping[int, Mapping[float, float]],
@@ -165,19 +181,11 @@ def learning(
     seeds: Sequence[int],
 ) -> list[Learning]:
     """Each w of `ws` against the untrained encoder at `fraction` of the test linear probe."""
-    rows = []
-    for w in ws:
-        values = [
-            100 * (trial_scores(table[w][s], PRIMARY_ATTR)[fraction] - untrained[s][fraction])
-            for s in seeds
-            if s in table.get(w, {})
-            and s in untrained
-            and fraction in untrained[s]
-            and fraction in trial_scores(table[w][s], PRIMARY_ATTR)
-        ]
-        if values:
-            rows.append(Learning(method_name(w), Interval(tuple(values))))
-    return rows
+    return [
+        Learning(method_name(w), margin)
+        for w in ws
+        if (margin := over_control(table, untrained, w, fraction, seeds)) is not None
+    ]
 
 
 @dataclass(frozen=True)

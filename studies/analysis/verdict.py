@@ -5,7 +5,7 @@ power from studies/analysis/simulate.py."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import optuna
 
@@ -20,6 +20,7 @@ from studies.analysis.claim import (
     by_w_and_seed,
     claim_rows,
     learning,
+    over_control,
     study_verdict,
 )
 from studies.analysis.controls import control_scores
@@ -51,11 +52,24 @@ def design_text(design: Design) -> str:
     )
 
 
-def _gate_rows(gate: list[Learning], fraction: float) -> list[str]:
+def _gate_rows(
+    study: optuna.Study, gate: list[Learning], ws: Sequence[float], fraction: float, seeds: Sequence[int]
+) -> list[str]:
+    """The learning gate's table, with each method's margin over raw pixels beside it: the gate
+    does not act on that margin, but a reader should see whether a linear model on the pixels
+    does as well (docs/verdict.md)."""
+    table = by_w_and_seed(complete_trials(study))
+    pixels = control_scores(study, "pixels")
+    over_pixels = {method_name(w): over_control(table, pixels, w, fraction, seeds) for w in ws}
+    label = fraction_label(fraction)
     return [
-        f"| method | − untrained encoder, test linear probe {fraction_label(fraction)} (95 % interval) | learned |",
-        "|---|---:|---|",
-        *(f"| {g.method} | {g.difference} | {'yes' if g.learned else '**no**'} |" for g in gate),
+        f"| method | − untrained encoder, test linear probe {label} (95 % interval) | learned "
+        "| − raw pixels (descriptive) |",
+        "|---|---:|---|---:|",
+        *(
+            f"| {g.method} | {g.difference} | {'yes' if g.learned else '**no**'} | {over_pixels.get(g.method) or '-'} |"
+            for g in gate
+        ),
     ]
 
 
@@ -113,7 +127,7 @@ def verdict_section(study: optuna.Study, evaluations: Mapping[str, str]) -> list
     seeds = verdict.design.confirm_seeds[: verdict.vs_dae.n]
     lines += ["#### Did pre-training learn?", ""]
     if verdict.gate:
-        lines += [*_gate_rows(verdict.gate, design.primary_fraction), ""]
+        lines += [*_gate_rows(study, verdict.gate, (w, DAE, SIMSIAM), design.primary_fraction, seeds), ""]
     else:
         lines += ["The untrained-encoder control is missing for some seed: the learning gate is unchecked.", ""]
     rows = claim_rows(trials, evaluations, w, seeds)
@@ -143,21 +157,24 @@ def _descriptive_section(study: optuna.Study, evaluations: Mapping[str, str], w:
         *_descriptive_table(rows, w),
         "",
     ]
-    gate = _learning_all_seeds(study, w)
+    gate, fraction, seeds = _learning_all_seeds(study, w)
     if gate:
-        lines += ["#### Did pre-training learn?", "", *_gate_rows(gate, min(r.fraction for r in rows)), ""]
+        lines += ["#### Did pre-training learn?", "", *_gate_rows(study, gate, (w, DAE, SIMSIAM), fraction, seeds), ""]
         if not any(g.learned for g in gate):
             lines += [f"**{NO_LEARNING[0].upper()}{NO_LEARNING[1:]}.**", ""]
     return lines
 
 
-def _learning_all_seeds(study: optuna.Study, w: float) -> list[Learning]:
-    trials = complete_trials(study)
-    table = by_w_and_seed(trials)
+def _learning_all_seeds(study: optuna.Study, w: float) -> tuple[list[Learning], float, list[int]]:
+    """A descriptive sweep's gate on every seed at its smallest label fraction, with that
+    fraction and the seeds."""
+    table = by_w_and_seed(complete_trials(study))
     untrained = control_scores(study, "untrained")
     fractions = sorted({f for per in untrained.values() for f in per})
     seeds = sorted({s for runs in table.values() for s in runs})
-    return learning(table, untrained, (w, DAE, SIMSIAM), fractions[0], seeds) if fractions else []
+    if not fractions:
+        return [], 0.0, seeds
+    return learning(table, untrained, (w, DAE, SIMSIAM), fractions[0], seeds), fractions[0], seeds
 
 
 def verdict_lines(study: optuna.Study) -> list[str]:
@@ -183,7 +200,7 @@ def verdict_lines(study: optuna.Study) -> list[str]:
         f"descriptive sweep (points named by --w-grid/--seeds): no confirmatory verdict; SidAE at w={w:g} "
         f"(chosen on validation of the same seeds) at {fraction_label(first.fraction)} labels, test linear probe: "
         f"− DAE {first.vs_dae}, − SimSiam {first.vs_simsiam} (points, 95 % intervals)",
-        *_learning_line(_learning_all_seeds(study, w), first.fraction),
+        *_learning_line(_learning_all_seeds(study, w)[0], first.fraction),
     ]
 
 
