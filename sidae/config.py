@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,10 @@ DATASET_TITLES = {
 BACKBONES = ("convnet", "resnet18")
 NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
 OPTIMIZERS = ("sgd", "adamw")
+# The devices the trainer runs on (sidae.pretraining.resolve_device, sidae.config.uses_gpu):
+# anything else would be a torch error in every trial, after the data is read.
+DEVICES = "auto, cpu, cuda or cuda:N"
+_DEVICE = re.compile(r"auto|cpu|cuda(:(0|[1-9][0-9]*))?")
 # What fine-tuning augments with: the pre-training views, or only the data set's flips.
 FINETUNE_AUGMENTS = ("pretrain", "flip")
 
@@ -157,7 +162,10 @@ class OptimConfig:
         check(self.batch_size >= 2, f"batch_size must be at least 2 (BatchNorm), got {self.batch_size}")
         check(math.isfinite(self.base_lr) and self.base_lr > 0, f"base_lr must be positive, got {self.base_lr}")
         check(0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}")
-        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(
+            math.isfinite(self.weight_decay) and self.weight_decay >= 0,
+            f"weight_decay must be finite and >= 0, got {self.weight_decay}",
+        )
 
 
 @dataclass(frozen=True)
@@ -183,7 +191,10 @@ class EvalConfig:
         for fraction in self.label_fractions:
             check(0.0 < fraction <= 1.0, f"label fraction must be in (0, 1], got {fraction}")
         check(self.finetune_steps > 0, f"finetune_steps must be positive, got {self.finetune_steps}")
-        check(self.finetune_lr > 0, f"finetune_lr must be positive, got {self.finetune_lr}")
+        check(
+            math.isfinite(self.finetune_lr) and self.finetune_lr > 0,
+            f"finetune_lr must be finite and positive, got {self.finetune_lr}",
+        )
         check(
             self.finetune_augment in FINETUNE_AUGMENTS,
             f"unknown finetune_augment {self.finetune_augment!r}; choose from {', '.join(FINETUNE_AUGMENTS)}",
@@ -216,6 +227,7 @@ class SidAEConfig:
 
     def __post_init__(self) -> None:
         check(math.isfinite(self.w) and 0.0 <= self.w <= 1.0, f"w must be in [0, 1], got {self.w}")
+        check(_DEVICE.fullmatch(self.device) is not None, f"device must be {DEVICES}, got {self.device!r}")
 
     @property
     def noised(self) -> bool:
