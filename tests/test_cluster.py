@@ -186,4 +186,4 @@ def test_commands_without_a_cluster(state_dir: Path) -> None:
     submitted = cluster(state_dir, "submit", "--study", "w-sweep")
     assert submitted.returncode == 1 and "no cluster" in submitted.stderr
     wrong = cluster(state_dir, "up", "--workers", "0")
-    assert wrong.returncode == 1 and "--workers" in wrong.stderr
+    assert wrong.returncode == 2 and "--workers" in wrong.stderr

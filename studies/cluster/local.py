@@ -38,6 +38,7 @@ import argparse
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from studies.cluster.launch import pg_local, pg_running, start
@@ -53,6 +54,10 @@ from studies.cluster.state import (
     sessions_of,
     storage_url,
 )
+
+
+class UsageError(ValueError):
+    """Bad command-line input: one line and exit status 2 (argparse's status), before anything starts."""
 
 
 def is_up(paths: Paths, record: dict) -> bool:
@@ -174,19 +179,46 @@ def parser() -> argparse.ArgumentParser:
     )
     actions = p.add_subparsers(dest="action", required=True)
     start_ = actions.add_parser("up", help="start the cluster (or report the running one)", allow_abbrev=False)
-    start_.add_argument("--workers", type=int, default=2, help="Ray worker nodes (default 2)")
-    start_.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs each worker node offers (default 1)")
+    start_.add_argument("--workers", type=int, default=2, help="Ray worker nodes, >= 1 (default 2)")
+    start_.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs each worker node offers, >= 1 (default 1)")
     start_.add_argument(
         "--gpus-per-worker",
         type=int,
         default=0,
-        help="GPUs each worker node owns: node i gets devices i*N..i*N+N-1 (default 0)",
+        help="GPUs each worker node owns, >= 0: node i gets devices i*N..i*N+N-1 (default 0)",
     )
-    start_.add_argument("--dashboard-port", type=int, help="optuna-dashboard's port (default: a free one)")
+    start_.add_argument(
+        "--dashboard-port", type=int, help="optuna-dashboard's port, 0 to 65535 (default, or 0: a free one)"
+    )
     actions.add_parser("down", help="stop every process of the cluster; keeps database and artifacts")
     actions.add_parser("status", help="which processes run; exit 0 when all do")
     actions.add_parser("submit", help="run studies/run.py on the cluster; other arguments go to it")
     return p
+
+
+def check_up(args: argparse.Namespace, paths: Paths) -> None:
+    """UsageError for `up` options it would fail on only after PostgreSQL and Ray have started (a
+    dashboard port out of range), or with a traceback (a state folder it cannot write to).
+
+    Not sidae.arguments.bounded, the other commands' range check: importing sidae imports
+    torch, seconds that every `status` and `down` would pay for nothing."""
+    for flag, value, least in (
+        ("--workers", args.workers, 1),
+        ("--cpus-per-worker", args.cpus_per_worker, 1),
+        ("--gpus-per-worker", args.gpus_per_worker, 0),
+    ):
+        if value < least:
+            raise UsageError(f"{flag} must be >= {least}, got {value}")
+    if args.dashboard_port is not None and not 0 <= args.dashboard_port <= 65535:
+        raise UsageError(f"--dashboard-port must be 0 to 65535, got {args.dashboard_port}")
+    try:
+        paths.state.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=paths.state):
+            pass  # `up` writes its record, the token and PostgreSQL's files here
+    except OSError as error:
+        raise UsageError(
+            f"--state-dir {paths.state} cannot be written to ({error.strerror or error}); choose another folder"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,14 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     paths = Paths(args.state_dir.expanduser().resolve())
     try:
         if args.action == "up":
-            if args.workers < 1 or args.cpus_per_worker < 1 or args.gpus_per_worker < 0:
-                raise ClusterError("--workers and --cpus-per-worker must be >= 1, --gpus-per-worker >= 0")
+            check_up(args, paths)
             return up(paths, args.workers, args.cpus_per_worker, args.gpus_per_worker, args.dashboard_port)
         if args.action == "down":
             return down(paths)
         if args.action == "status":
             return status(paths)
         return submit(paths, rest[1:] if rest[:1] == ["--"] else rest)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except ClusterError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
