@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import sys
 
+from sidae.arguments import Parser
 from sidae.config import DATASETS, DataConfig
 from sidae.data import DataSplits, data_root, load_splits
 from sidae.image_set import DataError
@@ -24,9 +25,7 @@ def fetch(cfg: DataConfig) -> DataSplits:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m sidae.fetch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser(prog="python -m sidae.fetch", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("datasets", nargs="+", metavar="DATASET", help=f"any of {', '.join(DATASETS)}")
     p.add_argument("--data-dir", help="data folder (default $SIDAE_DATA_DIR, else ./data)")
     args = p.parse_args(argv)

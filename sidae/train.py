@@ -17,11 +17,13 @@ from typing import TypeVar
 
 import torch
 
+from sidae.arguments import Parser, bounded
 from sidae.config import (
     BACKBONES,
     CPU_FINETUNE_STEPS,
     CPU_MODEL,
     DATASETS,
+    DEVICES,
     NOISE_KINDS,
     SidAEConfig,
     default_config,
@@ -87,7 +89,7 @@ def comma_separated(cast: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m sidae.train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -140,8 +142,10 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=float, help="base lr, scaled by batch/256 (default 0.05; ~1e-3 for adamw)")
     g.add_argument("--weight-decay", type=float, help="SGD weight decay (default 1e-4)")
     g.add_argument("--seed", type=int, help="seed for init, views, noise and label subsets (default 0)")
-    g.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
-    g.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--device", help=f"{DEVICES} (default auto)")
+    g.add_argument(
+        "--threads", type=bounded(int, minimum=1), help="CPU threads for torch, >= 1 (default: torch's choice)"
+    )
     g = p.add_argument_group("data")
     g.add_argument("--train-limit", type=int, help="pre-train on a fixed subset of N images")
     g.add_argument(
@@ -246,7 +250,7 @@ def _cell(value: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
         cfg = config_from_args(args)

@@ -57,6 +57,8 @@ def main_in_process(
         warnings.simplefilter("always")
         try:
             code = run.main(["--data-dir", str(data_dir), *args])
+        except SystemExit as stop:  # the parser's one-line error or --help: argparse exits with an int status
+            code = int(stop.code or 0)
         finally:
             for key in os.environ.keys() - environment.keys():
                 del os.environ[key]

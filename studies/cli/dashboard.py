@@ -27,6 +27,7 @@ from wsgiref.simple_server import WSGIServer, make_server
 import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore
 
+from sidae.arguments import Parser, bounded
 from storage import StorageError, artifact_dir_for, default_url, redact
 from studies.analysis.stored import open_existing_storage
 
@@ -39,14 +40,35 @@ class ThreadedWSGIServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True  # Ctrl-C does not wait for a browser's open requests
 
 
+def listen_host(text: str) -> str:
+    """--host: an address to listen on, never empty: an empty host binds every interface, the
+    opposite of the loopback default, and would look like a missing value rather than a choice
+    (0.0.0.0 or :: says it)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "must not be empty: an empty host listens on every interface; say 0.0.0.0 for that"
+        )
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python studies/dashboard.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
     p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    p.add_argument(
+        "--host",
+        type=listen_host,
+        default="127.0.0.1",
+        help="address to listen on, not empty (default 127.0.0.1: this machine only)",
+    )
+    p.add_argument(
+        "--port",
+        type=bounded(int, minimum=0, maximum=65535),
+        default=8080,
+        help="port, 0 to 65535 (default 8080; 0 picks a free one)",
+    )
     p.add_argument(
         "--allow-edits",
         action="store_true",

@@ -27,6 +27,7 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import FrozenTrial
 from optuna_dashboard import get_note
 
+from sidae.arguments import Parser, bounded
 from sidae.checkpoint import write_atomic
 from sidae.config import DATASET_TITLES
 from storage import StorageError, artifact_dir_for, default_url, redact
@@ -54,7 +55,7 @@ from studies.service.notes import STATUS_MARK, project_relative, redacted_comman
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python studies/report.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument(
@@ -67,7 +68,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="folder for report.md and the figures (created)")
     p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
     p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
-    p.add_argument("--top", type=int, default=5, help="how many of the best trials to list and plot (default 5)")
+    p.add_argument(
+        "--top",
+        type=bounded(int, minimum=1),
+        default=5,
+        help="how many of the best trials to list and plot, >= 1 (default 5)",
+    )
     return p
 
 
@@ -306,9 +312,6 @@ def compare(storage: optuna.storages.BaseStorage, url: str, names: list[str], ou
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.top < 1:
-        print("error: --top must be at least 1", file=sys.stderr)
-        return 2
     url = args.storage or default_url()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:

@@ -15,7 +15,8 @@ import sys
 
 import optuna
 
-from sidae.config import DATASETS
+from sidae.arguments import Parser, bounded
+from sidae.config import DATASETS, DEVICES
 from sidae.data import DataError
 from sidae.train import comma_separated
 from storage import StorageError, default_url
@@ -43,9 +44,7 @@ def _assignment(text: str) -> tuple[str, object]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python studies/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = Parser(prog="python studies/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--list", action="store_true", help="list the studies and exit")
     p.add_argument("--study", help=f"which study: {', '.join(STUDIES)}")
     p.add_argument("--dataset", default="mnist", help=f"{', '.join(DATASETS)} (default mnist)")
@@ -60,9 +59,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--artifact-dir", help="where grids and checkpoints go (default: beside the SQLite file)")
     p.add_argument("--data-dir", help="data sets folder (default $SIDAE_DATA_DIR, else ./data)")
     g = p.add_argument_group("budget overrides")
-    g.add_argument("--epochs", type=int, help="pre-training epochs per trial")
-    g.add_argument("--train-limit", type=int, help="pre-training images per trial")
-    g.add_argument("--trials", type=int, help="trials of a sampled (non-grid) study")
+    g.add_argument("--epochs", type=int, help="pre-training epochs per trial, >= 1")
+    g.add_argument("--train-limit", type=int, help="pre-training images per trial, >= 1")
+    g.add_argument("--trials", type=int, help="trials of a sampled (non-grid) study, >= 1")
     g.add_argument("--w-grid", type=comma_separated(float), help="w values of a w-sweep, e.g. 0,0.5,0.9,1")
     g.add_argument("--seeds", type=comma_separated(int), help="seeds each grid point is repeated with, e.g. 0,1,2")
     g.add_argument(
@@ -77,9 +76,9 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--primary-fraction",
-        type=float,
+        type=bounded(float, above=0, maximum=1),
         default=0.01,
-        help="label fraction whose validation linear-probe accuracy is the objective (default 0.01)",
+        help="label fraction in (0, 1] whose validation linear-probe accuracy is the objective (default 0.01)",
     )
     g.add_argument(
         "--until-decided",
@@ -91,37 +90,58 @@ def parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("scheduling")
     g.add_argument("--address", help="Ray cluster HOST:PORT (default: start Ray on this machine)")
-    g.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial, fractions allowed (default 1)")
-    g.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPUs per trial, e.g. 0.5 (default 0)")
-    g.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    g.add_argument(
+        "--cpus-per-trial",
+        type=bounded(float, above=0),
+        default=1.0,
+        help="CPUs per trial, > 0, fractions allowed (default 1)",
+    )
+    g.add_argument(
+        "--gpus-per-trial",
+        type=bounded(float, minimum=0),
+        default=0.0,
+        help="GPUs per trial, >= 0, e.g. 0.5 (default 0)",
+    )
+    g.add_argument(
+        "--max-concurrent",
+        type=bounded(int, minimum=1),
+        help="trials at once, >= 1 (default: as many as resources allow)",
+    )
     g.add_argument("--scheduler", help=f"early stopping: {', '.join(SCHEDULERS)} (default: the study's)")
     g.add_argument(
         "--time-budget",
-        type=float,
-        help="stop the study after this many minutes; cut and unstarted trials end PRUNED "
+        type=bounded(float, above=0),
+        help="stop the study after this many minutes (> 0); cut and unstarted trials end PRUNED "
         "(stopped_by time-budget) and run at the next start",
     )
     g.add_argument(
         "--min-collapse-std",
-        type=float,
+        # the indicator (a mean std of unit vectors' coordinates) is at most about 1/sqrt(dim):
+        # a threshold above 1 would prune every trial
+        type=bounded(float, minimum=0, maximum=1),
         default=0.0,
         help="prune trials whose collapse indicator (std of l2-normalised features, ~1/sqrt(dim) "
-        "when healthy) drops below this (default 0: off)",
+        "when healthy) drops below this, in [0, 1] (default 0: off)",
     )
     g.add_argument(
         "--trial-retries",
-        type=int,
+        type=bounded(int, minimum=0),  # Ray Tune reads a negative max_failures as "retry forever"
         default=1,
-        help="restarts of a crashed trial, from its last epoch's checkpoint (default 1)",
+        help="restarts of a crashed trial, from its last epoch's checkpoint, >= 0 (default 1)",
     )
     g.add_argument(
         "--max-retries",
-        type=int,
+        type=bounded(int, minimum=0),  # a negative one would leave every grid point out, and say "done"
         default=1,
-        help="retries, at the next run of the study, of a grid point that failed (default 1)",
+        help="retries, at the next run of the study, of a grid point that failed, >= 0 (default 1)",
     )
-    g.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
-    g.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    g.add_argument(
+        "--seed",
+        type=bounded(int, minimum=0, maximum=2**32 - 1),  # numpy's RandomState, under Optuna's samplers
+        default=0,
+        help="the sampler's seed, 0 to 2**32 - 1 (default 0)",
+    )
+    g.add_argument("--device", default="auto", help=f"{DEVICES} (default auto)")
     g.add_argument("--ray-dir", help="Ray Tune's experiment folder (default runs/ray)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p

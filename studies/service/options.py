@@ -1,5 +1,9 @@
 """A study run's options, checked: everything that can be validated before the storage is
-touched or Ray is started, so that bad input is one line and loses nothing."""
+touched or Ray is started, so that bad input is one line and loses nothing.
+
+The range of a number given on its own (--cpus-per-trial, --max-concurrent, --time-budget,
+--max-retries, ...) is checked where the command line is parsed (studies/cli/run.py, with
+sidae.arguments.bounded); here what needs the studies, the budgets or the trainer's config."""
 
 from __future__ import annotations
 
@@ -89,8 +93,6 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
         raise StudyError(f"unknown dataset {opts.dataset!r}; choose from {', '.join(DATASETS)}")
     if opts.scheduler is not None and opts.scheduler not in SCHEDULERS:
         raise StudyError(f"unknown scheduler {opts.scheduler!r}; choose from {', '.join(SCHEDULERS)}")
-    if opts.cpus_per_trial <= 0 or opts.gpus_per_trial < 0:
-        raise StudyError("--cpus-per-trial must be > 0 and --gpus-per-trial >= 0")
     for key, flag in (("data.dataset", "--dataset"), ("data.data_dir", "--data-dir")):
         if key in opts.fixed:
             raise StudyError(f"--set {key} would silently override {flag}; use {flag}")
