@@ -48,7 +48,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the studies and exit")
     p.add_argument("--study", help=f"which study: {', '.join(STUDIES)}")
     p.add_argument("--dataset", default="mnist", help=f"{', '.join(DATASETS)} (default mnist)")
-    p.add_argument("--budget", default="cpu", help=f"{', '.join(BUDGETS)} (default cpu: ~20 min on 2 cores)")
+    p.add_argument(
+        "--budget", default="cpu", help=f"{', '.join(BUDGETS)} (default cpu: a w-sweep takes about 45 min on 2 cores)"
+    )
     p.add_argument("--name", help="study name in the storage (default <study>-<dataset>)")
     p.add_argument(
         "--storage",

@@ -1,8 +1,10 @@
 """Compute budgets: how much each trial trains and how many trials a study runs.
 
 smoke: seconds to a minute per trial, for tests and first contact.
-cpu:   the default; a study that finishes on a 2-core laptop in 20 to 30 minutes (MNIST,
-       Fashion-MNIST) or 40 minutes (32x32 RGB: its own variant, below).
+cpu:   the default, sized for a 2-core laptop. A confirmatory w-sweep runs 24 or 30 trials
+       (docs/verdict.md): about 45 minutes on MNIST or Fashion-MNIST (a trial takes about
+       170 s on one idle core) and about an hour on 32x32 RGB data (its own variant, below,
+       about 270 s a trial).
 gpu:   paper-scale pre-training, for a cluster of GPU workers.
 A budget may have a variant per data set (budget_for); explicit command-line flags override
 its fields.
