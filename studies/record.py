@@ -100,9 +100,11 @@ WORKER_START, STORAGE = "worker_start", "storage"
 FAIL_REASON = "fail_reason"  # the last line of a FAIL trial's error
 ARTIFACT_PREFIX = "artifact:"  # artifact:<name> -> Optuna artifact id
 # Why a PRUNED trial stopped: the scheduler (ASHA, the collapse guard) judged it on purpose, or
-# the time budget ran out (then its configuration is not done: the next start reruns it).
+# the run stopped under it: its time budget ran out, or an error ended the run (a lost lease, a
+# storage error). Then its configuration is not done: the next start reruns it.
 STOPPED_BY = "stopped_by"
-BY_SCHEDULER, BY_TIME_BUDGET = "scheduler", "time-budget"
+BY_SCHEDULER, BY_TIME_BUDGET, BY_INTERRUPTION = "scheduler", "time-budget", "interrupted"
+NOT_DONE = frozenset({BY_TIME_BUDGET, BY_INTERRUPTION})
 # Study attributes, computed once per seed (studies.service.baseline): the supervised baseline,
 # {seed: {fraction: test accuracy}}, and the controls (sidae.controls: the trials' linear probe on
 # the untrained encoder and on raw pixels), {seed: {"untrained": {fraction: test accuracy},

@@ -60,6 +60,7 @@ def test_is_done_rule() -> None:
     assert is_done(trial(TrialState.PRUNED, "scheduler"))  # judged on purpose: never rerun
     assert is_done(trial(TrialState.PRUNED))  # a study from before stopped_by: kept as pruned
     assert not is_done(trial(TrialState.PRUNED, "time-budget"))  # cut short: not done
+    assert not is_done(trial(TrialState.PRUNED, "interrupted"))  # the run's error ended it: not done
     assert not is_done(trial(TrialState.FAIL))
     assert not is_done(trial(TrialState.WAITING))
 
@@ -103,13 +104,20 @@ def test_grid_plan_fails_stale_trials_and_queues_what_is_missing_once(storage: B
     assert len(queued(study)) == 4
 
 
-def test_a_stale_trial_counts_as_a_failure_of_its_point(storage: BaseStorage) -> None:
+def test_an_interrupted_point_is_never_dropped_but_a_failing_one_is(storage: BaseStorage) -> None:
+    """A driver killed (or suspended past its lease) is not the point failing: however often it
+    happens, the point runs again. Its own errors count against max_retries."""
     study = new_study(storage)
     orphan(study, GRID[0])
-    assert plan(study, storage, GRID[:1], trials=0, max_retries=1) == 1  # first failure: retried
-    study.ask(W_SWEEP_DISTRIBUTIONS)  # the retry starts, and its driver dies too
-    assert plan(study, storage, GRID[:1], trials=0, max_retries=1) == 0  # second failure: not again
-    assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.FAIL]
+    for _ in range(3):  # three drivers in a row die with the point under way
+        assert plan(study, storage, GRID[:1], trials=0, max_retries=1) == 1
+        study.ask(W_SWEEP_DISTRIBUTIONS)  # the retry starts, and its driver dies too
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * 3 + [TrialState.RUNNING]
+    add(study, GRID[1], TrialState.PRUNED, "interrupted")  # ended by the run's error: runs again
+    add(study, GRID[2], TrialState.FAIL)
+    add(study, GRID[2], TrialState.FAIL)  # its own error twice: past max_retries=1
+    assert plan(study, storage, GRID[:3], trials=0, max_retries=1) == 2
+    assert sorted(map(str, queued(study))) == sorted(map(str, GRID[:2]))
 
 
 def test_sampled_plan_requeues_stale_configurations_and_counts_what_is_done(storage: BaseStorage) -> None:

@@ -20,6 +20,7 @@ from sidae.experiment import RunResult
 from storage import make_artifact_store
 from studies.record import TrialIdentity
 from studies.service.budgets import BUDGETS
+from studies.service.reconcile import is_done
 from studies.service.search import StudySearch, TrialIndex
 from studies.service.trainable import TrialContext, epoch_report, final_report
 
@@ -209,17 +210,19 @@ def test_a_raising_trial_fails_with_the_last_line_of_its_error(tmp_path: Path) -
     assert second.user_attrs["fail_reason"] == "unknown error (no error file)"
 
 
-def test_trials_tune_never_finished_end_pruned_by_the_time_budget(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stopped_by", ["time-budget", "interrupted"])
+def test_trials_tune_never_finished_end_pruned_saying_why(tmp_path: Path, stopped_by: str) -> None:
     search = searcher(tmp_path)
     for trial_id in ("done", "cut", "never-started"):
         search.suggest(trial_id)
     search.on_trial_complete("done", final(tmp_path))
     search.on_trial_result("cut", epoch(tmp_path, 1))
-    search.end_unfinished()
+    search.end_unfinished(stopped_by)  # Tune returned at the time budget, or raised
     done, cut, never = search.study.trials
     assert done.state == TrialState.COMPLETE and "stopped_by" not in done.user_attrs
     for trial in (cut, never):
-        assert trial.state == TrialState.PRUNED and trial.user_attrs["stopped_by"] == "time-budget"
+        assert trial.state == TrialState.PRUNED and trial.user_attrs["stopped_by"] == stopped_by
+        assert not is_done(trial)  # the next start runs its configuration again
     assert cut.intermediate_values == {1: KNN[0]}
     assert set(search.outcomes) == {"done", "cut", "never-started"}
     search.end_unfinished()  # again: nothing left RUNNING, nothing told twice

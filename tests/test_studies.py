@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
+from studies.service.reconcile import plan
 from tests.postgres import PostgresServer
 from tests.smoke_study import ONE_AT_A_TIME, QUICK, TINY, SmokeStudy, main_in_process, run_cli
 
@@ -21,7 +22,9 @@ def load(url: str, name: str = "w-sweep-mnist") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
 
 
-def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir: Path) -> None:
+def test_smoke_w_sweep_on_sqlite_then_resume(
+    smoke_study: SmokeStudy, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     url = smoke_study.url
     study = load(url)
     # the smoke budget's design: every w on pilot seed 0, then the chosen w (0.5, the only inner
@@ -66,27 +69,51 @@ def test_smoke_w_sweep_on_sqlite_then_resume(smoke_study: SmokeStudy, mnist_dir:
     ), out
     assert "false holds <= 0.05" in out and "over the untrained encoder" in out
 
-    again = run_cli("--study", "w-sweep", *TINY, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)
+    # The same name with other settings would mix two configurations' trials: refused, nothing
+    # written. The fixture fine-tuned (--set eval.finetune=True ...); the smoke budget alone does not.
+    for other, named in (
+        (
+            ["--budget", "cpu"],
+            "holds trials of budget smoke (this run: cpu); choose another --name, e.g. --name w-sweep-mnist-cpu",
+        ),
+        (TINY, "holds trials run with eval.finetune=True (this run: False); choose another --name"),
+    ):
+        code, _, err = main_in_process(
+            "--study", "w-sweep", *other, "--storage", url,
+            cwd=smoke_study.folder, data_dir=mnist_dir, monkeypatch=monkeypatch, capfd=capfd,
+        )  # fmt: skip
+        assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and named in err, err
+    assert len(load(url).trials) == 9 and load(url).user_attrs["budget"] == "smoke"
+
+    same = [*TINY, "--set", "eval.finetune=True", "--set", "eval.finetune_steps=20"]  # the fixture's command
+    again = run_cli("--study", "w-sweep", *same, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "nothing left to run" in again.stderr
     assert len(load(url).trials) == 9
 
 
-def test_stale_running_trial_is_failed_and_its_point_retried(tmp_path: Path, mnist_dir: Path) -> None:
-    """What a driver killed mid-trial leaves behind: a RUNNING trial with its grid point."""
+def test_a_point_whose_driver_was_killed_twice_still_runs(tmp_path: Path, mnist_dir: Path) -> None:
+    """What drivers killed mid-trial leave behind: a RUNNING trial of a grid point, twice over
+    (the second driver's start marked the first FAIL and queued the point again, then died with
+    it under way). Two failures exceed --max-retries 1, but being interrupted is not failing."""
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    study = optuna.create_study(study_name="w-sweep-mnist", storage=url, direction="maximize")
+    storage = optuna.storages.RDBStorage(url)
+    study = optuna.create_study(study_name="w-sweep-mnist", storage=storage, direction="maximize")
     study.set_user_attr("study", "w-sweep")
     study.set_user_attr("dataset", "mnist")
-    study.enqueue_trial({"seed": 0, "w": 0.5})
-    orphan = study.ask(W_SWEEP_DISTRIBUTIONS)  # the grid point, RUNNING
-    # two grid points: the orphan's and one never run
-    grid = ["--w-grid", "0,0.5", *ONE_AT_A_TIME]
+    point = {"seed": 0, "w": 0.5}
+    study.enqueue_trial(point)
+    orphans = [study.ask(W_SWEEP_DISTRIBUTIONS)]  # the first driver's, RUNNING
+    plan(study, storage, [point], trials=0, max_retries=1)  # the second driver's start
+    orphans.append(study.ask(W_SWEEP_DISTRIBUTIONS))  # its run of the point, RUNNING when it died
+    # two grid points: the orphans' and one never run
+    grid = ["--w-grid", "0,0.5", "--max-retries", "1", *ONE_AT_A_TIME]
     done = run_cli("--study", "w-sweep", *QUICK, *grid, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = load(url).trials
-    assert trials[orphan.number].state == TrialState.FAIL
-    assert "driver" in trials[orphan.number].user_attrs["fail_reason"]
+    for orphan in orphans:
+        assert trials[orphan.number].state == TrialState.FAIL and trials[orphan.number].params == point
+        assert "driver" in trials[orphan.number].user_attrs["fail_reason"]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(t.params["w"] for t in complete) == [0.0, 0.5]
     assert not [t for t in trials if t.state == TrialState.RUNNING]

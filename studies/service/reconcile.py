@@ -19,7 +19,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from studies.record import BY_TIME_BUDGET, FAIL_REASON, STOPPED_BY
+from studies.record import FAIL_REASON, NOT_DONE, STOPPED_BY
 
 STALE_REASON = "left RUNNING by a driver that stopped; marked FAIL and retried at the next start"
 
@@ -51,17 +51,23 @@ def queued(study: optuna.Study) -> list[dict[str, Any]]:
 def is_done(trial: FrozenTrial) -> bool:
     """COMPLETE, or PRUNED by the scheduler: what a rerun must not run again."""
     if trial.state == TrialState.PRUNED:
-        return trial.user_attrs.get(STOPPED_BY) != BY_TIME_BUDGET
+        return trial.user_attrs.get(STOPPED_BY) not in NOT_DONE
     return trial.state == TrialState.COMPLETE
 
 
+def failed_itself(trial: FrozenTrial) -> bool:
+    """FAIL by its own error, not because its driver stopped (killed, suspended, lost its
+    lease): a point interrupted any number of times has not failed and must still run."""
+    return trial.state == TrialState.FAIL and trial.user_attrs.get(FAIL_REASON) != STALE_REASON
+
+
 def grid_todo(study: optuna.Study, points: list[dict[str, Any]], max_retries: int) -> list[dict[str, Any]]:
-    """Grid points still to run: not done, not already queued, and failed at most max_retries
-    times (a point that keeps failing is reported, not retried forever)."""
+    """Grid points still to run: not done, not already queued, and failed by their own error at
+    most max_retries times (a point that keeps failing is reported, not retried forever)."""
     trials = study.get_trials(deepcopy=False)
     done = {_key(t.params) for t in trials if is_done(t)}
     waiting = {_key(p) for p in queued(study)}
-    failures = Counter(_key(t.params) for t in trials if t.state == TrialState.FAIL)
+    failures = Counter(_key(t.params) for t in trials if failed_itself(t))
     return [p for p in points if _key(p) not in done | waiting and failures[_key(p)] <= max_retries]
 
 

@@ -28,6 +28,7 @@ from studies.analysis.summary import complete_trials
 from studies.service import lease
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
+from studies.service.identity import SETTINGS_ATTR, first_difference, study_settings
 from studies.service.notes import About, save_study_note
 from studies.service.options import StudyError, StudyOptions, design_for, validate
 from studies.service.reconcile import plan
@@ -54,7 +55,7 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     # the study's creation and note included
     with lease.held(storage, opts.study_name) as study_lease:
         try:
-            optuna_study = _open_study(opts, study, budget, storage, design)
+            optuna_study = _open_study(opts, study, budget, ctx, storage, design)
             to_run = plan(optuna_study, storage, points, budget.trials, opts.max_retries)
             _print_header(opts, url, artifact_root, budget, to_run, design)
             run = _Run(opts, study, budget, ctx, storage, artifact_store, optuna_study, design)
@@ -170,34 +171,66 @@ def about(opts: StudyOptions, study: Study, budget: Budget, design: Design | Non
 
 
 def _open_study(
-    opts: StudyOptions, study: Study, budget: Budget, storage: optuna.storages.BaseStorage, design: Design | None
+    opts: StudyOptions,
+    study: Study,
+    budget: Budget,
+    ctx: TrialContext,
+    storage: optuna.storages.BaseStorage,
+    design: Design | None,
 ) -> optuna.Study:
     """Create the study, or load it if this name exists and holds the same kind of study with
-    the same design (a confirmatory design is declared once, before any trial runs)."""
+    the same settings (studies.service.identity) and design (a confirmatory design is declared
+    once, before any trial runs)."""
     optuna_study = optuna.create_study(
         study_name=opts.study_name, storage=storage, direction="maximize", load_if_exists=True
     )
     identity = {"study": study.name, "dataset": opts.dataset}
     held = {k: optuna_study.user_attrs.get(k) for k in identity}
+    settings = study_settings(ctx)
     if all(v is None for v in held.values()):
         for key, value in {**identity, "budget": budget.name, "command": opts.command}.items():
             optuna_study.set_user_attr(key, value)
+        optuna_study.set_user_attr(SETTINGS_ATTR, settings)
         if design is not None:
             optuna_study.set_user_attr(DESIGN_ATTR, design.to_attr())
         # what it searches, data, budget, design, command: shown on the study's page in optuna-dashboard
         save_study_note(optuna_study, about(opts, study, budget, design))
-    elif held != identity:
+        return optuna_study
+    if held != identity:
         raise StudyError(
             f"study name {opts.study_name!r} already holds a {held['study']} on {held['dataset']}; "
             "choose another --name"
         )
-    elif Design.from_attr(optuna_study.user_attrs.get(DESIGN_ATTR)) != design:
+    _check_settings(opts.study_name, optuna_study, budget, settings)
+    if Design.from_attr(optuna_study.user_attrs.get(DESIGN_ATTR)) != design:
         raise StudyError(
             f"study name {opts.study_name!r} was started with another "
             + ("confirmatory design" if DESIGN_ATTR in optuna_study.user_attrs else "kind of sweep (descriptive)")
             + "; a design cannot change once declared: choose another --name"
         )
     return optuna_study
+
+
+def _check_settings(name: str, optuna_study: optuna.Study, budget: Budget, settings: dict[str, Any]) -> None:
+    """StudyError naming the first difference, and a --name that would not clash, when this
+    run's budget or settings are not the stored study's: its trials would be mixed with them."""
+    stored_budget = optuna_study.user_attrs.get("budget")
+    if stored_budget is not None and stored_budget != budget.name:
+        raise StudyError(
+            f"study name {name!r} holds trials of budget {stored_budget} (this run: {budget.name}); "
+            f"choose another --name, e.g. --name {name}-{budget.name}"
+        )
+    stored = optuna_study.user_attrs.get(SETTINGS_ATTR)
+    if stored is None:  # a study from before settings were stored: from now on they are checked
+        optuna_study.set_user_attr("budget", budget.name)
+        optuna_study.set_user_attr(SETTINGS_ATTR, settings)
+        return
+    differs = first_difference(stored, settings)
+    if differs is not None:
+        key = differs.split("=", 1)[0].rsplit(".", 1)[-1].replace("_", "-")
+        raise StudyError(
+            f"study name {name!r} holds trials run with {differs}; choose another --name, e.g. --name {name}-{key}"
+        )
 
 
 def _print_header(

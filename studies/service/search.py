@@ -138,12 +138,13 @@ class StudySearch(Searcher):
             trial.set_user_attr(STOPPED_BY, BY_TIME_BUDGET if past_deadline else BY_SCHEDULER)
         self._tell(trial_id, value, state)
 
-    def end_unfinished(self) -> None:
-        """After Tune returns: trials it never finished (the time budget cut them while running,
-        or before they started) end PRUNED by the time budget instead of staying RUNNING."""
+    def end_unfinished(self, stopped_by: str = BY_TIME_BUDGET) -> None:
+        """After Tune returns or raises: trials it never finished (the time budget or an error
+        cut them while running, or before they started) end PRUNED, `stopped_by` saying which,
+        instead of staying RUNNING; the next start runs their configurations again."""
         for trial_id, trial in self._trials.items():
             if trial_id not in self.outcomes:
-                trial.set_user_attr(STOPPED_BY, BY_TIME_BUDGET)
+                trial.set_user_attr(STOPPED_BY, stopped_by)
                 self._tell(trial_id, None, TrialState.PRUNED)
 
     def save(self, checkpoint_path: str) -> None:

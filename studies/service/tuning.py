@@ -4,6 +4,7 @@ scheduler, and one Ray Tune experiment whose trials the searcher records in Optu
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import secrets
@@ -16,7 +17,7 @@ from typing import Any
 
 import optuna
 
-from studies.record import COLLAPSE, CURVE, STEP
+from studies.record import BY_INTERRUPTION, BY_TIME_BUDGET, COLLAPSE, CURVE, STEP
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study
 from studies.service.options import StudyOptions
@@ -121,8 +122,17 @@ def tune_trials(
             stop=collapse_stopper(opts.min_collapse_std) if opts.min_collapse_std > 0 else None,
         ),
     )
-    tuner.fit()
-    search.end_unfinished()
+    try:
+        tuner.fit()
+    except BaseException:
+        # Whatever ended the run (a lost lease, a storage error, Ctrl-C), its unfinished trials
+        # must not stay RUNNING. Best effort: the storage may be what failed (the lease's fence
+        # refuses writes once another driver holds the study), and then the next start finds
+        # them RUNNING and ends them itself; the error to report is the original one.
+        with contextlib.suppress(Exception):
+            search.end_unfinished(BY_INTERRUPTION)
+        raise
+    search.end_unfinished(BY_TIME_BUDGET)
 
 
 def collapse_stopper(threshold: float) -> Callable[[str, dict[str, Any]], bool]:
