@@ -108,37 +108,27 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
 
     # What a runner on a real cluster does: --address and the PostgreSQL URL, the token from the environment.
     url = storage_url(record)
-    # Three trials, one CPU each, beside the seed's baseline task (the controls), which takes one
-    # node's CPU first: the other node starts a trial, and the trials after it go wherever a CPU
-    # frees, so both nodes run trials unless the controls outlast two trials.
-    grid = ["--w-grid", "0,0.5,1"]
+    # Two trials, one CPU each, at once: one per worker node. The seed's controls would take a
+    # node's CPU first (studies.service.baseline) and leave both trials to the other node, so a
+    # first run of one point stores them: the second run's two trials then have the cluster to
+    # themselves. Both runs name their points (a descriptive sweep), so the second one extends the first.
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN_PATH", str(state_dir / "ray-token"))
     for name, value in storage_env(Paths(state_dir)).items():  # PGPASSFILE
         monkeypatch.setenv(name, value)
-    done = run_cli(
-        "--study",
-        "w-sweep",
-        *QUICK,
-        *grid,
-        "--name",
-        "w-sweep-cluster",
-        "--address",
-        ray_address(record),
-        "--storage",
-        url,
-        "--artifact-dir",
-        str(state_dir / "artifacts"),
-        "--ray-dir",
-        str(state_dir / "tune"),
-        cwd=state_dir,
-        data_dir=mnist_dir,
-    )
+    where = ["--name", "w-sweep-cluster", "--address", ray_address(record), "--storage", url]
+    where += ["--artifact-dir", str(state_dir / "artifacts"), "--ray-dir", str(state_dir / "tune")]
+    first = run_cli("--study", "w-sweep", *QUICK, "--w-grid", "0.5", *where, cwd=state_dir, data_dir=mnist_dir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    grid = ["--w-grid", "0,1"]
+    done = run_cli("--study", "w-sweep", *QUICK, *grid, *where, cwd=state_dir, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "scheduled beside the trials" not in done.stderr  # the seed's controls were stored by the first run
     trials = optuna.load_study(study_name="w-sweep-cluster", storage=url).trials
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
-    nodes = {t.user_attrs["ray_node_id"] for t in trials}
-    assert len(nodes) == 2, f"every trial ran on one Ray node: {nodes}"
+    pair = [t for t in trials if t.params["w"] in (0.0, 1.0)]
+    nodes = {t.user_attrs["ray_node_id"] for t in pair}
+    assert len(nodes) == 2, f"both trials ran on one Ray node: {nodes}"
     assert all(Path(t.user_attrs["run_dir"]).is_relative_to(state_dir / "artifacts") for t in trials)
 
     # `submit` points at the same database: the finished study has nothing left to run.
