@@ -67,8 +67,15 @@ as_pg() {
 
 running() { as_pg "$bindir/pg_ctl" status -D "$pgdata" >/dev/null 2>&1; }
 
+# One query on psql's command line, which `ps` shows to every user: never a secret.
 psql_admin() {
     as_pg "$bindir/psql" -h "$socket" -p "$port" -U "$admin" -d postgres -v ON_ERROR_STOP=1 -qtAc "$1"
+}
+
+# SQL that holds a secret: on psql's standard input. The caller's printf is the shell's own, so
+# no command line carries it, and an error does not log the statement.
+psql_admin_stdin() {
+    as_pg "$bindir/psql" -h "$socket" -p "$port" -U "$admin" -d postgres -v ON_ERROR_STOP=1 -qtA -f -
 }
 
 # The sidae role's password, made once: only this file (0600, the caller's) holds it.
@@ -114,7 +121,8 @@ start() {
     "$bindir/pg_isready" -q -h 127.0.0.1 -p "$port" || {
         echo "pg_local: the server does not accept connections on 127.0.0.1:$port" >&2; exit 1; }
     if [ -z "$(psql_admin "SELECT 1 FROM pg_roles WHERE rolname = 'sidae'")" ]; then
-        psql_admin "CREATE ROLE sidae LOGIN NOSUPERUSER NOCREATEROLE PASSWORD '$(password)'"
+        printf "SET log_min_error_statement = panic;\nCREATE ROLE sidae LOGIN NOSUPERUSER NOCREATEROLE PASSWORD '%s';\n" \
+            "$(password)" | psql_admin_stdin
     fi
     if [ -z "$(psql_admin "SELECT 1 FROM pg_database WHERE datname = 'sidae'")" ]; then
         psql_admin "CREATE DATABASE sidae OWNER sidae"

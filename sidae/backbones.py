@@ -7,8 +7,11 @@ channel statistics, so the decoder's target stays the raw [0, 1] image.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock
+
+from sidae.config_checks import ConfigError
 
 
 class Standardize(nn.Module):
@@ -85,20 +88,29 @@ def _upsampling_steps(size: int) -> int:
         seed, rest = divmod(size, 2**steps)
         if rest == 0 and seed <= 7:
             return steps
-    raise ValueError(f"image size {size} is not a small map times a power of two (e.g. 28, 32, 96)")
+    raise ConfigError(f"image size {size} is not a small map times a power of two (e.g. 28, 32, 96)")
 
 
 class Decoder(nn.Module):
-    """Feature vector -> image in [0, 1]: a linear layer to a small map, then transposed convs
-    that double the side and halve the channels, as in standard convolutional DAEs. No
-    BatchNorm: on CPU it costs as much as the convolutions here and the decoder is shallow."""
+    """Encoding -> image in [0, 1]: a small seed map, then transposed convs that double the side
+    and halve the channels, as in standard convolutional DAEs. No BatchNorm: on CPU it costs as
+    much as the convolutions here and the decoder is shallow.
 
-    def __init__(self, feat_dim: int, channels: int, size: int, width: int) -> None:
+    `from_map` False: the encoding is the pooled feature vector (N, feat_dim), and a linear layer
+    makes the seed map: the DAE reconstructs through the same 8 * width numbers the probes read.
+    True: the encoding is the encoder's last feature map (N, feat_dim, s, s), before pooling; a
+    1x1 conv makes the seed map, resized (bilinear) where s is not the seed's side."""
+
+    def __init__(self, feat_dim: int, channels: int, size: int, width: int, from_map: bool = False) -> None:
         super().__init__()
         steps = _upsampling_steps(size)
         self.seed_side = size // 2**steps
         self.seed_channels = width * 2 ** (steps - 1)
-        self.fc = nn.Linear(feat_dim, self.seed_channels * self.seed_side**2)
+        self.from_map = from_map
+        if from_map:
+            self.fc: nn.Module = nn.Conv2d(feat_dim, self.seed_channels, 1)
+        else:
+            self.fc = nn.Linear(feat_dim, self.seed_channels * self.seed_side**2)
         layers: list[nn.Module] = []
         c = self.seed_channels
         for step in range(steps):
@@ -109,5 +121,12 @@ class Decoder(nn.Module):
         self.up = nn.Sequential(*layers)
 
     def forward(self, h: Tensor) -> Tensor:
-        seed = self.fc(h).view(-1, self.seed_channels, self.seed_side, self.seed_side)
-        return torch.sigmoid(self.up(seed))
+        return torch.sigmoid(self.up(self._seed(h)))
+
+    def _seed(self, h: Tensor) -> Tensor:
+        if not self.from_map:
+            return self.fc(h).view(-1, self.seed_channels, self.seed_side, self.seed_side)
+        seed = self.fc(h)
+        if seed.shape[-1] != self.seed_side:
+            seed = F.interpolate(seed, size=(self.seed_side, self.seed_side), mode="bilinear", align_corners=False)
+        return seed

@@ -18,6 +18,10 @@ from typing import Any
 
 from sidae.config_checks import ConfigError, check, check_probability, typed
 
+# One range for every seed: the narrowest of the stack's, numpy's RandomState under a study's
+# Optuna sampler (torch's generators take 64 bits).
+MAX_SEED = 2**32 - 1
+
 # cifar10-jpeg: the image-folder copy of CIFAR-10 in <data_dir>/CIFAR10-JPEG (lossy JPEG: report
 # its numbers as "CIFAR-10 (JPEG copy)"); read like imagefolder.
 DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar10-jpeg", "stl10", "imagefolder")
@@ -32,6 +36,8 @@ DATASET_TITLES = {
 }
 BACKBONES = ("convnet", "resnet18")
 NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
+# What the DAE's decoder reconstructs from: the pooled vector, or the map before pooling.
+DECODER_INPUTS = ("pooled", "feature_map")
 OPTIMIZERS = ("sgd", "adamw")
 # The devices the trainer runs on (sidae.pretraining.resolve_device, sidae.config.uses_gpu):
 # anything else would be a torch error in every trial, after the data is read.
@@ -73,6 +79,13 @@ class ModelConfig:
     max-pool, as used for CIFAR-sized inputs. `width` is the first stage's channel count; the
     stages double it. Projector/predictor follow SimSiam: a 3-layer MLP with BN, and a
     bottleneck MLP of width `pred_dim`.
+
+    `decoder_input`: "pooled" (default), the decoder reconstructs from the pooled 8 * width
+    vector, the encoding the probes and the Siamese branch read: a narrow bottleneck (128 numbers
+    for the CPU's ResNet-18), what a DAE whose code is the representation does. "feature_map":
+    from the last feature map before pooling (8 * width channels at 1/8 of the side: 16 times
+    the numbers at 32x32), the usual convolutional DAE; the pooled vector is then not trained to
+    hold everything the decoder needs. The paper does not say which (docs/method.md).
     """
 
     backbone: str = "convnet"
@@ -80,9 +93,14 @@ class ModelConfig:
     proj_dim: int = 512
     pred_dim: int = 128
     decoder_width: int = 32
+    decoder_input: str = "pooled"
 
     def __post_init__(self) -> None:
         check(self.backbone in BACKBONES, f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        check(
+            self.decoder_input in DECODER_INPUTS,
+            f"unknown decoder_input {self.decoder_input!r}; choose from {', '.join(DECODER_INPUTS)}",
+        )
         for name in ("width", "proj_dim", "pred_dim", "decoder_width"):
             value = getattr(self, name)
             check(value > 0, f"{name} must be positive, got {value}")
@@ -185,6 +203,10 @@ class EvalConfig:
     finetune_augment: str = "pretrain"
     knn_k: int = 20
     knn_bank_size: int = 10000  # training images in the per-epoch kNN monitor's memory bank
+    # Frozen-feature evaluations (linear, kNN, the untrained-encoder control) with BN statistics
+    # recomputed on clean training images (sidae.batchnorm), so that an encoder trained on noised
+    # views is not probed with noisy-input statistics; measured in docs/method.md.
+    recompute_bn: bool = False
 
     def __post_init__(self) -> None:
         check(len(self.label_fractions) > 0, "at least one label fraction is needed")
@@ -208,9 +230,9 @@ class SidAEConfig:
     """L = w * L_siam + (1 - w) * L_rec; w = 1 is SimSiam, w = 0 a denoising autoencoder.
 
     At w = 1 the views are not corrupted unless `noise_at_w1` (the noise only exists for the
-    denoising term), so w = 1 is exactly SimSiam. `normalize_losses` divides each term by a
-    running estimate of its size (see sidae.losses.balanced_total); off by default, so that w
-    keeps the paper's meaning.
+    denoising term), so w = 1 is exactly SimSiam; `noise_at_w1` is the control arm "SimSiam with
+    SidAE's noise". `normalize_losses` divides each term by a running estimate of its size (see
+    sidae.losses.balanced_total); off by default, so that w keeps the paper's meaning.
     """
 
     w: float = 0.5
@@ -221,6 +243,12 @@ class SidAEConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     noise_at_w1: bool = False
+    # For 0 < w < 1: True, the Siamese branch works on the encodings of the noised views, the
+    # ones the decoder reads (one encoder pass per view). This is the paper's one Siamese
+    # *denoising* network, whose encoder input is the noised view (docs/method.md). False: the
+    # Siamese branch encodes the clean views itself, as SimSiam does (two more encoder passes per
+    # batch), so a SidAE-SimSiam gap cannot come from the noise. At w = 1 noise_at_w1 decides.
+    siamese_noise: bool = True
     normalize_losses: bool = False
     seed: int = 0
     device: str = "auto"  # auto: cuda if available, else cpu
@@ -228,10 +256,17 @@ class SidAEConfig:
     def __post_init__(self) -> None:
         check(math.isfinite(self.w) and 0.0 <= self.w <= 1.0, f"w must be in [0, 1], got {self.w}")
         check(_DEVICE.fullmatch(self.device) is not None, f"device must be {DEVICES}, got {self.device!r}")
+        check(0 <= self.seed <= MAX_SEED, f"seed must be 0 to 2**32 - 1, got {self.seed}")
 
     @property
     def noised(self) -> bool:
         return self.w < 1.0 or self.noise_at_w1
+
+    @property
+    def siamese_clean(self) -> bool:
+        """Whether the Siamese branch encodes the clean views apart from the noised ones the
+        decoder reads (0 < w < 1 without siamese_noise)."""
+        return 0.0 < self.w < 1.0 and not self.siamese_noise
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -11,8 +11,10 @@ import types
 import typing
 from typing import Any
 
+from sidae.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration value outside its allowed range; the message is one line for the user."""
 
 

@@ -2,7 +2,8 @@
 
 - **untrained**: the encoder at its initial weights (`build_model` seeds with cfg.seed, so these
   are the weights a run of that seed starts from), features taken in eval mode as
-  `sidae.experiment.evaluate` takes them: what the architecture alone gives.
+  `sidae.experiment.evaluate` takes them (with clean BN statistics too where
+  cfg.eval.recompute_bn says so): what the architecture alone gives.
 - **pixels**: the images themselves, as float in [0, 1] flattened to (N, C*H*W): what a
   linear classifier gets without any encoder.
 
@@ -19,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from sidae.batchnorm import evaluation_encoder
 from sidae.config import SidAEConfig
 from sidae.data import DataSplits
 from sidae.evaluate import extract_features, label_subset, linear_probes
@@ -50,7 +52,7 @@ def probe_on_test(features: Features, data: DataSplits, cfg: SidAEConfig, device
 
 def controls(cfg: SidAEConfig, data: DataSplits, device: torch.device) -> dict[str, dict[str, float]]:
     """{"untrained": {fraction: test accuracy}, "pixels": {...}}, with RunResult.linear's keys."""
-    encoder = build_model(cfg, data, device).encoder
+    encoder = evaluation_encoder(build_model(cfg, data, device).encoder, data, cfg, device)
     return {
         UNTRAINED: probe_on_test(lambda images: extract_features(encoder, images, device), data, cfg, device),
         PIXELS: probe_on_test(lambda images: pixel_features(images, device), data, cfg, device),

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from sidae.augment import augment
 from sidae.config import AugmentConfig, SidAEConfig
+from sidae.config_checks import ConfigError
 from sidae.data import DataSplits
 from sidae.image_set import ImageSet, to_float
 
@@ -46,7 +47,7 @@ def label_subset(labels: Tensor, fraction: float, seed: int) -> Tensor:
     """Indices of a stratified `fraction` of the labelled samples: round(fraction * n_c) of each
     class c (at least one), chosen by a seeded permutation."""
     if not 0 < fraction <= 1:
-        raise ValueError(f"label fraction must be in (0, 1], got {fraction}")
+        raise ConfigError(f"label fraction must be in (0, 1], got {fraction}")
     labels = labels.cpu()
     generator = torch.Generator().manual_seed(seed)
     picked = []

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from sidae.batchnorm import evaluation_encoder
 from sidae.checkpoint import write_atomic
 from sidae.config import SidAEConfig
 from sidae.controls import controls as control_scores
@@ -67,6 +68,22 @@ class RunResult:
             "phase_seconds": self.phase_seconds,
         }
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunResult:
+        """The result to_dict wrote (results.json), without the model."""
+        return cls(**{**values, "config": SidAEConfig.from_dict(values["config"])})
+
+
+def finished(out_dir: Path, cfg: SidAEConfig) -> RunResult | None:
+    """The result a run of exactly `cfg` wrote to out_dir (its results.json), or None: none there,
+    unreadable, or of another configuration."""
+    try:
+        result = RunResult.from_dict(json.loads((out_dir / RESULTS_FILE).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    same = json.dumps(result.config.to_dict(), sort_keys=True) == json.dumps(cfg.to_dict(), sort_keys=True)
+    return result if same else None
+
 
 def evaluate(
     model: SidAE,
@@ -93,10 +110,11 @@ def evaluate(
             f"evaluation: encoding {len(needed) + len(data.val) + len(data.test):,} images "
             "(labelled, validation, test) and the test kNN",
         )
+        encoder = evaluation_encoder(model.encoder, data, cfg, device)
         pool_x = torch.zeros(len(data.train), model.feat_dim, device=device)
-        pool_x[needed.to(device)] = extract_features(model.encoder, data.train.images[needed], device)
-        val_x = extract_features(model.encoder, data.val.images, device)
-        test_x = extract_features(model.encoder, data.test.images, device)
+        pool_x[needed.to(device)] = extract_features(encoder, data.train.images[needed], device)
+        val_x = extract_features(encoder, data.val.images, device)
+        test_x = extract_features(encoder, data.test.images, device)
         pool_y, val_y, test_y = (s.labels.to(device) for s in (data.train, data.val, data.test))
         bank = bank.to(device)
         out: dict[str, Any] = {

@@ -16,7 +16,7 @@ import sys
 from sidae.arguments import Parser
 from sidae.config import DATASETS, DataConfig
 from sidae.data import DataSplits, data_root, load_splits
-from sidae.image_set import DataError
+from sidae.errors import UserError, exit_on
 
 
 def fetch(cfg: DataConfig) -> DataSplits:
@@ -37,9 +37,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name}: ready in {root} ({len(splits.train) + len(splits.val)} labelled training, "
                 f"{len(splits.test)} test images)"
             )
-    except (DataError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except UserError as error:
+        return exit_on(error)
     return 0
 
 

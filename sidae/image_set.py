@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from sidae.errors import UserError
 
-class DataError(RuntimeError):
+
+class DataError(UserError, RuntimeError):
     """Missing, corrupt or unusable data; the message is one line that says what to do."""
 
 

@@ -1,9 +1,11 @@
 """The SidAE model: one encoder shared by both views, SimSiam's projector and predictor, and a
-decoder that reconstructs the clean view from the encoding of its noised copy.
+decoder that reconstructs the clean view from the encoding of its noised copy: the pooled
+feature vector by default, the feature map before pooling with decoder_input "feature_map".
 
 Each noised view goes through the encoder once; that encoding feeds both branches, so SidAE
-costs one encoder pass per view, like SimSiam. A branch that w switches off is not run:
-at w = 1 the model is SimSiam, at w = 0 a denoising autoencoder.
+costs one encoder pass per view, like SimSiam. Where the Siamese branch must not see the noise
+(SidAEConfig.siamese_noise off), it encodes the clean views itself. A branch that w switches off
+is not run: at w = 1 the model is SimSiam, at w = 0 a denoising autoencoder.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from torch import Tensor, nn
 
 from sidae.backbones import Decoder, build_encoder
 from sidae.config import ModelConfig
+
+POOLING = 2  # the encoder's last two modules: global average pooling and flatten (sidae.backbones)
 
 
 class SidAEOutput(NamedTuple):
@@ -58,15 +62,34 @@ class SidAE(nn.Module):
         self.encoder, self.feat_dim = build_encoder(cfg.backbone, channels, cfg.width, mean, std)
         self.projector = projector(self.feat_dim, cfg.proj_dim)
         self.predictor = predictor(cfg.proj_dim, cfg.pred_dim)
-        self.decoder = Decoder(self.feat_dim, channels, size, cfg.decoder_width)
+        self.decoder = Decoder(
+            self.feat_dim, channels, size, cfg.decoder_width, from_map=cfg.decoder_input == "feature_map"
+        )
 
-    def forward(self, x1: Tensor, x2: Tensor, w: float) -> SidAEOutput:
-        """x1, x2: the two (noised) views. Returns what L_siam and L_rec need at this w."""
-        h1, h2 = self.encoder(x1), self.encoder(x2)
+    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The pooled encoding h (what the Siamese branch and the probes read) and the decoder's
+        input: h itself, or the feature map before pooling (ModelConfig.decoder_input)."""
+        if not self.decoder.from_map:
+            h = self.encoder(x)
+            return h, h
+        feature_map = self.encoder[:-POOLING](x)
+        return self.encoder[-POOLING:](feature_map), feature_map
+
+    def forward(
+        self, x1: Tensor, x2: Tensor, w: float, siamese_views: tuple[Tensor, Tensor] | None = None
+    ) -> SidAEOutput:
+        """x1, x2: the two (noised) views. Returns what L_siam and L_rec need at this w.
+
+        siamese_views: other inputs for the Siamese branch (the clean views, when it must not see
+        the noise: SidAEConfig.siamese_noise); None: it shares the encodings of x1, x2."""
         z1 = z2 = p1 = p2 = r1 = r2 = None
+        (h1, d1), (h2, d2) = self._encode(x1), self._encode(x2)
         if w > 0:
-            z1, z2 = self.projector(h1), self.projector(h2)
+            s1, s2 = (
+                (h1, h2) if siamese_views is None else (self.encoder(siamese_views[0]), self.encoder(siamese_views[1]))
+            )
+            z1, z2 = self.projector(s1), self.projector(s2)
             p1, p2 = self.predictor(z1), self.predictor(z2)
         if w < 1:
-            r1, r2 = self.decoder(h1), self.decoder(h2)
+            r1, r2 = self.decoder(d1), self.decoder(d2)
         return SidAEOutput(z1, z2, p1, p2, r1, r2)

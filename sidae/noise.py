@@ -7,6 +7,7 @@ import torch
 from torch import Tensor
 
 from sidae.config import NoiseConfig
+from sidae.config_checks import ConfigError
 
 
 def _pixel_mask(x: Tensor, fraction: float, generator: torch.Generator | None) -> Tensor:
@@ -28,4 +29,4 @@ def add_noise(x: Tensor, noise: NoiseConfig, generator: torch.Generator | None =
     if noise.kind == "salt-pepper":
         salt = torch.rand(mask.shape, device=x.device, generator=generator) < 0.5
         return torch.where(mask, salt.to(x.dtype), x)
-    raise ValueError(f"unknown noise kind {noise.kind!r}")
+    raise ConfigError(f"unknown noise kind {noise.kind!r}")

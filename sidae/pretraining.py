@@ -21,7 +21,9 @@ from tqdm import tqdm
 from sidae import checkpoint
 from sidae.augment import augment
 from sidae.config import SidAEConfig
+from sidae.config_checks import ConfigError
 from sidae.data import DataSplits
+from sidae.errors import UserError
 from sidae.evaluate import collapse_std, extract_features, knn_accuracy, knn_bank_index
 from sidae.image_set import to_float
 from sidae.losses import LossParts, balanced_total, sidae_loss
@@ -32,7 +34,7 @@ from sidae.timing import PhaseTimer, say
 EpochCallback = Callable[[dict[str, float]], None]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UserError, RuntimeError):
     """The loss became NaN or infinite; usually the learning rate is too high."""
 
 
@@ -49,7 +51,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} requested but CUDA is not available")
+        raise ConfigError(f"device {name!r} requested but CUDA is not available")
     return device
 
 
@@ -118,11 +120,13 @@ def train_step(
     """One optimizer step on a batch's views (see make_views); returns the (detached) loss parts."""
     x1, x2, x1_noised, x2_noised = views
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if x1.is_cuda else nullcontext()
+    nhwc = torch.channels_last
+    siamese_views = (
+        (x1.contiguous(memory_format=nhwc), x2.contiguous(memory_format=nhwc)) if cfg.siamese_clean else None
+    )
     with autocast:
         out = model(
-            x1_noised.contiguous(memory_format=torch.channels_last),
-            x2_noised.contiguous(memory_format=torch.channels_last),
-            cfg.w,
+            x1_noised.contiguous(memory_format=nhwc), x2_noised.contiguous(memory_format=nhwc), cfg.w, siamese_views
         )
         parts = sidae_loss(cfg.w, out, x1, x2)
         total = parts.total if scales is None else balanced_total(cfg.w, parts, scales.update(parts))
@@ -253,8 +257,10 @@ def pretrain(
 
 def _checkpoint_of(path: Path, cfg: SidAEConfig, device: torch.device) -> dict:
     state = checkpoint.load(path, device)
-    if _pretraining_fields(state["config"]) != _pretraining_fields(cfg.to_dict()):
-        raise ValueError(f"checkpoint {path} was written by a different configuration; use another --out or delete it")
+    # through from_dict, so that a field added since the checkpoint was written reads as its default
+    written = SidAEConfig.from_dict(state["config"]).to_dict()
+    if _pretraining_fields(written) != _pretraining_fields(cfg.to_dict()):
+        raise ConfigError(f"checkpoint {path} was written by a different configuration; use another --out or delete it")
     return state
 
 

@@ -24,18 +24,17 @@ from sidae.config import (
     CPU_MODEL,
     DATASETS,
     DEVICES,
+    MAX_SEED,
     NOISE_KINDS,
     SidAEConfig,
     default_config,
     override,
     uses_gpu,
 )
-from sidae.config_checks import ConfigError
 from sidae.data import load_splits
+from sidae.errors import UserError, exit_on
 from sidae.evaluate import describe_splits
 from sidae.experiment import RESULTS_FILE, RunResult, run
-from sidae.image_set import DataError
-from sidae.pretraining import TrainingDiverged
 
 T = TypeVar("T")
 
@@ -45,6 +44,7 @@ FLAG_FIELDS: dict[str, str] = {
     "seed": "seed",
     "device": "device",
     "noise_at_w1": "noise_at_w1",
+    "siamese_noise": "siamese_noise",
     "normalize_losses": "normalize_losses",
     "data_dir": "data.data_dir",
     "train_limit": "data.train_limit",
@@ -57,6 +57,7 @@ FLAG_FIELDS: dict[str, str] = {
     "proj_dim": "model.proj_dim",
     "pred_dim": "model.pred_dim",
     "decoder_width": "model.decoder_width",
+    "decoder_input": "model.decoder_input",
     "noise": "noise.kind",
     "noise_level": "noise.level",
     "crop_scale_min": "augment.crop_scale_min",
@@ -73,6 +74,7 @@ FLAG_FIELDS: dict[str, str] = {
     "label_fractions": "eval.label_fractions",
     "finetune": "eval.finetune",
     "finetune_steps": "eval.finetune_steps",
+    "recompute_bn": "eval.recompute_bn",
 }
 
 
@@ -118,6 +120,13 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--noise", help=f"noise kind: {', '.join(NOISE_KINDS)}")
     g.add_argument("--noise-level", type=float, help="gaussian sigma, or the fraction of pixels hit")
     g.add_argument("--noise-at-w1", action="store_true", default=None, help="also noise the views at w = 1")
+    g.add_argument(
+        "--no-siamese-noise",
+        dest="siamese_noise",
+        action="store_false",
+        default=None,
+        help="for 0 < w < 1, the Siamese branch encodes the clean views (SimSiam's inputs; docs/method.md)",
+    )
     g = p.add_argument_group("augmentation strengths (0 disables one)")
     g.add_argument("--crop-scale-min", type=float, help="random resized crop: smallest area fraction")
     g.add_argument("--flip-prob", type=float, help="horizontal flip probability")
@@ -135,13 +144,20 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--proj-dim", type=int, help="projector width")
     g.add_argument("--pred-dim", type=int, help="predictor bottleneck width")
     g.add_argument("--decoder-width", type=int, help="channels of the last decoder stage")
+    g.add_argument(
+        "--decoder-input", help="what the decoder reconstructs from: pooled (default) or feature_map (docs/method.md)"
+    )
     g = p.add_argument_group("training")
     g.add_argument("--optimizer", help="sgd (SimSiam's recipe, the default) or adamw (for short budgets)")
     g.add_argument("--epochs", type=int, help="pre-training epochs (default 10)")
     g.add_argument("--batch-size", type=int, help="batch size (default 256)")
     g.add_argument("--lr", type=float, help="base lr, scaled by batch/256 (default 0.05; ~1e-3 for adamw)")
     g.add_argument("--weight-decay", type=float, help="SGD weight decay (default 1e-4)")
-    g.add_argument("--seed", type=int, help="seed for init, views, noise and label subsets (default 0)")
+    g.add_argument(
+        "--seed",
+        type=bounded(int, minimum=0, maximum=MAX_SEED),
+        help="seed for init, views, noise and label subsets, 0 to 2**32 - 1 (default 0)",
+    )
     g.add_argument("--device", help=f"{DEVICES} (default auto)")
     g.add_argument(
         "--threads", type=bounded(int, minimum=1), help="CPU threads for torch, >= 1 (default: torch's choice)"
@@ -165,6 +181,12 @@ def parser() -> argparse.ArgumentParser:
         help="accept CIFAR/STL files whose MD5 differs from torchvision's",
     )
     g = p.add_argument_group("evaluation")
+    g.add_argument(
+        "--recompute-bn",
+        action="store_true",
+        default=None,
+        help="probe with BN statistics recomputed on clean training images, the controls too (docs/method.md)",
+    )
     g.add_argument(
         "--label-fractions", type=comma_separated(float), help="comma-separated, in (0, 1] (default 0.01,0.1,1)"
     )
@@ -259,9 +281,8 @@ def main(argv: list[str] | None = None) -> int:
             if line:
                 print(line, flush=True)
         result = run(cfg, out_dir=args.out, data=data, progress=not args.quiet, controls=args.controls)
-    except (ConfigError, DataError, TrainingDiverged, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except UserError as error:
+        return exit_on(error)
     print(summary(result))
     if args.out is not None:
         print(f"results: {args.out / RESULTS_FILE}")

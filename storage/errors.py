@@ -3,8 +3,10 @@ unusable artifact folders."""
 
 from __future__ import annotations
 
+from sidae.errors import UserError
 
-class StorageError(ValueError):
+
+class StorageError(UserError, ValueError):
     """A storage URL or artifact folder that cannot be used, in one printable line.
 
     A ValueError because it is nearly always a bad value given by the user (a typo in a URL, a

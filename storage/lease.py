@@ -6,6 +6,11 @@ when the row is free, released, stale, or still held by the lease the taker saw 
 two drivers starting at the same instant exactly one wins. Staleness is judged by the
 database's own clock (`renewed_at` is stamped by the server, compared with the server's now),
 never by comparing the clocks of two hosts.
+
+The `host` column holds more than the host name: "NAME boot=ID pidns=NS start=TICKS" (the boot,
+the PID namespace and the process's start time, studies.service.lease), so that a dead or reused
+pid is told apart from a live one without a new column; a row written before holds only NAME,
+and reads back with those three unknown.
 """
 
 from __future__ import annotations
@@ -31,12 +36,46 @@ LEASES = sa.Table(
 
 
 @dataclass(frozen=True)
-class Holder:
-    lease_id: str
+class Process:
+    """Who holds a lease. A pid names a process only within one PID namespace of one boot, and
+    only until it is reused: `started` (clock ticks after boot) tells a reused pid apart."""
+
     host: str
     pid: int
+    boot_id: str | None = None
+    pid_ns: str | None = None
+    started: int | None = None
+
+    def host_column(self) -> str:
+        """NAME, then what is known of boot, namespace and start, within the column's 255."""
+        known = {"boot": self.boot_id, "pidns": self.pid_ns, "start": self.started}
+        suffix = "".join(f" {key}={value}" for key, value in known.items() if value is not None)
+        return self.host[: 255 - len(suffix)] + suffix
+
+    @classmethod
+    def from_columns(cls, host_column: str, pid: int) -> Process:
+        host, *rest = host_column.split(" ")
+        known = dict(part.split("=", 1) for part in rest if "=" in part)
+        started = known.get("start", "")
+        return cls(host, pid, known.get("boot"), known.get("pidns"), int(started) if started.isdigit() else None)
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    """A study's lease as its row says: which lease, held by which process, how fresh."""
+
+    lease_id: str
+    process: Process
     age_s: float  # seconds since its last renewal, by the database's clock
     released: bool
+
+    @property
+    def host(self) -> str:
+        return self.process.host
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
 
 def _db_now(engine: Engine) -> sa.ColumnElement[float]:
@@ -58,7 +97,7 @@ class LeaseTable:
             if not sa.inspect(engine).has_table(LEASES.name):
                 raise
 
-    def current(self, study_name: str) -> Holder | None:
+    def current(self, study_name: str) -> LeaseRecord | None:
         query = sa.select(
             LEASES.c.lease_id,
             LEASES.c.host,
@@ -68,16 +107,24 @@ class LeaseTable:
         ).where(LEASES.c.study_name == study_name)
         with self.engine.connect() as connection:
             row = connection.execute(query).first()
-        return None if row is None else Holder(row[0], row[1], int(row[2]), float(row[3]), bool(row[4]))
+        if row is None:
+            return None
+        return LeaseRecord(row[0], Process.from_columns(row[1], int(row[2])), float(row[3]), bool(row[4]))
 
-    def try_acquire(
-        self, study_name: str, lease_id: str, host: str, pid: int, stale_s: float, dead_lease_id: str | None = None
+    def try_take(
+        self, study_name: str, lease_id: str, process: Process, stale_s: float, dead_lease_id: str | None = None
     ) -> bool:
         """Take the lease if it is free, released, older than stale_s, or still `dead_lease_id`
         (a holder the caller saw dead); True if this call took it. Atomic."""
         now = _db_now(self.engine)
         insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(LEASES)
-        row = {"study_name": study_name, "lease_id": lease_id, "host": host, "pid": pid, "released": False}
+        row = {
+            "study_name": study_name,
+            "lease_id": lease_id,
+            "host": process.host_column(),
+            "pid": process.pid,
+            "released": False,
+        }
         free = LEASES.c.released | (LEASES.c.renewed_at < now - stale_s)
         if dead_lease_id is not None:
             free = free | (LEASES.c.lease_id == dead_lease_id)

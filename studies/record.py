@@ -18,6 +18,8 @@ STEP = "epoch"
 CURVE = "knn_acc"  # validation kNN accuracy: the learning curve ASHA compares
 OBJECTIVE = "objective"  # validation linear-probe accuracy at the primary label fraction
 COLLAPSE = "collapse_std"
+FINAL = "final"  # True on the report that carries the evaluation
+ARTIFACTS = "artifacts"
 
 
 class TrialIdentity(TypedDict):
@@ -28,6 +30,7 @@ class TrialIdentity(TypedDict):
     ray_node_id: str
     pid: int
     run_dir: str  # the trial's folder (checkpoints, weights, grids)
+    gpu_ids: list[str]  # the GPU ids Ray gave it (trainable.ray_gpu_ids); empty on a CPU-only trial
 
 
 class EpochReport(TrialIdentity):
@@ -62,30 +65,20 @@ class FinalReport(EpochReport):
     artifacts: dict[str, str]  # name -> file, uploaded by the driver as Optuna artifacts
     phase_seconds: dict[str, float]  # where the trial's time went (PHASE_SECONDS below)
     splits: str  # sidae.evaluate.describe_splits: split sizes, labelled images per fraction
+    reused_result: bool  # an earlier attempt's finished result, reported again, not retrained
 
 
-# FinalReport keys stored as user attributes of a COMPLETE trial.
-RESULT_ATTRS = (
-    "test_linear",
-    "test_finetune",
-    "test_knn",
-    "val_linear",
-    "loss",
-    "loss_siam",
-    "loss_rec",
-    "collapse_std",
-    "knn_acc",
-    "wall_seconds",
-    "train_seconds_total",
-    "device",
-    "seed",
-    "epochs_done",
-    "images_per_second",
-    "phase_seconds",
-    "splits",
-)
 IDENTITY_ATTRS = tuple(TrialIdentity.__annotations__)
+# FinalReport keys stored as user attributes of a COMPLETE trial: all but the identity (stored
+# at the first report), what the Optuna trial holds itself (its step, its value), the flag that
+# marks the last report, the files (stored as artifacts) and the last epoch's own time.
+RESULT_ATTRS = tuple(
+    key
+    for key in FinalReport.__annotations__
+    if key not in {*IDENTITY_ATTRS, STEP, OBJECTIVE, FINAL, ARTIFACTS, "train_seconds"}
+)
 SPLITS = "splits"
+REUSED = "reused_result"
 
 # Where a trial's time went: phase -> seconds, non-overlapping (studies.analysis.phases lists
 # the phases). sidae.timing's phases of the run, and around it: WORKER_START (first trial in
@@ -111,6 +104,18 @@ NOT_DONE = frozenset({BY_TIME_BUDGET, BY_INTERRUPTION})
 # "pixels": {...}}}; seeds are JSON keys ("0").
 SUPERVISED_ATTR = "supervised_finetune"
 CONTROLS_ATTR = "controls"
+# Where each seed's task ran, {seed: TaskPlacement}: the trials keep theirs as user attributes.
+SEED_TASKS_ATTR = "seed_tasks"
+GPU_IDS = "gpu_ids"
+
+
+class TaskPlacement(TypedDict):
+    """Where a Ray task of the study ran and on what: a seed's baseline and controls task."""
+
+    node: str
+    ray_node_id: str
+    gpu_ids: list[str]
+    device: str  # the torch device it computed on ("cpu", "cuda:0")
 
 
 def by_fraction(stored: Mapping[str, float] | None) -> dict[float, float]:

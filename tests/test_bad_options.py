@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+import torch
 
 from sidae import train
 from sidae.config import default_config
@@ -67,10 +68,14 @@ NON_FINITE = ("nan", "inf", "-inf")  # given as --flag=-inf: argparse reads a lo
         ),
         (["--seed", "-1"], ("--seed", ">= 0")),
         (["--seed", str(2**32)], ("--seed", "<= 4294967295")),
+        (["--seeds", "0,-1"], ("--seeds", ">= 0")),
+        (["--seeds", f"0,{2**64}"], ("--seeds", "<= 4294967295")),
         (["--primary-fraction", "0"], ("--primary-fraction", "> 0 and <= 1")),
         (["--primary-fraction", "nan"], ("--primary-fraction", "> 0 and <= 1")),
         (["--device", "bogus"], ("device must be auto, cpu, cuda or cuda:N", "'bogus'")),
         (["--device", "cuda:x"], ("device must be auto, cpu, cuda or cuda:N",)),
+        (["--device", "cuda"], ("--device cuda needs --gpus-per-trial > 0",)),
+        (["--device", "cuda:1", "--gpus-per-trial", "1"], ("--device cuda:1: torch sees no CUDA device",)),
         # refused before (studies.service.options.resolve_budget); here so that they stay refused
         (["--epochs", "0"], ("--epochs must be positive",)),
         (["--train-limit", "-5"], ("--train-limit must be positive",)),
@@ -87,6 +92,7 @@ def test_study_command(
 ) -> None:
     for name in ("fetch", "make_storage"):  # the data download, then the database, the lease and Ray
         monkeypatch.setattr(runner, name, touched)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as in CI, whatever this machine has
     work, database = tmp_path / "work", tmp_path / "x.db"
     work.mkdir()
     code, _, err = main_in_process(
@@ -111,6 +117,7 @@ def test_study_command(
     [
         (["--threads", "-1"], ("--threads", ">= 1")),
         (["--threads", "0"], ("--threads", ">= 1")),  # 0 was silently torch's default
+        (["--seed", str(2**64)], ("--seed", "<= 4294967295")),  # was "Overflow when unpacking long long"
         (["--device", "bogus"], ("device must be auto, cpu, cuda or cuda:N", "'bogus'")),
         (["--device", "cuda:01"], ("device must be auto, cpu, cuda or cuda:N",)),
         (["--weight-decay", "inf"], ("weight_decay must be finite and >= 0",)),

@@ -90,6 +90,8 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     token = (state_dir / "ray-token").read_text()
     assert (state_dir / "ray-token").stat().st_mode & 0o777 == 0o600
     assert len(token) == 64 and token not in started.stdout + started.stderr
+    # Ray makes each node's folder world-writable; the folder above them stays ours alone.
+    assert Paths(state_dir).ray_temp.stat().st_mode & 0o777 == 0o700
     with urllib.request.urlopen(f"http://127.0.0.1:{record['dashboard_port']}/dashboard", timeout=10) as page:
         assert page.status == 200
     # Token authentication is on: refused without the token, accepted with it (in the form compose passes it).

@@ -11,21 +11,29 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.postgres import free_port
 
 DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "docker-compose.yml"
 CPU_OVERRIDE = DOCKER / "compose.cpu.yml"
-SECRETS = {"POSTGRES_PASSWORD": "pg-password-sentinel", "RAY_AUTH_TOKEN": "ray-token-sentinel"}
+SECRETS = {
+    "SIDAE_DB_PASSWORD": "db-password-sentinel",
+    "POSTGRES_SUPERUSER_PASSWORD": "pg-superuser-sentinel",
+    "RAY_AUTH_TOKEN": "ray-token-sentinel",
+}
 SERVICES = {"postgres", "ray-head", "ray-worker", "ray-cpu-worker", "dashboard", "runner"}
 RAY_SERVICES = {"ray-head", "ray-worker", "ray-cpu-worker", "runner"}
+INIT_SIDAE = DOCKER / "postgres" / "init-sidae.sh"
 
 
 def compose(
@@ -132,21 +140,123 @@ def test_secrets_reach_exactly_the_services_that_need_them(services: dict[str, A
             assert env["RAY_AUTH_TOKEN"] == SECRETS["RAY_AUTH_TOKEN"] and env["RAY_AUTH_MODE"] == "token"
         else:
             assert "RAY_AUTH_TOKEN" not in env
-        password_vars = {k for k, v in env.items() if v == SECRETS["POSTGRES_PASSWORD"]}
-        expected = {"postgres": {"POSTGRES_PASSWORD"}, "dashboard": {"PGPASSWORD"}, "runner": {"PGPASSWORD"}}
-        assert password_vars == expected.get(name, set()), name
+        app = {k for k, v in env.items() if v == SECRETS["SIDAE_DB_PASSWORD"]}
+        expected = {"postgres": {"SIDAE_DB_PASSWORD"}, "dashboard": {"PGPASSWORD"}, "runner": {"SIDAE_DB_PASSWORD"}}
+        assert app == expected.get(name, set()), name
+        superuser = {k for k, v in env.items() if v == SECRETS["POSTGRES_SUPERUSER_PASSWORD"]}
+        assert superuser == ({"POSTGRES_PASSWORD"} if name == "postgres" else set()), name
         rest = yaml.safe_dump({k: v for k, v in service.items() if k != "environment"})
         assert not [s for s in SECRETS.values() if s in rest], f"{name}: a secret outside the environment"
+
+
+def test_no_ray_node_has_a_database_password(services: dict[str, Any]) -> None:
+    """The workers never touch the database (the driver alone writes), and the runner's
+    variable is not PGPASSWORD: docker/runner.sh takes it out of `ray start`'s environment
+    (test_runner_gives_the_password_to_the_driver_alone)."""
+    db_secrets = {SECRETS["SIDAE_DB_PASSWORD"], SECRETS["POSTGRES_SUPERUSER_PASSWORD"]}
+    with_password = {
+        name
+        for name, service in services.items()
+        for key, value in service.get("environment", {}).items()
+        if "PASSWORD" in key or key.startswith("PGPASS") or value in db_secrets
+    }
+    assert with_password == {"postgres", "dashboard", "runner"}  # the dashboard is no Ray node
+    assert "PGPASSWORD" not in services["runner"]["environment"]
+    assert "PGPASSFILE" not in services["runner"]["environment"]  # runner.sh makes its own
+
+
+def test_the_application_role_is_no_superuser(services: dict[str, Any]) -> None:
+    """postgres's POSTGRES_USER is the superuser it creates: not the role of the storage URL.
+    That role and its database come from init-sidae.sh, on a fresh volume."""
+    env = services["postgres"]["environment"]
+    url_user = re.match(r"postgresql\+psycopg://([^@:]+)@", services["dashboard"]["environment"]["SIDAE_STORAGE_URL"])
+    assert url_user and url_user.group(1) == "sidae"
+    assert env["POSTGRES_USER"] == "postgres" != "sidae"
+    assert "POSTGRES_DB" not in env  # sidae's database is made by sidae's script, owned by sidae
+    assert "--auth-host=scram-sha-256" in env["POSTGRES_INITDB_ARGS"]  # initdb's default trusts 127.0.0.1
+    assert (str(INIT_SIDAE), "/docker-entrypoint-initdb.d/10-sidae.sh") in mounts(services["postgres"])
+    assert os.access(INIT_SIDAE, os.X_OK)  # executed, not sourced into the image's entrypoint
+    script = INIT_SIDAE.read_text()
+    assert "CREATE ROLE sidae LOGIN NOSUPERUSER" in script and "CREATE DATABASE sidae OWNER sidae" in script
+    assert '"host all ${POSTGRES_USER:-postgres} all reject"' in script  # TCP: refused, before any other line
+    assert "\\getenv password SIDAE_DB_PASSWORD" in script and "<<'SQL'" in script  # not on psql's command line
+    # The health check waits for the real server (TCP), not the socket-only one of the first start.
+    check = services["postgres"]["healthcheck"]["test"]
+    assert check[check.index("-h") + 1] == "127.0.0.1"
+    # sidae-postgres runs the init scripts too, as the official image does.
+    assert "/docker-entrypoint-initdb.d/*" in (DOCKER / "postgres" / "entrypoint.sh").read_text()
+
+
+def server_binaries() -> Path:
+    """PostgreSQL's server binaries, where scripts/pg_local.sh looks last (Debian's layout)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        pytest.fail("no /usr/lib/postgresql/*/bin/initdb: apt-get install postgresql", pytrace=False)
+    return found[-1].parent
+
+
+def test_init_sidae_runs_on_a_real_server() -> None:
+    """init-sidae.sh on a cluster made as the postgres images make theirs, then the server as
+    compose runs it: `sidae` logs in over TCP, is no superuser and owns its database; the
+    superuser is refused over TCP whatever its password; the server log holds no password."""
+    bindir, passwords = server_binaries(), {"postgres": "superuser-sentinel-1", "sidae": "app-sentinel-2"}
+    root = Path(tempfile.mkdtemp(prefix="sidae-init-"))  # not pytest's tmp_path: `postgres` must enter it
+    pgdata, port = root / "data", free_port()
+    (root / "pw").write_text(passwords["postgres"] + "\n")
+    shutil.copy2(INIT_SIDAE, root / "init-sidae.sh")
+    as_root = os.geteuid() == 0
+    if as_root:
+        shutil.chown(root, "postgres")
+        shutil.chown(root / "pw", "postgres")
+
+    def as_pg(*command: str, **env: str) -> None:
+        prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
+        done = subprocess.run(
+            [*prefix, *command], cwd=root, env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, f"{command[0]}: {done.stdout}{done.stderr}"
+
+    def server(listen: str) -> list[str]:
+        options = f"-c listen_addresses='{listen}' -c port={port} -c unix_socket_directories='{root}'"
+        return [str(bindir / "pg_ctl"), "-D", str(pgdata), "-l", str(root / "log"), "-w", "-o", options, "start"]
+
+    try:
+        as_pg(str(bindir / "initdb"), "-D", str(pgdata), "--username=postgres", f"--pwfile={root / 'pw'}",
+              "--auth-local=trust", "--auth-host=scram-sha-256")  # fmt: skip
+        (root / "pw").unlink()
+        with (pgdata / "pg_hba.conf").open("a") as hba:
+            hba.write("host all all all scram-sha-256\n")  # what both images add
+        as_pg(*server(""))  # the images' first start: the socket only
+        as_pg(str(root / "init-sidae.sh"), PGDATA=str(pgdata), POSTGRES_USER="postgres",
+              PGHOST=str(root), PGPORT=str(port), SIDAE_DB_PASSWORD=passwords["sidae"])  # fmt: skip
+        as_pg(str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop")
+        as_pg(*server("127.0.0.1"))
+        tcp = {"host": "127.0.0.1", "port": port, "dbname": "sidae"}
+        with psycopg.connect(**tcp, user="sidae", password=passwords["sidae"]) as connection:
+            row = connection.execute(
+                "SELECT rolsuper, rolcreaterole, rolcreatedb FROM pg_roles WHERE rolname = current_user"
+            ).fetchone()
+            assert row == (False, False, False)
+            owner = "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+            assert connection.execute(owner).fetchone() == ("sidae",)
+            connection.execute("CREATE TABLE studies_here (id int)")  # Optuna makes its tables in public
+        with pytest.raises(psycopg.OperationalError, match="rejects connection"):
+            psycopg.connect(**tcp, user="postgres", password=passwords["postgres"])
+        assert not [p for p in passwords.values() if p in (root / "log").read_text()]
+    finally:
+        if (pgdata / "postmaster.pid").exists():
+            as_pg(str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_no_secret_is_written_in_the_compose_file() -> None:
     text = COMPOSE.read_text()
     for line in text.splitlines():
         if re.search(r"(PASSWORD|TOKEN)\s*:", line):  # every assignment interpolates, failing when unset
-            assert re.search(r":\s*\$\{(POSTGRES_PASSWORD|RAY_AUTH_TOKEN):\?", line), line
+            assert re.search(rf":\s*\$\{{({'|'.join(SECRETS)}):\?", line), line
     assert not re.search(r"://[^/@\s:]+:[^@\s]+@", text), "a URL with a password"
     example = (DOCKER / ".env.example").read_text()
-    assert re.search(r"^POSTGRES_PASSWORD=$", example, re.M) and re.search(r"^RAY_AUTH_TOKEN=$", example, re.M)
+    assert all(re.search(rf"^{name}=$", example, re.M) for name in SECRETS)
     assert ".env" in (DOCKER / ".gitignore").read_text().splitlines()
 
 
@@ -184,8 +294,9 @@ def test_make_env_writes_private_fresh_secrets_that_compose_accepts(tmp_path: Pa
     assert made.returncode == 0, made.stderr
     env_file = tmp_path / ".env"
     assert env_file.stat().st_mode & 0o777 == 0o600
-    values = dict(re.findall(r"^(POSTGRES_PASSWORD|RAY_AUTH_TOKEN)=(.*)$", env_file.read_text(), re.M))
-    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in values.values()) and len(set(values.values())) == 2
+    values = dict(re.findall(rf"^({'|'.join(SECRETS)})=(.*)$", env_file.read_text(), re.M))
+    assert set(values) == set(SECRETS)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", v) for v in values.values()) and len(set(values.values())) == 3
     assert not [v for v in values.values() if v in made.stdout + made.stderr]
     assert compose("config", "--quiet", secrets={}, env_file=env_file).returncode == 0
     again = subprocess.run(["sh", str(tmp_path / "make-env.sh")], capture_output=True, text=True, timeout=30)
@@ -305,3 +416,31 @@ def test_runner_joins_the_cluster_then_runs_the_study(tmp_path: Path) -> None:
     stub(tmp_path, "ray", 'echo "cannot reach the head"; exit 1')
     failed = subprocess.run(["sh", str(DOCKER / "runner.sh")], env=env, capture_output=True, text=True, timeout=30)
     assert failed.returncode == 1 and "could not join" in failed.stderr and "cannot reach the head" in failed.stderr
+
+
+def test_runner_gives_the_password_to_the_driver_alone(tmp_path: Path) -> None:
+    """SIDAE_DB_PASSWORD (or PGPASSWORD) ends in a 0600 libpq password file named by the
+    driver's PGPASSFILE; `ray start`, whose node and workers outlive nothing of it, sees none."""
+    password = "pw:with\\odd-chars"  # pgpass escapes ':' and '\\'
+    stub(tmp_path, "ray", 'env > "$(dirname "$0")/ray.env"')
+    stub(
+        tmp_path,
+        "python",
+        'env > "$(dirname "$0")/python.env"; stat -c %a "$PGPASSFILE"; cat "$PGPASSFILE"',
+    )
+    for name in ("SIDAE_DB_PASSWORD", "PGPASSWORD"):
+        env = {
+            **os.environ,
+            "PATH": f"{tmp_path}:{os.environ['PATH']}",
+            "RAY_HEAD_ADDRESS": "ray-head:6379",
+            "TMPDIR": str(tmp_path),
+            name: password,
+        }
+        done = subprocess.run(["sh", str(DOCKER / "runner.sh")], env=env, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["600", "*:*:*:*:pw\\:with\\\\odd-chars"], name
+        ray_env = (tmp_path / "ray.env").read_text()
+        python_env = (tmp_path / "python.env").read_text()
+        assert "PGPASSFILE=" not in ray_env and "PGPASSFILE=" in python_env
+        for seen in (ray_env, python_env):
+            assert "pw:with" not in seen and "PASSWORD" not in seen, name

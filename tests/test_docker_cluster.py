@@ -4,8 +4,10 @@ docker/docker-compose.yml plus docker/compose.cpu.yml: PostgreSQL, a Ray head, t
 workers and the dashboard come `up`; a smoke w-sweep goes through the `runner` service, on the
 real MNIST bind-mounted read-only. Then: the trials are COMPLETE in the compose PostgreSQL and
 ran on both workers, the dashboard (started before the artifact folder existed) serves their
-reconstruction grids on 127.0.0.1, a Ray client without the token is refused, and `down -v`
-leaves no container, volume or network. Starts dockerd when none answers (and stops only that
+reconstruction grids on 127.0.0.1, a Ray client without the token is refused, the study's
+role is no superuser and the superuser cannot log in over TCP, no process of a Ray head or
+worker has a database password in its environment, and `down -v` leaves no container, volume
+or network. Starts dockerd when none answers (and stops only that
 one); builds the local bases with docker/build-base.sh when the public ones cannot be pulled.
 Prints the seconds each stage took."""
 
@@ -46,6 +48,15 @@ STUDY = [
     "--quiet",
 ]  # named points: the 3 trials it checks
 WORKERS = 2
+# Prints every process's command line and environment (run in a container).
+ENVIRONS = """
+import pathlib
+for proc in pathlib.Path("/proc").glob("[0-9]*"):
+    try:
+        print((proc / "cmdline").read_bytes()[:200], (proc / "environ").read_bytes())
+    except OSError:
+        pass
+"""
 
 # Cold: a base from Debian's packages and an image with PyPI's torch (~1 min + ~10 min here);
 # warm (build cache): a few minutes in all, most of it the study.
@@ -215,12 +226,14 @@ def test_the_cpu_cluster_runs_a_study_end_to_end(
     if CA_BUNDLE.is_file():
         shutil.copyfile(CA_BUNDLE, DOCKER / "ca-certificates" / "host-system.crt")
     port = free_port()
+    db_password = secrets.token_hex(32)
     env_file = tmp_path / "cluster.env"
     env_file.write_text(
         "".join(
             f"{k}={v}\n"
             for k, v in {
-                "POSTGRES_PASSWORD": secrets.token_hex(32),
+                "SIDAE_DB_PASSWORD": db_password,
+                "POSTGRES_SUPERUSER_PASSWORD": secrets.token_hex(32),
                 "RAY_AUTH_TOKEN": secrets.token_hex(32),
                 **settings,
                 "TORCH_VARIANT": "cuda",  # PyTorch's CPU index is out of reach here, PyPI is not
@@ -272,6 +285,13 @@ def test_the_cpu_cluster_runs_a_study_end_to_end(
             )
             assert refused.returncode != 0 and "InvalidAuthToken" in refused.stdout + refused.stderr, refused
             ok(cluster("exec", "-T", "ray-cpu-worker", *health, timeout=120))
+            assert cluster.sql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == [["f"]]
+            superuser = "import psycopg; psycopg.connect(host='postgres', user='postgres', dbname='postgres')"
+            refused = cluster("exec", "-T", "dashboard", "python", "-c", superuser, timeout=60)
+            assert refused.returncode != 0 and "rejects connection" in refused.stderr, refused
+            for service, index in (("ray-head", "1"), ("ray-cpu-worker", "1"), ("ray-cpu-worker", "2")):
+                seen = ok(cluster("exec", "-T", "--index", index, service, "python", "-c", ENVIRONS, timeout=60))
+                assert "raylet" in seen and "PGPASS" not in seen and db_password not in seen, service
     finally:
         with stage("down"):
             down = cluster("down", "-v", "--remove-orphans", "--timeout", "20")

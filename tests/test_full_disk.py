@@ -138,7 +138,7 @@ DRIVER_DATABASE = """
     try:
         if when == "lease":
             disk_full_from_here(limit)
-        with lease.held(storage, "s"):
+        with lease.holding(storage, "s"):
             disk_full_from_here(limit)
             study.set_user_attr("written", True)
     except StorageError as error:  # as studies.cli.run's main prints it

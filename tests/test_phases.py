@@ -95,6 +95,7 @@ def test_the_driver_stores_the_phases_with_its_storage_time(tmp_path: Path) -> N
         lambda trial: trial.suggest_float("w", 0.0, 1.0),
         artifact_store=make_artifact_store(tmp_path / "artifacts"),
         index=TrialIndex(),
+        run_root=tmp_path.parent,
     )
     grid = tmp_path / "grid.png"
     grid.write_bytes(b"\x89PNG not really")

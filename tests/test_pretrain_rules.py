@@ -86,6 +86,19 @@ def test_the_encoder_sees_clean_views_only_at_w1(
         assert distance.min() > 0.05
 
 
+@pytest.mark.parametrize(("siamese_noise", "clean_share"), [(True, 0.0), (False, 0.5)])
+def test_the_siamese_branch_sees_clean_views_when_siamese_noise_is_off(
+    monkeypatch: pytest.MonkeyPatch, siamese_noise: bool, clean_share: float
+) -> None:
+    """For 0 < w < 1 without siamese_noise, SimSiam's term is computed on clean views, as at
+    w = 1: the encoder sees each view clean (Siamese branch) and noised (decoder)."""
+    data = _splits()
+    inputs = _encoder_inputs(monkeypatch, _cfg(0.5, siamese_noise=siamese_noise), data)
+    clean = _distance_to_nearest_clean_image(inputs, data) < 1e-4
+    assert clean.float().mean().item() == clean_share
+    assert len(inputs) == (2 if siamese_noise else 4) * EPOCHS * STEPS_PER_EPOCH * BATCH
+
+
 def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: value.detach().clone() for name, value in module.state_dict().items()}
 
@@ -182,3 +195,16 @@ def test_finetuning_leaves_the_pretrained_encoder_untouched() -> None:
     assert 0 <= accuracy <= 1
     assert _changed(before, encoder) == []
     assert encoder.training
+
+
+def test_a_checkpoint_written_before_a_config_field_existed_resumes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A field added later (siamese_noise) reads as its default in an older checkpoint, whose
+    run computed exactly that: the run continues instead of refusing a 'different configuration'."""
+    data, path = _splits(), tmp_path / "checkpoint.pt"
+    first = _cfg(0.5, optim=OptimConfig(epochs=1, batch_size=BATCH, base_lr=0.05))
+    loop.pretrain(first, data, checkpoint_path=path, progress=False)
+    state = torch.load(path, weights_only=True)
+    del state["config"]["siamese_noise"]
+    torch.save(state, path)
+    longer = dataclasses.replace(first, optim=dataclasses.replace(first.optim, epochs=2))
+    assert len(loop.pretrain(longer, data, checkpoint_path=path, progress=False).history) == 2

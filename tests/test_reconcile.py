@@ -13,7 +13,7 @@ from optuna.storages import BaseStorage, InMemoryStorage
 from optuna.trial import TrialState, create_trial
 
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
-from studies.service.reconcile import STALE_REASON, finished_count, grid_todo, is_done, plan, queued
+from studies.service.reconcile import STALE_REASON, finished_count, grid_todo, is_done, queued, trials_to_start
 
 GRID = [{"seed": 0, "w": w} for w in (0.0, 0.5, 1.0)] + [{"seed": 1, "w": w} for w in (0.0, 0.5, 1.0)]
 
@@ -93,14 +93,14 @@ def test_grid_plan_fails_stale_trials_and_queues_what_is_missing_once(storage: B
     stale = orphan(study, GRID[2])
     add(study, GRID[3], TrialState.FAIL)
     add(study, GRID[3], TrialState.FAIL)  # past the retry cap
-    assert plan(study, storage, GRID, trials=0, max_retries=1) == 4  # GRID[1], [2], [4], [5]
+    assert trials_to_start(study, storage, GRID, trials=0, max_retries=1) == 4  # GRID[1], [2], [4], [5]
 
     trials = study.get_trials()
     assert trials[stale].state == TrialState.FAIL and trials[stale].user_attrs["fail_reason"] == STALE_REASON
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert sorted(map(str, queued(study))) == sorted(map(str, [GRID[1], GRID[2], GRID[4], GRID[5]]))
     # a second start before anything ran queues nothing new
-    assert plan(study, storage, GRID, trials=0, max_retries=1) == 4
+    assert trials_to_start(study, storage, GRID, trials=0, max_retries=1) == 4
     assert len(queued(study)) == 4
 
 
@@ -110,13 +110,13 @@ def test_an_interrupted_point_is_never_dropped_but_a_failing_one_is(storage: Bas
     study = new_study(storage)
     orphan(study, GRID[0])
     for _ in range(3):  # three drivers in a row die with the point under way
-        assert plan(study, storage, GRID[:1], trials=0, max_retries=1) == 1
+        assert trials_to_start(study, storage, GRID[:1], trials=0, max_retries=1) == 1
         study.ask(W_SWEEP_DISTRIBUTIONS)  # the retry starts, and its driver dies too
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL] * 3 + [TrialState.RUNNING]
     add(study, GRID[1], TrialState.PRUNED, "interrupted")  # ended by the run's error: runs again
     add(study, GRID[2], TrialState.FAIL)
     add(study, GRID[2], TrialState.FAIL)  # its own error twice: past max_retries=1
-    assert plan(study, storage, GRID[:3], trials=0, max_retries=1) == 2
+    assert trials_to_start(study, storage, GRID[:3], trials=0, max_retries=1) == 2
     assert sorted(map(str, queued(study))) == sorted(map(str, GRID[:2]))
 
 
@@ -130,17 +130,17 @@ def test_sampled_plan_requeues_stale_configurations_and_counts_what_is_done(stor
     stale_params = {"seed": 7, "w": 0.6}
     stale = orphan(study, stale_params)
     assert finished_count(study) == 3
-    assert plan(study, storage, None, trials=5, max_retries=1) == 5 - 3
+    assert trials_to_start(study, storage, None, trials=5, max_retries=1) == 5 - 3
 
     trials = study.get_trials()
     assert trials[stale].state == TrialState.FAIL and trials[stale].user_attrs["fail_reason"] == STALE_REASON
     assert queued(study) == [stale_params]  # the dead driver's configuration runs first
     retried = study.ask(W_SWEEP_DISTRIBUTIONS)
     assert retried.params == stale_params
-    assert plan(study, storage, None, trials=2, max_retries=1) == 0  # never negative
+    assert trials_to_start(study, storage, None, trials=2, max_retries=1) == 0  # never negative
 
 
 def test_sampled_plan_on_a_new_study_runs_the_whole_budget(storage: BaseStorage) -> None:
     study = new_study(storage)
-    assert plan(study, storage, None, trials=4, max_retries=1) == 4
+    assert trials_to_start(study, storage, None, trials=4, max_retries=1) == 4
     assert queued(study) == [] and study.get_trials() == []

@@ -118,7 +118,7 @@ def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path
         _, stderr = driver.communicate(timeout=600)
     assert driver.returncode == 0, stderr[-3000:]
     assert_grid_complete_once(url, [0.5])
-    assert lease.holder(make_storage(url), "w-sweep-mnist") is None  # the driver released the study at the end
+    assert lease.current(make_storage(url), "w-sweep-mnist") is None  # the driver released the study at the end
     first = min(trials(url), key=lambda t: t.number)
     assert first.user_attrs["pid"] == victim  # the trial whose process was killed...
     assert first.state == TrialState.COMPLETE  # ...was restarted by Ray and finished
@@ -194,7 +194,7 @@ HOLD_LEASE = """
 import sys, time
 from storage import make_storage
 from studies.service import lease
-with lease.held(make_storage(sys.argv[1]), sys.argv[2]):
+with lease.holding(make_storage(sys.argv[1]), sys.argv[2]):
     print("held", flush=True)
     time.sleep(600)
 """
@@ -225,7 +225,7 @@ def test_a_second_driver_on_the_same_study_refuses(tmp_path: Path, mnist_dir: Pa
         lines = second.stderr.strip().splitlines()
         assert len(lines) == 1 and "is being run by another driver" in lines[0]
         assert f"pid {first.pid} " in lines[0]
-        held = lease.holder(make_storage(url), "w-sweep-mnist")
+        held = lease.current(make_storage(url), "w-sweep-mnist")
         assert held is not None and held.pid == first.pid  # still the first driver's
         # not marked stale, not queued again, nothing added
         assert [(t.state, t.params) for t in trials(url)] == [(TrialState.RUNNING, {"seed": 0, "w": 0.5})]

@@ -114,6 +114,10 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
     assert [int(row[0]) for row in best_rows] == [t.number for t in ranked]
     assert [row[1] for row in best_rows] == [f"{t.value:.4f}" for t in ranked]
     assert f"## Reconstructions of the best trial ({ranked[0].number})" in text
+    seed_tasks = study.user_attrs["seed_tasks"]  # where each seed's baseline and controls ran
+    assert sorted(seed_tasks, key=int) == sorted({str(t.params["seed"]) for t in trials}, key=int)
+    for seed in seed_tasks:
+        assert re.search(rf"^- cpu on node \w+, no GPU: seed {seed}'s baseline and controls$", text, re.MULTILINE)
 
 
 def copy_sqlite(source: Path, target: Path) -> None:

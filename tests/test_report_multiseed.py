@@ -15,11 +15,10 @@ from PIL import Image
 
 from storage import make_storage
 from studies import report
-from studies.analysis.claim import claim_rows, study_verdict
+from studies.analysis.claim import EVALUATIONS, claim_rows, study_verdict
 from studies.analysis.figures import DPI
 from studies.analysis.summary import complete_trials
 from studies.analysis.verdict import verdict_lines
-from studies.cli.report import EVALUATIONS
 from tests.multiseed_study import write_study
 
 LINEAR = [
@@ -98,7 +97,7 @@ def test_report_tables_and_verdicts_cell_by_cell(multiseed_study: MultiSeedStudy
     out = tmp_path / "report"
     assert report.main(["--name", multiseed_study.name, "--storage", multiseed_study.url, "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
-    assert "Trials: 12 complete, 1 pruned." in text  # the pruned trial's scores appear nowhere below
+    assert "; trials: 12 complete, 1 pruned." in text  # the pruned trial's scores appear nowhere below
     assert "mean ± std over 3 seeds" in section(text, "### Linear evaluation")
     assert table_rows(section(text, "### Linear evaluation")) == LINEAR
     assert "`untrained encoder` and `raw pixels`: the same linear probe" in section(text, "### Linear evaluation")

@@ -5,6 +5,7 @@ flattened on "/"), on a real in-memory Optuna study."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,16 +14,17 @@ from typing import Any
 import optuna
 import pytest
 from optuna.trial import TrialState
+from ray.tune.search import Searcher
 from ray.tune.utils.util import flatten_dict
 
 from sidae.config import SidAEConfig
 from sidae.experiment import RunResult
-from storage import make_artifact_store
+from storage import StorageError, make_artifact_store
 from studies.record import TrialIdentity
 from studies.service.budgets import BUDGETS
 from studies.service.reconcile import is_done
-from studies.service.search import StudySearch, TrialIndex
-from studies.service.trainable import TrialContext, epoch_report, final_report
+from studies.service.search import StudySearch, StudyStopper, TrialIndex
+from studies.service.trainable import TrialContext, epoch_report, final_report, finished_run
 
 VAL = {"0.01": 0.31, "0.1": 0.52}  # validation linear probe: the objective
 TEST = {"0.01": 0.71, "0.1": 0.82}  # test-set linear probe: a user attribute, never the objective
@@ -42,9 +44,14 @@ def metrics(epoch: int) -> dict[str, float]:
     }
 
 
+def run_dir(tmp_path: Path) -> Path:
+    """The run folder of every trial here."""
+    return tmp_path / "runs" / "abc"
+
+
 def identity(tmp_path: Path) -> TrialIdentity:
     return TrialIdentity(
-        node="host-a", node_ip="10.0.0.7", ray_node_id="node-7", pid=4242, run_dir=str(tmp_path / "runs" / "abc")
+        node="host-a", node_ip="10.0.0.7", ray_node_id="node-7", pid=4242, run_dir=str(run_dir(tmp_path))
     )
 
 
@@ -92,6 +99,7 @@ def searcher(tmp_path: Path, time_budget_s: float | None = 3600.0, index: TrialI
         w_space,
         artifact_store=make_artifact_store(tmp_path / "artifacts"),
         index=index or TrialIndex(),
+        run_root=tmp_path / "runs",
         time_budget_s=time_budget_s,
     )
 
@@ -229,14 +237,34 @@ def test_trials_tune_never_finished_end_pruned_saying_why(tmp_path: Path, stoppe
     assert [t.state for t in search.study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.PRUNED]
 
 
-@pytest.mark.parametrize("failure", ["missing file", "unwritable store"])
+@pytest.mark.parametrize(
+    ("failure", "warning"),
+    [
+        ("missing file", "not a file in its run folder"),
+        ("outside the run folder", "not a file in its run folder"),
+        ("link out of the run folder", "not a file in its run folder"),
+        ("a run folder not the study's", "not a file in its run folder"),
+        ("unwritable store", "could not store artifact"),
+    ],
+)
 def test_an_artifact_that_cannot_be_stored_loses_the_picture_not_the_trial(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: str
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, failure: str, warning: str
 ) -> None:
-    grid = tmp_path / "reconstructions.png"
+    """Only files inside the trial's own run folder are uploaded: a report naming another file
+    (a worker's mistake, or anyone holding the Ray token) cannot make the dashboard serve it."""
+    run_dir(tmp_path).mkdir(parents=True)
+    grid = run_dir(tmp_path) / "reconstructions.png"
     search = searcher(tmp_path)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("password")
     if failure == "missing file":
-        grid = tmp_path / "gone" / "reconstructions.png"
+        grid = run_dir(tmp_path) / "gone" / "reconstructions.png"
+    elif failure == "outside the run folder":
+        grid = secret
+    elif failure == "link out of the run folder":
+        grid.symlink_to(secret)
+    elif failure == "a run folder not the study's":
+        grid = secret  # in the folder the report names as its run folder, which is no study's
     else:
         grid.write_bytes(b"png")
         store = tmp_path / "artifacts"
@@ -245,15 +273,19 @@ def test_an_artifact_that_cannot_be_stored_loses_the_picture_not_the_trial(
         store.rmdir()
         store.write_text("a file where the artifact folder was")  # every write under it fails
     search.suggest("t1")
+    report = final(tmp_path, {"reconstructions": str(grid)})
+    if failure == "a run folder not the study's":
+        report["run_dir"] = str(tmp_path)
     with caplog.at_level(logging.WARNING, logger="studies.service.search"):
-        search.on_trial_complete("t1", final(tmp_path, {"reconstructions": str(grid)}))
+        search.on_trial_complete("t1", report)
     trial = search.study.trials[0]
     assert trial.state == TrialState.COMPLETE and trial.value == VAL["0.01"]
     assert trial.user_attrs["test_linear"] == TEST
     assert "artifact:reconstructions" not in trial.user_attrs
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "could not store artifact" in warnings[0].getMessage()
+    assert len(warnings) == 1 and warning in warnings[0].getMessage()
     assert str(grid) in warnings[0].getMessage()
+    assert not [path for path in (tmp_path / "artifacts").glob("*") if path.read_bytes() == b"password"]
 
 
 def test_a_chained_error_is_reported_by_its_last_exception(tmp_path: Path) -> None:
@@ -270,3 +302,78 @@ def test_a_chained_error_is_reported_by_its_last_exception(tmp_path: Path) -> No
     )
     trial = SimpleNamespace(error_file=str(error_file))
     assert error_line(trial).startswith("sidae.pretraining.TrainingDiverged")  # type: ignore[arg-type]
+
+
+def test_an_error_while_recording_stops_the_study_instead_of_reaching_tune(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Tune would print a traceback for an error raised in on_trial_result, and rerun the trial
+    from scratch for one raised in on_trial_complete: the searcher keeps the error, writes
+    nothing more, and its stopper ends the experiment."""
+    search = searcher(tmp_path)
+    stopper = StudyStopper(search)
+    search.suggest("t1")
+    assert not stopper.stop_all()
+    lost = StorageError("database unreachable for 300 s (during set_trial_intermediate_value): refused")
+
+    def refuse(*args: object) -> None:
+        raise lost
+
+    monkeypatch.setattr(optuna.Trial, "report", refuse)
+    search.on_trial_result("t1", epoch(tmp_path, 1))  # raises nothing
+    assert search.failure is lost and stopper.stop_all()
+    monkeypatch.undo()
+    search.on_trial_complete("t1", final(tmp_path))
+    assert search.suggest("t2") == Searcher.FINISHED
+    (trial,) = search.study.trials  # nothing asked, nothing told after the error
+    assert trial.state == TrialState.RUNNING and not trial.intermediate_values and search.outcomes == {}
+
+
+def test_the_stopper_stops_a_trial_whose_features_collapsed(tmp_path: Path) -> None:
+    stopper = StudyStopper(searcher(tmp_path), min_collapse_std=0.05)
+    assert stopper("t1", {"collapse_std": 0.01}) and not stopper("t1", {"collapse_std": 0.2})
+    assert not StudyStopper(searcher(tmp_path))("t1", {"collapse_std": 0.0})  # 0: off
+
+
+@pytest.mark.parametrize("damage", ["", "no weights", "another config", "corrupt results"])
+def test_a_finished_trial_folder_is_reused_only_when_whole_and_of_this_config(tmp_path: Path, damage: str) -> None:
+    folder = run_dir(tmp_path)
+    folder.mkdir(parents=True)
+    result = run_result()
+    (folder / "results.json").write_text(json.dumps(result.to_dict()))
+    for name in ("reconstructions.png", "model.pt"):
+        (folder / name).write_bytes(b"kept")
+    cfg = result.config
+    if damage == "no weights":
+        (folder / "model.pt").unlink()
+    elif damage == "another config":
+        cfg = SidAEConfig(seed=4)
+    elif damage == "corrupt results":
+        (folder / "results.json").write_text('{"config": ')
+    found = finished_run(cfg, folder)
+    if damage:
+        assert found is None
+        return
+    assert found is not None
+    reused, artifacts = found
+    assert reused.to_dict() == result.to_dict()
+    assert artifacts == {"reconstructions": str(folder / "reconstructions.png"), "model": str(folder / "model.pt")}
+
+
+def test_the_searcher_pickles_to_its_studys_name_alone(tmp_path: Path) -> None:
+    """What Ray writes into its experiment folder: the study's name, not its storage URL."""
+    import pickle
+
+    url = f"sqlite:///{tmp_path / 'private-name.db'}"
+    study = optuna.create_study(study_name="s", storage=url, direction="maximize")
+    search = StudySearch(
+        study,
+        w_space,
+        artifact_store=make_artifact_store(tmp_path / "artifacts"),
+        index=TrialIndex(),
+        run_root=tmp_path / "runs",
+    )
+    search.suggest("t1")
+    written = pickle.dumps(search)
+    assert b"private-name" not in written and b"artifacts" not in written
+    assert pickle.loads(written).study_name == "s"

@@ -1,5 +1,6 @@
-"""No trust authentication in the repository, and no password at rest after a PostgreSQL study
-even when a user puts it in the storage URL (the docs say not to; PGPASSFILE is the way)."""
+"""No trust authentication in the repository, no password on a command line when
+scripts/pg_local.sh makes the study role, and no password at rest after a PostgreSQL study even
+when a user puts it in the storage URL (the docs say not to; PGPASSFILE is the way)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, free_port
 from tests.smoke_study import QUICK, REPO, run_cli
+from tests.test_compose import server_binaries
 
 # spelled in pieces so that this file does not match itself
 TRUST_OVER_TCP = re.compile("--auth" + r"(?:-host)?=" + "trust")
@@ -40,6 +43,42 @@ def test_no_trust_authentication_in_the_repository() -> None:
         for name in files
         if name and (REPO / name).is_file() and hba.search((REPO / name).read_text(errors="replace"))
     ]
+
+
+def test_pg_local_gives_the_password_to_psql_on_no_command_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ps` shows every process's command line to every user. pg_local.sh start, on a fresh
+    folder, sets the role's password through psql's standard input: a psql in front of the real
+    one (PG_BINDIR) records its arguments, and the password is in none of them, nor in the
+    server's log; the role logs in with it."""
+    real = server_binaries()
+    bindir = Path(tempfile.mkdtemp(prefix="sidae-pgbin-"))  # /tmp, not tmp_path: `postgres` runs psql
+    argv_log = bindir / "psql.argv"
+    for tool in real.iterdir():
+        if tool.name != "psql":
+            (bindir / tool.name).symlink_to(tool)
+    (bindir / "psql").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >>{argv_log}\nexec {real / "psql"} "$@"\n')
+    (bindir / "psql").chmod(0o755)
+    argv_log.touch(mode=0o666)
+    argv_log.chmod(0o666)
+    bindir.chmod(0o755)
+    monkeypatch.setenv("PG_BINDIR", str(bindir))
+    server = PostgresServer(Path(tempfile.mkdtemp(prefix="sidae-pg-")), free_port())
+    try:
+        server.start()
+        password = server.password_file.read_text().strip().rsplit(":", 1)[1]
+        calls = argv_log.read_text()
+        assert "CREATE DATABASE sidae" in calls  # pg_local.sh ran the recording psql
+        assert password not in calls
+        assert "-f -" in calls  # the role's password went in there
+        assert password not in (server.datadir / "postgres.log").read_text()
+        with psycopg.connect(host="127.0.0.1", port=server.port, dbname="sidae", user="sidae", password=password):
+            pass
+    finally:
+        stopped = server._script("stop")
+        if stopped.returncode == 0:
+            shutil.rmtree(server.datadir, ignore_errors=True)
+        shutil.rmtree(bindir, ignore_errors=True)
+    assert stopped.returncode == 0, f"pg_local.sh stop failed; the server in {server.datadir} may run on"
 
 
 @pytest.mark.slow

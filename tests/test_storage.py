@@ -28,7 +28,7 @@ from storage import (
     parse,
     redact,
 )
-from storage.urls import POSTGRES_CONNECT_TIMEOUT_S, SQLITE_BUSY_TIMEOUT_S
+from storage.urls import POSTGRES_CONNECT_TIMEOUT_S, POSTGRES_CONNECTION_OPTIONS, SQLITE_BUSY_TIMEOUT_S
 from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +89,23 @@ def test_default_url_is_a_sqlite_file_in_the_current_folder(tmp_path: Path, monk
 )
 def test_redact_hides_passwords(url: str, expected: str) -> None:
     assert redact(url) == expected
+
+
+@pytest.mark.parametrize("password", ["p@ss", "p@s@s", "pa:ss", "pa/ss", "a@b:c/d", "@/:@"])
+@pytest.mark.parametrize("host", ["db:5432", "[::1"])  # one that parses, one that does not
+def test_redact_hides_every_character_of_a_password(password: str, host: str) -> None:
+    """Up to the last '@': a password with '@' showed its tail (`u:***@ss@h`)."""
+    url = f"postgresql://u:{password}@{host}/sidae?sslmode=require"
+    assert redact(url) == f"postgresql://u:***@{host}/sidae?sslmode=require"
+
+
+def test_a_password_with_a_raw_at_sign_is_refused_without_showing_it() -> None:
+    """SQLAlchemy would read `u:p@ss@h` as password `p` and host `ss@h`, and the driver's
+    error would name that host."""
+    with pytest.raises(StorageError) as error:
+        parse("postgresql://u:se@cret@127.0.0.1:1/db")
+    assert_one_line_error(error, "%40", "postgresql://u:***@127.0.0.1:1/db")
+    assert "cret" not in str(error.value)
 
 
 def test_plain_postgresql_url_uses_psycopg3() -> None:
@@ -277,6 +294,30 @@ def test_postgresql_round_trip(postgres_url: str) -> None:
     write_trials(storage, name)
     assert_trials_read_back(postgres_url, name)
     assert_trials_read_back(postgres_url.replace("postgresql+psycopg://", "postgresql://"), name)
+
+
+def test_postgresql_connections_have_keepalives_and_a_statement_timeout(postgres_url: str) -> None:
+    """A server gone without a word is found dead in about a minute, not the OS's two hours."""
+    import sqlalchemy as sa
+
+    def settings(url: str) -> tuple[str, dict[str, str]]:
+        engine = make_storage(url).backend.engine
+        with engine.connect() as connection:
+            timeout = connection.execute(sa.text("SHOW statement_timeout")).scalar()
+            parameters = connection.connection.dbapi_connection.info.get_parameters()
+        engine.dispose()
+        return timeout, parameters
+
+    timeout, parameters = settings(postgres_url)
+    assert timeout == "1min"
+    expected = {key: str(value) for key, value in POSTGRES_CONNECTION_OPTIONS.items()}
+    assert {key: parameters.get(key) for key in expected} == expected
+    assert parameters["connect_timeout"] == str(POSTGRES_CONNECT_TIMEOUT_S)
+    # the URL's own values win
+    timeout, parameters = settings(f"{postgres_url}?options=-c%20statement_timeout%3D5s&keepalives_idle=7")
+    assert timeout == "5s" and parameters["keepalives_idle"] == "7"
+    timeout, parameters = settings(f"{postgres_url}?options=-c%20lock_timeout%3D3s")
+    assert timeout == "1min" and parameters["options"] == "-c lock_timeout=3s -c statement_timeout=60000"
 
 
 def test_same_storage_keeps_working_after_postgresql_restart(postgres_server: PostgresServer) -> None:

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
-from studies.service.reconcile import plan
+from studies.service.reconcile import trials_to_start
 from tests.postgres import PostgresServer
 from tests.smoke_study import ONE_AT_A_TIME, QUICK, TINY, SmokeStudy, main_in_process, run_cli
 
@@ -104,7 +104,7 @@ def test_a_point_whose_driver_was_killed_twice_still_runs(tmp_path: Path, mnist_
     point = {"seed": 0, "w": 0.5}
     study.enqueue_trial(point)
     orphans = [study.ask(W_SWEEP_DISTRIBUTIONS)]  # the first driver's, RUNNING
-    plan(study, storage, [point], trials=0, max_retries=1)  # the second driver's start
+    trials_to_start(study, storage, [point], trials=0, max_retries=1)  # the second driver's start
     orphans.append(study.ask(W_SWEEP_DISTRIBUTIONS))  # its run of the point, RUNNING when it died
     # two grid points: the orphans' and one never run
     grid = ["--w-grid", "0,0.5", "--max-retries", "1", *ONE_AT_A_TIME]
@@ -197,7 +197,7 @@ def test_list(
     code, out, err = main_in_process("--list", cwd=tmp_path, data_dir=mnist_dir, monkeypatch=monkeypatch, capfd=capfd)
     assert code == 0 and err == ""
     names = [line.split()[0] for line in out.splitlines()]
-    assert names == ["w-sweep", "noise-sweep", "augment-search", "joint"]
+    assert names == ["w-sweep", "noised-simsiam", "noise-sweep", "augment-search", "joint"]
 
 
 def assert_one_line_error(code: int, stderr: str, message: str, work: Path) -> None:
@@ -224,7 +224,10 @@ def assert_one_line_error(code: int, stderr: str, message: str, work: Path) -> N
         (["--study", "w-sweep", "--set", "eval.label_fractions=0.5"], "eval.label_fractions expects a list"),
         (["--study", "w-sweep", "--set", "optim.epochs=2.5"], "optim.epochs expects a whole number, got 2.5"),
         (["--study", "w-sweep", "--set", "data.dataset=cifar10"], "would silently override --dataset"),
-        (["--study", "w-sweep", "--seeds", "-1"], "--seeds must be in [0, 2**31), got -1"),
+        (
+            ["--study", "w-sweep", "--seeds", "-1"],
+            "argument --seeds: must be a whole number >= 0 and <= 4294967295, got -1",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(

@@ -146,3 +146,13 @@ def test_checkpoint_is_never_half_written(tmp_path: Path) -> None:
     save_atomic({"a": torch.ones(3)}, path)
     assert torch.equal(load(path, torch.device("cpu"))["a"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+
+def test_the_fair_arm_flags_set_their_config_fields() -> None:
+    from sidae.train import config_from_args, parser
+
+    flags = ["--dataset", "cifar10", "--device", "cpu", "--no-siamese-noise", "--recompute-bn"]
+    cfg = config_from_args(parser().parse_args([*flags, "--decoder-input", "feature_map"]))
+    assert (cfg.siamese_noise, cfg.eval.recompute_bn, cfg.model.decoder_input) == (False, True, "feature_map")
+    default = config_from_args(parser().parse_args(["--dataset", "cifar10", "--device", "cpu"]))
+    assert (default.siamese_noise, default.eval.recompute_bn, default.model.decoder_input) == (True, False, "pooled")

@@ -1,15 +1,19 @@
 """Where the trials' time went: mean seconds per phase over complete trials, and each phase's
 share of the trial time (the user attribute studies.record.PHASE_SECONDS; sidae.timing and
-studies.record say what each phase covers)."""
+studies.record say what each phase covers); and what they ran on: the torch device and the GPU
+ids Ray gave each trial and each seed's baseline task, per Ray node (so that a GPU packed too
+tightly, or a trial that fell back to the CPU, shows)."""
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from optuna.trial import FrozenTrial
 
-from studies.record import PHASE_SECONDS
+from studies.record import GPU_IDS, PHASE_SECONDS
 
 # In the order a trial runs them; a phase not named here is listed after them.
 PHASES = {
@@ -77,11 +81,37 @@ def phase_table(trials: Sequence[FrozenTrial]) -> list[str]:
     ]
 
 
-def phase_section(trials: Sequence[FrozenTrial]) -> list[str]:
-    """The report's section; empty when no trial stored phases (a study from before they were)."""
+def placement(attrs: Mapping[str, Any]) -> str:
+    """ "cpu on node 1a2b3c4d, GPU 0" from a trial's user attributes or a seed task's record."""
+    gpus = attrs.get(GPU_IDS)
+    given = "GPU ids not recorded" if gpus is None else f"GPU {','.join(gpus)}" if gpus else "no GPU"
+    return f"{attrs.get('device', '?')} on node {str(attrs.get('ray_node_id', '?'))[:8]}, {given}"
+
+
+def placement_lines(
+    trials: Sequence[FrozenTrial], seed_tasks: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """One bullet per (device, Ray node, GPU ids) with its number of trials, then one per seed
+    task (studies.record.SEED_TASKS_ATTR); empty when none recorded a device."""
+    counts = Counter(placement(t.user_attrs) for t in trials if "device" in t.user_attrs)
+    lines = [f"- {where}: {n} trial(s)" for where, n in sorted(counts.items())]
+    lines += [
+        f"- {placement(task)}: seed {seed}'s baseline and controls" for seed, task in sorted((seed_tasks or {}).items())
+    ]
+    if not lines:
+        return []
+    return ["Where they ran (torch device, Ray node, the GPU ids Ray gave):", "", *lines]
+
+
+def phase_section(
+    trials: Sequence[FrozenTrial], seed_tasks: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[str]:
+    """The report's section; empty when no trial stored phases (a study from before they were).
+    seed_tasks: the study's SEED_TASKS_ATTR, listed with the trials' devices."""
     table = phase_table(trials)
     if not table:
         return []
+    where = placement_lines(trials, seed_tasks)
     return [
         "## Where the trials' time went",
         "",
@@ -91,4 +121,5 @@ def phase_section(trials: Sequence[FrozenTrial]) -> list[str]:
         "",
         *table,
         "",
+        *(where + [""] if where else []),
     ]

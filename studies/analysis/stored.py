@@ -1,9 +1,11 @@
 """Open what `studies/run.py` stored, for the commands that only read it (the dashboard, the
-report): they must never create a database, and must say clearly what is missing.
+report): they must never create or change a database, and must say clearly what is missing.
 
 `storage.make_storage` creates a SQLite file that is not there (right for a study that is about
 to write); a reader given a mistyped path would then show an empty, new database instead of
-saying the path is wrong.
+saying the path is wrong. So readers open it with read_only=True: a SQLite file is opened in
+SQLite's read-only mode, never switched to WAL nor given tables (a copy of a study, a file on a
+read-only disk, a file that is no study all stay as they were).
 """
 
 from __future__ import annotations
@@ -11,21 +13,23 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
+from sidae.errors import UserError
 from storage import StorageError, is_sqlite, make_storage, sqlite_file
 
 
-class StoredStudyError(ValueError):
+class StoredStudyError(UserError, ValueError):
     """A study that cannot be read or reported (unknown name, nothing complete); one line."""
 
 
-def open_existing_storage(url: str) -> optuna.storages.BaseStorage:
-    """The storage at `url`; for SQLite the file must exist already (nothing is created)."""
+def open_existing_storage(url: str, *, read_only: bool = True) -> optuna.storages.BaseStorage:
+    """The storage at `url`, read-only unless asked (the dashboard's --allow-edits); for SQLite
+    the file must exist already (nothing is created)."""
     if is_sqlite(url) and not sqlite_file(url).is_file():
         raise StorageError(
             f"no SQLite database at {sqlite_file(url)}; run a study first "
             "(python studies/run.py --study ...) or give its --storage"
         )
-    return make_storage(url)
+    return make_storage(url, read_only=read_only)
 
 
 def load_existing_study(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:

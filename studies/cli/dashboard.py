@@ -10,9 +10,11 @@ is refused (403). Requests naming another host than this server's are refused to
 page can make a browser send requests to a loopback server through a DNS name that points at
 127.0.0.1 (DNS rebinding), and such requests carry that name as their Host.
 
-Safe beside a running study on the same SQLite file: the storage is opened through
-`storage.make_storage`, so the file is in WAL mode (this reader never blocks the study's writes)
-and every connection waits out another writer's lock instead of failing "database is locked".
+Safe beside a running study on the same SQLite file: a study's file is in WAL mode (its driver
+set it: this reader never blocks the study's writes), and every connection waits out another
+writer's lock instead of failing "database is locked". Read-only, the storage is opened
+read-only too (storage.make_storage's read_only): the file is never switched to WAL, given
+tables or created; a file that holds no study is refused in one line.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore
 
 from sidae.arguments import Parser, bounded
-from storage import StorageError, artifact_dir_for, default_url, redact
+from sidae.errors import UserError, exit_on
+from storage import artifact_dir_for, default_url, make_storage, redact
 from studies.analysis.stored import open_existing_storage
 
 
@@ -73,6 +76,12 @@ def parser() -> argparse.ArgumentParser:
         "--allow-edits",
         action="store_true",
         help="let the browser change the storage (delete studies, tell trials, upload files); default: read-only",
+    )
+    p.add_argument(
+        "--init-storage",
+        action="store_true",
+        help="create Optuna's tables first if the database has none (a cluster's dashboard, started before "
+        "its first study); the dashboard itself still reads only",
     )
     p.add_argument(
         "--allowed-host",
@@ -141,9 +150,14 @@ def serve(
     *,
     allow_edits: bool = False,
     allowed_hosts: Iterable[str] = (),
+    init_storage: bool = False,
 ) -> WSGIServer:
-    """A dashboard server bound to host:port (not yet serving); StorageError or OSError."""
-    app = optuna_dashboard.wsgi(open_existing_storage(url), artifact_store=artifact_store(url, artifact_dir))
+    """A dashboard server bound to host:port (not yet serving); StorageError or OSError.
+    init_storage: create Optuna's tables first where there are none (make_storage's opening)."""
+    if init_storage:
+        make_storage(url)
+    storage = open_existing_storage(url, read_only=not allow_edits)
+    app = optuna_dashboard.wsgi(storage, artifact_store=artifact_store(url, artifact_dir))
     hostnames = LOOPBACK_NAMES | {request_hostname(name) for name in (host, *allowed_hosts)}
     return make_server(host, port, guarded(app, hostnames, allow_edits), server_class=ThreadedWSGIServer)
 
@@ -153,11 +167,16 @@ def main(argv: list[str] | None = None) -> int:
     url = args.storage or default_url()
     try:
         server = serve(
-            url, args.artifact_dir, args.host, args.port, allow_edits=args.allow_edits, allowed_hosts=args.allowed_host
+            url,
+            args.artifact_dir,
+            args.host,
+            args.port,
+            allow_edits=args.allow_edits,
+            allowed_hosts=args.allowed_host,
+            init_storage=args.init_storage,
         )
-    except StorageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except UserError as error:
+        return exit_on(error)
     except OSError as error:  # the port is taken, or the host is not an address of this machine
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror or error}", file=sys.stderr)
         return 2

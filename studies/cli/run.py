@@ -16,18 +16,17 @@ import sys
 import optuna
 
 from sidae.arguments import Parser, bounded
-from sidae.config import DATASETS, DEVICES
-from sidae.data import DataError
+from sidae.config import DATASETS, DEVICES, MAX_SEED
+from sidae.errors import UserError, exit_on
 from sidae.train import comma_separated
-from storage import StorageError, default_url
+from storage import default_url
 from studies.analysis.summary import best_summary, complete_trials, counts, w_sweep_table
 from studies.analysis.verdict import verdict_lines
 from studies.record import SPLITS
 from studies.service.budgets import BUDGETS
 from studies.service.catalogue import STUDIES
-from studies.service.lease import StudyBusy
 from studies.service.notes import redacted_command
-from studies.service.options import SCHEDULERS, StudyError, StudyOptions
+from studies.service.options import SCHEDULERS, StudyOptions
 from studies.service.runner import dashboard_command, run_study
 
 
@@ -65,7 +64,11 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--train-limit", type=int, help="pre-training images per trial, >= 1")
     g.add_argument("--trials", type=int, help="trials of a sampled (non-grid) study, >= 1")
     g.add_argument("--w-grid", type=comma_separated(float), help="w values of a w-sweep, e.g. 0,0.5,0.9,1")
-    g.add_argument("--seeds", type=comma_separated(int), help="seeds each grid point is repeated with, e.g. 0,1,2")
+    g.add_argument(
+        "--seeds",
+        type=comma_separated(bounded(int, minimum=0, maximum=MAX_SEED)),
+        help="seeds each grid point is repeated with, 0 to 2**32 - 1, e.g. 0,1,2",
+    )
     g.add_argument(
         "--set",
         dest="fixed",
@@ -139,7 +142,7 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--seed",
-        type=bounded(int, minimum=0, maximum=2**32 - 1),  # numpy's RandomState, under Optuna's samplers
+        type=bounded(int, minimum=0, maximum=MAX_SEED),
         default=0,
         help="the sampler's seed, 0 to 2**32 - 1 (default 0)",
     )
@@ -201,9 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         study = run_study(opts)
-    except (StudyError, StudyBusy, StorageError, DataError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except UserError as error:
+        return exit_on(error)
     print(f"\n{opts.study_name}: {counts(study)}")
     splits = next((t.user_attrs[SPLITS] for t in complete_trials(study) if SPLITS in t.user_attrs), None)
     if splits:

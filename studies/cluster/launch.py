@@ -20,17 +20,19 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from studies.cluster.sessions import Session, start_time
+from studies.cluster.sessions import Session
 from studies.cluster.state import (
     REPO,
     ClusterError,
     Paths,
+    private_dir,
     ray_address,
     ray_env,
     save_record,
     storage_env,
     storage_url,
 )
+from studies.processes import start_time
 
 BIN = Path(sys.executable).parent  # ray and optuna-dashboard of this environment
 START_TIMEOUT_S = 120  # a loaded 2-core machine takes tens of seconds to bring Ray nodes up
@@ -137,6 +139,7 @@ def dashboard_command(paths: Paths, record: dict) -> list[str]:
         str(record["dashboard_port"]),
         "--artifact-dir",
         str(paths.artifacts),
+        "--init-storage",  # the database is new: Optuna's tables come before the first study
     ]
 
 
@@ -228,8 +231,9 @@ def wait_for_nodes(paths: Paths, record: dict, watched: dict[str, Session]) -> N
 
 def start(paths: Paths, workers: int, cpus: int, gpus: int, dashboard_port: int | None) -> dict:
     """Start every service, recording each process as it starts."""
-    for folder in (paths.state, paths.artifacts, paths.tune, paths.logs, paths.ray_temp):
+    for folder in (paths.state, paths.artifacts, paths.tune, paths.logs):
         folder.mkdir(parents=True, exist_ok=True)
+    private_dir(paths.ray_temp)  # checked by `up` already; `down` may have removed it since
     paths.state.chmod(0o711)  # `postgres` must pass through; nobody else needs to list it
     record = {
         "ray_port": free_port(),

@@ -49,6 +49,7 @@ from studies.cluster.state import (
     ClusterError,
     Paths,
     load_record,
+    private_dir,
     ray_address,
     ray_env,
     sessions_of,
@@ -198,7 +199,8 @@ def parser() -> argparse.ArgumentParser:
 
 def check_up(args: argparse.Namespace, paths: Paths) -> None:
     """UsageError for `up` options it would fail on only after PostgreSQL and Ray have started (a
-    dashboard port out of range), or with a traceback (a state folder it cannot write to).
+    dashboard port out of range, a Ray temp folder that is not ours alone), or with a traceback
+    (a state folder it cannot write to).
 
     Not sidae.arguments.bounded, the other commands' range check: importing sidae imports
     torch, seconds that every `status` and `down` would pay for nothing."""
@@ -219,6 +221,10 @@ def check_up(args: argparse.Namespace, paths: Paths) -> None:
         raise UsageError(
             f"--state-dir {paths.state} cannot be written to ({error.strerror or error}); choose another folder"
         ) from None
+    try:
+        private_dir(paths.ray_temp)  # a name anyone can predict: someone else's folder or link there is refused
+    except ClusterError as error:
+        raise UsageError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,22 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from studies.processes import proc_stat, start_time
+
 STOP_GRACE_S = 20  # SIGTERM to SIGKILL
-
-
-def _stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat from field 3 (state) on: [state, ppid, pgrp, session, ...]; None if gone."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return text.rsplit(")", 1)[1].split()
-
-
-def start_time(pid: int) -> int | None:
-    """The kernel's start time of PID (clock ticks since boot): tells a reused PID apart."""
-    fields = _stat(pid)
-    return None if fields is None else int(fields[19])
 
 
 def session_members(sid: int) -> list[int]:
@@ -40,7 +27,7 @@ def session_members(sid: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            fields = _stat(int(entry.name))
+            fields = proc_stat(int(entry.name))
             if fields is not None and fields[0] != "Z" and int(fields[3]) == sid:
                 members.append(int(entry.name))
     return members
@@ -64,7 +51,7 @@ class Session:
 
     def alive(self) -> bool:
         """The leader runs (a zombie, exited but not yet collected, does not)."""
-        fields = _stat(self.pid)
+        fields = proc_stat(self.pid)
         return fields is not None and fields[0] != "Z" and int(fields[19]) == self.start
 
     def terminate(self) -> None:

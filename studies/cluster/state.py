@@ -7,9 +7,11 @@ atomically, so `down` can read it whatever moment `up` dies at.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,8 +59,37 @@ class Paths:
     def ray_temp(self) -> Path:
         # Ray's unix sockets live under its temp dir and must fit in 107 bytes, which a deep
         # state folder would break; a short /tmp folder named after the state folder does not.
+        # The name is predictable, so private_dir makes sure the folder is ours alone.
         digest = hashlib.sha256(str(self.state).encode()).hexdigest()[:8]
         return Path("/tmp") / f"sidae-ray-{digest}"
+
+
+def private_dir(path: Path) -> None:
+    """Make `path` a folder of this user's alone (0700), or accept the one there only if it is
+    already ours: a real folder, not a symbolic link, owned by us and writable by no one else
+    (its mode is then tightened to 0700). Whoever could write there could plant or replace Ray's
+    sockets and session files, and Ray makes each node's folder in it world-writable."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    info = path.lstat()
+    problem = None
+    if stat.S_ISLNK(info.st_mode):
+        problem = "a symbolic link"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "not a folder"
+    elif info.st_uid != os.geteuid():
+        problem = f"owned by uid {info.st_uid}, not by this user (uid {os.geteuid()})"
+    elif info.st_mode & 0o022:
+        problem = f"writable by others (mode {stat.S_IMODE(info.st_mode):o})"
+    if problem:
+        raise ClusterError(
+            f"Ray's temp folder {path} is {problem}; remove it, or choose another --state-dir (the name follows it)"
+        )
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)  # the folder just checked, not a swapped-in link
+    try:
+        os.fchmod(fd, 0o700)  # also what the umask took from a fresh one, or an older `up` made 0755
+    finally:
+        os.close(fd)
 
 
 def load_record(paths: Paths) -> dict | None:

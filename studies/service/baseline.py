@@ -8,30 +8,35 @@ nor the noise or augmentation strengths searched.
   seed's initial weights and on raw pixels (whenever the trials probe, so also in the `smoke`
   budget). Kept as `controls` {seed: {"untrained": {fraction: accuracy}, "pixels": {...}}}.
 
-They run where the trials run: one Ray task per seed with a trial's resources (so on a GPU
-worker in the `gpu` budget, never on the driver's CPU), submitted before the trials so that it
-runs beside them where the cluster has room. A task computes only what its seed lacks.
+They run where the trials run: one Ray task per seed, submitted before the trials so that it
+runs beside them where the cluster has room, never on the driver. A task with the supervised
+baseline (it trains) takes a trial's resources, so a GPU share in the `gpu` budget; a task of
+controls alone (a forward pass and linear probes, every budget without fine-tuning) takes a
+trial's CPUs and no GPU share, and computes on the CPU: it does not hold a GPU slot the trials
+pack into. A task computes only what its seed lacks, and records where it ran and on what
+device (`seed_tasks`, studies.record.TaskPlacement), as a trial does.
 """
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
 import ray
 import torch
 
-from sidae.config import SidAEConfig
+from sidae.config import SidAEConfig, override
 from sidae.controls import controls
 from sidae.experiment import supervised_baseline
 from sidae.pretraining import resolve_device
-from studies.record import CONTROLS_ATTR, SUPERVISED_ATTR
-from studies.service.trainable import TrialContext, cached_splits, trial_config
+from studies.record import CONTROLS_ATTR, SEED_TASKS_ATTR, SUPERVISED_ATTR, TaskPlacement
+from studies.service.trainable import TrialContext, cached_splits, ray_gpu_ids, trial_config
 
-ATTRS = (SUPERVISED_ATTR, CONTROLS_ATTR)
+ATTRS = (SUPERVISED_ATTR, CONTROLS_ATTR, SEED_TASKS_ATTR)
 
 
 @dataclass(frozen=True)
@@ -68,15 +73,33 @@ def missing_seeds(study: optuna.Study, ctx: TrialContext, params: Iterable[dict[
 
 @ray.remote
 def _seed_results(work: SeedWork, threads: int) -> dict[str, Any]:
-    """{attribute: this seed's value} for each result the seed lacks (studies.record's names)."""
+    """{attribute: this seed's value} for each result the seed lacks (studies.record's names),
+    and where the task ran (SEED_TASKS_ATTR)."""
     torch.set_num_threads(threads)
-    data = cached_splits(work.cfg.data)
+    cfg = work.cfg
+    device = resolve_device(cfg.device)
+    data = cached_splits(cfg.data)
     out: dict[str, Any] = {}
     if work.controls:
-        out[CONTROLS_ATTR] = controls(work.cfg, data, resolve_device(work.cfg.device))
+        out[CONTROLS_ATTR] = controls(cfg, data, device)
     if work.supervised:
-        out[SUPERVISED_ATTR] = supervised_baseline(work.cfg, data)
+        out[SUPERVISED_ATTR] = supervised_baseline(cfg, data)
+    out[SEED_TASKS_ATTR] = TaskPlacement(
+        node=socket.gethostname(),
+        ray_node_id=ray.get_runtime_context().get_node_id(),
+        gpu_ids=ray_gpu_ids(),
+        device=str(device),
+    )
     return out
+
+
+def task_resources(work: SeedWork, cpus: float, gpus: float) -> tuple[float, float, SeedWork]:
+    """(CPUs, GPUs, work) for a seed's task, given a trial's CPUs and GPUs. Only the supervised
+    baseline trains: a task without it takes no GPU share and computes on the CPU (Ray 2.60 no
+    longer hides a node's GPUs from a task that holds none, so `auto` would take one unasked)."""
+    if work.supervised or gpus == 0:
+        return cpus, gpus, work
+    return cpus, 0.0, replace(work, cfg=override(work.cfg, {"device": "cpu"}))
 
 
 def submit(work: dict[str, SeedWork], ctx: TrialContext, cpus: float, gpus: float) -> dict[str, ray.ObjectRef]:
@@ -84,8 +107,11 @@ def submit(work: dict[str, SeedWork], ctx: TrialContext, cpus: float, gpus: floa
     for what in sorted({w.describe() for w in work.values()}):
         seeds = ", ".join(sorted(s for s, w in work.items() if w.describe() == what))
         print(f"{what} for seed(s) {seeds}: scheduled beside the trials", file=sys.stderr, flush=True)
-    task = _seed_results.options(num_cpus=cpus, num_gpus=gpus)
-    return {seed: task.remote(w, ctx.threads) for seed, w in work.items()}
+    pending = {}
+    for seed, w in work.items():
+        task_cpus, task_gpus, task_work = task_resources(w, cpus, gpus)
+        pending[seed] = _seed_results.options(num_cpus=task_cpus, num_gpus=task_gpus).remote(task_work, ctx.threads)
+    return pending
 
 
 def record(study: optuna.Study, pending: dict[str, ray.ObjectRef], *, wait: bool) -> None:

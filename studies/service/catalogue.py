@@ -61,6 +61,15 @@ def _w_sweep(trial: optuna.Trial, budget: Budget, dataset: str) -> None:
     trial.suggest_float("w", W_SWEEP_DISTRIBUTIONS["w"].low, W_SWEEP_DISTRIBUTIONS["w"].high)
 
 
+def _noised_simsiam_grid(budget: Budget) -> dict[str, list[Any]]:
+    return {"seed": list(budget.seeds), "w": [1.0], "noise_at_w1": [True]}
+
+
+def _noised_simsiam(trial: optuna.Trial, budget: Budget, dataset: str) -> None:
+    _w_sweep(trial, budget, dataset)
+    trial.suggest_categorical("noise_at_w1", [False, True])
+
+
 def _noise(trial: optuna.Trial) -> None:
     trial.suggest_categorical("noise.kind", NOISE_KINDS)
     # sigma for gaussian, fraction of pixels for mask / salt-pepper: one range serves both
@@ -102,6 +111,18 @@ STUDIES: dict[str, Study] = {
             "w over a grid from 0 (DAE) to 1 (SimSiam), repeated seeds; every point runs to the end",
             _w_sweep,
             grid=_w_grid,
+            scheduler="none",
+        ),
+        # The control arm of a w-sweep (docs/method.md): SimSiam whose views carry the noise that
+        # SidAE's encoder sees, so a SidAE-SimSiam gap can be split into the noise and the loss.
+        # Its own study, not a point of the w-sweep: the confirmatory design (studies/analysis)
+        # keys trials by w, and a second w = 1 arm there would overwrite SimSiam. Run it with the
+        # w-sweep's --seeds and compare descriptively (docs/method.md says how).
+        Study(
+            "noised-simsiam",
+            "control arm: SimSiam (w = 1) with SidAE's noise on its views (noise_at_w1), per seed",
+            _noised_simsiam,
+            grid=_noised_simsiam_grid,
             scheduler="none",
         ),
         Study(

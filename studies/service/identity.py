@@ -10,8 +10,10 @@ the experiment, plus the objective's label fraction.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from sidae.config import SidAEConfig
 from studies.service.trainable import TrialContext, trial_config
 
 SETTINGS_ATTR = "settings"
@@ -41,9 +43,29 @@ def study_settings(ctx: TrialContext) -> dict[str, Any]:
     }
 
 
-def first_difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
-    """The first setting that differs, as 'KEY: STORED (this run: CURRENT)'; None if they match."""
+@dataclass(frozen=True)
+class Difference:
+    """A setting whose stored value differs from this run's."""
+
+    key: str  # sidae.config's dotted path, or "primary_fraction"
+    stored: Any
+    current: Any
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.stored!r} (this run: {self.current!r})"
+
+    @property
+    def name_suffix(self) -> str:
+        """A --name suffix that tells the two studies apart: the setting's last part."""
+        return self.key.rsplit(".", 1)[-1].replace("_", "-")
+
+
+def first_difference(stored: dict[str, Any], current: dict[str, Any]) -> Difference | None:
+    """The first setting (in key order) that differs; None if they all match. A setting the
+    stored ones lack is a config field added since the study was stored: its trials ran as the
+    field's default does, so this run matches them if it keeps that default."""
+    defaults = _flat(SidAEConfig().to_dict())
     for key in sorted(stored.keys() | current.keys()):
-        if stored.get(key) != current.get(key):
-            return f"{key}={stored.get(key)!r} (this run: {current.get(key)!r})"
+        if stored.get(key, defaults.get(key)) != current.get(key):
+            return Difference(key, stored.get(key), current.get(key))
     return None

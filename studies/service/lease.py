@@ -7,11 +7,18 @@ statement: of two drivers starting at the same instant exactly one wins), renews
 
 Why fencing holds without trusting any clock but the database's and the driver's own: the
 driver counts its lease valid until `stale_s * (1 - MARGIN)` after it *sent* its last successful
-renewal (time.monotonic), and the database stamps that renewal later than it was sent; another
-driver may take the lease only once the database's clock says the stamp is `stale_s` old. So a
-driver that cannot renew (frozen with SIGSTOP, cut off from the database, starved) stops writing
-before any other driver can start, and on waking finds the lease gone and stops for good.
-A lease whose process is gone from this host is taken over at once.
+renewal (by `clock`, which keeps counting while the machine is suspended: time.monotonic stops
+then, and a laptop woken after an hour would count a long-stale lease valid), and the database
+stamps that renewal later than it was sent; another driver may take the lease only once the
+database's clock says the stamp is `stale_s` old. So a driver that cannot renew (frozen with
+SIGSTOP, suspended, cut off from the database, starved) stops writing before any other driver
+can start, and on waking finds the lease gone and stops for good.
+
+A lease whose process is surely gone is taken over at once: same host name, same boot, same
+PID namespace as ours (a pid means nothing across machines, reboots or containers, which may
+share a host name), and its pid gone, a zombie, or now a process started at another time (the
+pid reused). A holder recorded without boot or namespace (a row from before they were stored,
+a system without /proc) is only taken over once stale.
 
 The limit: Optuna's storage API has no conditional write, so the fence is checked just before a
 write is sent, not inside its transaction; a process frozen between the two for longer than the
@@ -27,19 +34,22 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from sidae.errors import UserError
 from storage import StorageError
-from storage.lease import Holder, LeaseTable
+from storage.lease import LeaseRecord, LeaseTable, Process
 from storage.resilient import ResilientStorage
+from studies.processes import proc_stat, start_time
 
 HEARTBEAT_S = 10.0
 STALE_S = 120.0  # a database outage up to about 100 s is waited out; a longer one stops the driver
 MARGIN = 1 / 6  # of stale_s: for writes in flight and clocks that tick at slightly different rates
 
 
-class StudyBusy(RuntimeError):
+class StudyBusy(UserError, RuntimeError):
     """Another live driver holds the study."""
 
 
@@ -59,7 +69,7 @@ class Lease:
         with self._lock:
             if self.lost:
                 return
-            sent = time.monotonic()
+            sent = clock()
             try:
                 still_ours = self.table.renew(self.study_name, self.lease_id)
             except SQLAlchemyError:
@@ -71,9 +81,9 @@ class Lease:
 
     def check(self) -> None:
         """The fence: raise LeaseLost unless this driver surely still holds the study."""
-        if not self.lost and time.monotonic() >= self._valid_until:
+        if not self.lost and clock() >= self._valid_until:
             self.renew()  # it ran out while we could not renew: nobody may have taken it yet
-        if self.lost or time.monotonic() >= self._valid_until:
+        if self.lost or clock() >= self._valid_until:
             self.lost = True
             raise LeaseLost(
                 f"this driver lost the lease on study {self.study_name!r} (it could not renew it "
@@ -82,56 +92,81 @@ class Lease:
             )
 
 
-def _here() -> tuple[str, int]:
-    return socket.gethostname(), os.getpid()
+def clock() -> float:
+    """Seconds, counting through a suspend (Linux's CLOCK_BOOTTIME); elsewhere time.monotonic."""
+    if hasattr(time, "CLOCK_BOOTTIME"):
+        return time.clock_gettime(time.CLOCK_BOOTTIME)
+    return time.monotonic()
 
 
-def _dead_here(holder: Holder) -> bool:
-    """Its process is gone from this host (a driver killed with -9, or the machine rebooted)."""
-    if holder.host != socket.gethostname():
-        return False
+def _read(path: str) -> str | None:
     try:
-        os.kill(holder.pid, 0)  # signal 0: does the process exist?
-    except ProcessLookupError:
-        return True
-    except PermissionError:
+        return Path(path).read_text().strip()
+    except OSError:
+        return None
+
+
+def _here() -> Process:
+    """This process, as a lease records it."""
+    try:
+        pid_ns: str | None = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        pid_ns = None
+    started = start_time(os.getpid())
+    return Process(
+        socket.gethostname(),
+        os.getpid(),
+        _read("/proc/sys/kernel/random/boot_id"),
+        pid_ns,
+        started,
+    )
+
+
+def _surely_dead(record: LeaseRecord, here: Process) -> bool:
+    """Its process is gone (a driver killed with -9, its container or machine restarted), as
+    far as this process can tell: only a holder in our own boot and PID namespace can be told."""
+    theirs = record.process
+    if None in (theirs.boot_id, theirs.pid_ns, theirs.started, here.boot_id, here.pid_ns):
         return False
-    return False
+    if (theirs.host, theirs.boot_id, theirs.pid_ns) != (here.host, here.boot_id, here.pid_ns):
+        return False
+    fields = proc_stat(theirs.pid)
+    return fields is None or fields[0] in "ZX" or int(fields[19]) != theirs.started
 
 
-def _refuse(study_name: str, holder: Holder | None) -> StudyBusy:
-    who = "?" if holder is None else f"pid {holder.pid} on {holder.host}, renewed {holder.age_s:.0f} s ago"
+def _refuse(study_name: str, record: LeaseRecord | None) -> StudyBusy:
+    who = "?" if record is None else f"pid {record.pid} on {record.host}, renewed {record.age_s:.0f} s ago"
     return StudyBusy(
         f"study {study_name!r} is being run by another driver ({who}); wait for it to finish or "
         "stop it, or use another --name"
     )
 
 
-def acquire(table: LeaseTable, study_name: str, stale_s: float = STALE_S) -> Lease:
+def take(table: LeaseTable, study_name: str, stale_s: float = STALE_S) -> Lease:
     """Take the study's lease or raise StudyBusy."""
-    held = table.current(study_name)
-    dead = held.lease_id if held is not None and not held.released and _dead_here(held) else None
-    lease_id, sent = uuid.uuid4().hex, time.monotonic()
-    if not table.try_acquire(study_name, lease_id, *_here(), stale_s=stale_s, dead_lease_id=dead):
+    record, here = table.current(study_name), _here()
+    dead = record.lease_id if record is not None and not record.released and _surely_dead(record, here) else None
+    lease_id, sent = uuid.uuid4().hex, clock()
+    if not table.try_take(study_name, lease_id, here, stale_s=stale_s, dead_lease_id=dead):
         raise _refuse(study_name, table.current(study_name))
     return Lease(table, study_name, lease_id, sent, stale_s)
 
 
-def holder(storage: ResilientStorage, study_name: str) -> Holder | None:
-    """Who drives the study now (None if nobody)."""
-    held = LeaseTable(storage.backend.engine).current(study_name)
-    return None if held is None or held.released else held
+def current(storage: ResilientStorage, study_name: str) -> LeaseRecord | None:
+    """The study's lease while a driver holds it (None if nobody does)."""
+    record = LeaseTable(storage.backend.engine).current(study_name)
+    return None if record is None or record.released else record
 
 
 @contextmanager
-def held(
+def holding(
     storage: ResilientStorage, study_name: str, *, stale_s: float = STALE_S, heartbeat_s: float = HEARTBEAT_S
 ) -> Iterator[Lease]:
     """Hold the study's lease for the block: renewed in a background thread, every write through
     `storage` fenced by it, released at the end."""
     try:
         table = LeaseTable(storage.backend.engine)
-        lease = acquire(table, study_name, stale_s)
+        lease = take(table, study_name, stale_s)
     except SQLAlchemyError as error:
         where = storage.backend.engine.url.render_as_string(hide_password=True)
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]

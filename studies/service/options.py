@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
+import torch
 
-from sidae.config import DATASETS, ConfigError
+from sidae.config import DATASETS, MAX_SEED
 from sidae.data import data_root
+from sidae.errors import UserError
 from studies.analysis.claim import Design
 from studies.service.budgets import BUDGETS, Budget, budget_for
 from studies.service.catalogue import STUDIES, Study
@@ -24,7 +26,7 @@ SCHEDULERS = ("asha", "none")
 MAX_CONFIRM_SEEDS = 30
 
 
-class StudyError(ValueError):
+class StudyError(UserError, ValueError):
     """Bad study arguments; one line for the user."""
 
 
@@ -79,8 +81,8 @@ def resolve_budget(opts: StudyOptions) -> Budget:
             raise StudyError(f"--{key.replace('_', '-')} must be positive, got {value}")
     if opts.w_grid is not None and not all(0.0 <= w <= 1.0 for w in opts.w_grid):
         raise StudyError(f"--w-grid values must be in [0, 1], got {','.join(map(str, opts.w_grid))}")
-    if opts.seeds is not None and not all(0 <= seed < 2**31 for seed in opts.seeds):
-        raise StudyError(f"--seeds must be in [0, 2**31), got {','.join(map(str, opts.seeds))}")
+    if opts.seeds is not None and not all(0 <= seed <= MAX_SEED for seed in opts.seeds):
+        raise StudyError(f"--seeds must be 0 to 2**32 - 1, got {','.join(map(str, opts.seeds))}")
     grids = {k: tuple(dict.fromkeys(v)) for k, v in (("w_grid", opts.w_grid), ("seeds", opts.seeds)) if v}
     return dataclasses.replace(budget_for(opts.budget, opts.dataset), **counts, **grids).with_config(opts.fixed)
 
@@ -119,11 +121,23 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
             )
         if not 2 <= opts.until_decided <= MAX_CONFIRM_SEEDS:
             raise StudyError(f"--until-decided must be 2 to {MAX_CONFIRM_SEEDS} fresh seeds, got {opts.until_decided}")
-    try:
-        trial_config({}, ctx)  # the budget and --set values make a valid config
-    except ConfigError as error:
-        raise StudyError(str(error)) from None
+    trial_config({}, ctx)  # ConfigError unless the budget and --set values make a valid config
+    _check_cuda(opts)
     return study, budget, ctx
+
+
+def _check_cuda(opts: StudyOptions) -> None:
+    """A trial on CUDA must reserve its GPU share (else trials crowd onto a GPU Ray does not count,
+    as many as the CPUs allow), and a driver starting its own Ray must have a GPU to give."""
+    if not opts.device.startswith("cuda"):
+        return
+    if opts.gpus_per_trial <= 0:
+        raise StudyError(f"--device {opts.device} needs --gpus-per-trial > 0 (1, or e.g. 0.5 to share a GPU)")
+    if opts.address is None and not torch.cuda.is_available():
+        raise StudyError(
+            f"--device {opts.device}: torch sees no CUDA device on this machine; use --device auto or cpu, "
+            "or --address a Ray cluster whose workers have GPUs"
+        )
 
 
 def looks_until(seeds: int, first: int = 4) -> tuple[int, ...]:

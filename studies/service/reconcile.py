@@ -75,7 +75,7 @@ def finished_count(study: optuna.Study) -> int:
     return sum(is_done(t) for t in study.get_trials(deepcopy=False))
 
 
-def plan(
+def trials_to_start(
     study: optuna.Study, storage: BaseStorage, points: list[dict[str, Any]] | None, trials: int, max_retries: int
 ) -> int:
     """Reconcile, enqueue what must run, and return how many Tune trials to start.

@@ -31,7 +31,7 @@ from studies.service.catalogue import Study, grid_points
 from studies.service.identity import SETTINGS_ATTR, first_difference, study_settings
 from studies.service.notes import About, save_study_note
 from studies.service.options import StudyError, StudyOptions, design_for, validate
-from studies.service.reconcile import plan
+from studies.service.reconcile import trials_to_start
 from studies.service.trainable import TrialContext, trial_config
 from studies.service.tuning import RAY_AUTH_VARS, init_ray, private_ray_token, tune_trials
 
@@ -53,13 +53,13 @@ def run_study(opts: StudyOptions) -> optuna.Study:
 
     # StudyBusy if another live driver runs this study; every write below is fenced by the lease,
     # the study's creation and note included
-    with lease.held(storage, opts.study_name) as study_lease:
+    with lease.holding(storage, opts.study_name) as study_lease:
         try:
             optuna_study = _open_study(opts, study, budget, ctx, storage, design)
-            to_run = plan(optuna_study, storage, points, budget.trials, opts.max_retries)
+            to_run = trials_to_start(optuna_study, storage, points, budget.trials, opts.max_retries)
             _print_header(opts, url, artifact_root, budget, to_run, design)
             run = _Run(opts, study, budget, ctx, storage, artifact_store, optuna_study, design)
-            run.round(points if points is not None else [{}], to_run)
+            run.run_trials(points if points is not None else [{}], to_run)
             if design is not None:
                 _confirm(run, design)
             store_best_model(optuna_study, artifact_store, Path(ctx.run_root))
@@ -93,7 +93,7 @@ class _Run:
         left = self.time_left()
         return left is None or left > 0
 
-    def round(self, points: list[dict[str, Any]], to_run: int) -> None:
+    def run_trials(self, points: list[dict[str, Any]], to_run: int) -> None:
         """`to_run` trials, and beside them the supervised baseline of each seed of `points`
         that lacks one (waited for only while in time: else computed at the next start)."""
         from studies.service import baseline  # imports Ray: only once the input is known to be good
@@ -133,7 +133,7 @@ def _confirm(run: _Run, design: Design) -> None:
         if not run.in_time():
             return
         points = design.look_points(w, look)
-        run.round(points, plan(study, run.storage, points, 0, run.opts.max_retries))
+        run.run_trials(points, trials_to_start(study, run.storage, points, 0, run.opts.max_retries))
         verdict = primary_verdict(complete_trials(study), design, w, control_scores(study, "untrained"))
         if verdict is None or verdict.vs_dae.n < design.looks[look] or verdict.tested in (HOLDS, REVERSED):
             return
@@ -227,9 +227,9 @@ def _check_settings(name: str, optuna_study: optuna.Study, budget: Budget, setti
         return
     differs = first_difference(stored, settings)
     if differs is not None:
-        key = differs.split("=", 1)[0].rsplit(".", 1)[-1].replace("_", "-")
         raise StudyError(
-            f"study name {name!r} holds trials run with {differs}; choose another --name, e.g. --name {name}-{key}"
+            f"study name {name!r} holds trials run with {differs}; "
+            f"choose another --name, e.g. --name {name}-{differs.name_suffix}"
         )
 
 

@@ -12,8 +12,18 @@ so that neither library's private attributes are touched. What it records:
     and so is one that the time budget cut or never let start (`stopped_by`: "time-budget",
     rerun at the next start); one that raised is FAIL, with the reason;
   - the Ray trial id and log folder, the node it ran on, its test-set accuracies, losses, wall
-    time, device and seed become user attributes, and its files become Optuna artifacts.
+    time, device and seed become user attributes, and its files become Optuna artifacts (only
+    files inside the trial's own run folder, one of the study's: a report cannot make the driver
+    publish another file).
 The driver is the only process that writes to the database: workers report through Ray.
+
+Ray Tune calls the searcher inside its own loop, and would turn an error raised there into a
+TuneError traceback (on_trial_result) or into the trial's failure, rerunning it from scratch
+(on_trial_complete). So the first error while recording (the storage gone, the lease lost) is
+kept in `failure` instead, nothing more is written, `StudyStopper.stop_all` ends the experiment,
+and tune_trials raises the error itself. A finished trial's result is not lost with it: its run
+folder holds results.json, which the next start reports again without training
+(studies.service.trainable.finished_run).
 """
 
 from __future__ import annotations
@@ -32,15 +42,19 @@ from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
+from ray.tune.stopper import Stopper
 from ray.tune.utils.util import unflatten_dict
 
 from sidae.checkpoint import write_atomic
 from studies.record import (
     ARTIFACT_PREFIX,
+    ARTIFACTS,
     BY_SCHEDULER,
     BY_TIME_BUDGET,
+    COLLAPSE,
     CURVE,
     FAIL_REASON,
+    FINAL,
     IDENTITY_ATTRS,
     OBJECTIVE,
     PHASE_SECONDS,
@@ -93,6 +107,7 @@ class StudySearch(Searcher):
         *,
         artifact_store: FileSystemArtifactStore,
         index: TrialIndex,
+        run_root: Path,
         time_budget_s: float | None = None,
     ) -> None:
         super().__init__(metric=OBJECTIVE, mode="max")
@@ -100,26 +115,42 @@ class StudySearch(Searcher):
         self._space = space
         self._artifacts = artifact_store
         self._index = index
+        self._run_root = run_root.resolve()  # the study's run folders: a trial's files must be in its own
         self._deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
         self._trials: dict[str, optuna.Trial] = {}  # Tune trial id -> the Optuna trial it runs
         self.outcomes: dict[str, TrialState] = {}  # Tune trial id -> how it ended
         self._reported: dict[str, set[int]] = {}
         self._identified: set[str] = set()
+        self.failure: Exception | None = None  # the first error while recording: it ends the study
 
-    def suggest(self, trial_id: str) -> dict[str, Any]:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str:
+        self._recording(lambda: self._ask(trial_id))
+        return Searcher.FINISHED if self.failure is not None else dict(self._trials[trial_id].params)
+
+    def _ask(self, trial_id: str) -> None:
         trial = self.study.ask()
         self._space(trial)
         self._trials[trial_id] = trial
-        return dict(trial.params)
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         report = cast(EpochReport, result)
-        self._record_identity(trial_id, report)
-        self._report(trial_id, report)
+        self._recording(lambda: (self._record_identity(trial_id, report), self._report(trial_id, report)))
 
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         if trial_id in self.outcomes or trial_id not in self._trials:
             return
+        self._recording(lambda: self._complete(trial_id, result, error))
+
+    def _recording(self, write: Callable[[], object]) -> None:
+        """`write` unless an earlier one failed; its error, if any, becomes `failure`."""
+        if self.failure is not None:
+            return
+        try:
+            write()
+        except Exception as error:
+            self.failure = error
+
+    def _complete(self, trial_id: str, result: dict[str, Any] | None, error: bool) -> None:
         trial = self._trials[trial_id]
         final = cast(FinalReport, unflatten_dict(result) if result else {})  # Tune flattens nested dicts
         if final:
@@ -129,7 +160,7 @@ class StudySearch(Searcher):
         if error:
             state = TrialState.FAIL
             trial.set_user_attr(FAIL_REASON, error_line(self._index.by_id.get(trial_id)))
-        elif final.get("final"):
+        elif final.get(FINAL):
             state, value = TrialState.COMPLETE, float(final[OBJECTIVE])
             self._record_result(trial, final)
         else:
@@ -155,8 +186,13 @@ class StudySearch(Searcher):
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the Tuner's configuration, this searcher included, into its experiment
-        # folder: keep the study (its storage URL) and the artifact store out of it.
+        # folder: only the study's name goes there, not the study (its storage URL, perhaps with
+        # a password) nor the artifact store. Unpickled (__setstate__) it is that record, not a
+        # searcher: a study resumes from its database when the command is rerun.
         return {"study_name": self.study.study_name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.study_name: str = state["study_name"]
 
     def _tell(self, trial_id: str, value: float | None, state: TrialState) -> None:
         self.study.tell(self._trials[trial_id], value, state=state)
@@ -191,7 +227,11 @@ class StudySearch(Searcher):
         for key in RESULT_ATTRS:
             if key in final and key != PHASE_SECONDS:
                 trial.set_user_attr(key, final[key])
-        for name, path in final.get("artifacts", {}).items():
+        run_dir = Path(final.get("run_dir", "")).resolve()
+        for name, path in final.get(ARTIFACTS, {}).items():
+            if run_dir.parent != self._run_root or not _is_file_inside(Path(path), run_dir):
+                logger.warning("not storing artifact %s of trial %d: not a file in its run folder", path, trial.number)
+                continue
             try:
                 artifact_id = upload_artifact(artifact_store=self._artifacts, file_path=path, study_or_trial=trial)
                 trial.set_user_attr(f"{ARTIFACT_PREFIX}{name}", artifact_id)
@@ -200,3 +240,27 @@ class StudySearch(Searcher):
         if PHASE_SECONDS in final:
             phases = {**final[PHASE_SECONDS], STORAGE: round(time.perf_counter() - start, 3)}
             trial.set_user_attr(PHASE_SECONDS, phases)
+
+
+def _is_file_inside(path: Path, folder: Path) -> bool:
+    """A regular file under `folder` once every symbolic link is followed."""
+    real = path.resolve()
+    return real.is_relative_to(folder) and real.is_file()
+
+
+class StudyStopper(Stopper):
+    """Ray Tune's stopper for a study: a trial whose representation collapsed stops (the std of
+    its l2-normalised validation features, about 1/sqrt(dim) when healthy and 0 when every image
+    maps to one point, fell below `min_collapse_std`; it can only waste its remaining epochs and
+    ends PRUNED; 0 turns this off), and the whole experiment stops once the searcher failed to
+    record (StudySearch.failure)."""
+
+    def __init__(self, search: StudySearch, min_collapse_std: float = 0.0) -> None:
+        self._search = search
+        self._min_collapse_std = min_collapse_std
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return float(result.get(COLLAPSE, float("inf"))) < self._min_collapse_std
+
+    def stop_all(self) -> bool:
+        return self._search.failure is not None

@@ -6,6 +6,10 @@ dashboard see); the last report adds the objective: linear-probe accuracy at the
 fraction, measured on the validation split (never the test set), plus the test-set figures
 that are stored as user attributes (studies.record names every key), and the seconds each
 phase of the trial took (studies.record.PHASE_SECONDS).
+
+A trial whose run folder already holds its finished result (results.json, the grid and the
+weights: the driver died, or lost its database, before recording it) reports that result again
+instead of training again; the stored trial says so (studies.record.REUSED).
 """
 
 from __future__ import annotations
@@ -26,9 +30,23 @@ from sidae.checkpoint import save_atomic
 from sidae.config import DataConfig, SidAEConfig, default_config, override
 from sidae.data import DataSplits, load_splits
 from sidae.evaluate import describe_splits, fraction_key
-from sidae.experiment import CHECKPOINT_FILE, RunResult, run
+from sidae.experiment import CHECKPOINT_FILE, RunResult, finished, run
 from sidae.visualize import save_reconstruction_grid
-from studies.record import PHASE_SECONDS, SPLITS, STEP, WORKER_START, EpochReport, FinalReport, TrialIdentity
+from studies.processes import start_time
+from studies.record import (
+    ARTIFACTS,
+    FINAL,
+    GPU_IDS,
+    OBJECTIVE,
+    PHASE_SECONDS,
+    REUSED,
+    SPLITS,
+    STEP,
+    WORKER_START,
+    EpochReport,
+    FinalReport,
+    TrialIdentity,
+)
 from studies.service.budgets import Budget
 
 GRID_IMAGES = 8
@@ -79,7 +97,7 @@ def cached_splits(cfg: DataConfig) -> DataSplits:
 
 def epoch_report(metrics: dict[str, float], identity: TrialIdentity) -> EpochReport:
     """An epoch before the last: sidae.pretraining's epoch metrics and where the trial runs."""
-    return cast(EpochReport, {**metrics, **identity, "final": False, "objective": None})
+    return cast(EpochReport, {**metrics, **identity, FINAL: False, OBJECTIVE: None})
 
 
 def final_report(
@@ -89,18 +107,20 @@ def final_report(
     artifacts: dict[str, str],
     phase_seconds: dict[str, float] | None = None,
     splits: str = "",
+    reused: bool = False,
 ) -> FinalReport:
     """The last epoch's metrics and the evaluation; the objective is on the validation split.
     phase_seconds: the whole trial's (default: the run's own, result.phase_seconds); splits:
-    sidae.evaluate.describe_splits of the trial's data (what the driver prints for the study)."""
+    sidae.evaluate.describe_splits of the trial's data (what the driver prints for the study);
+    reused: the result is an earlier attempt's (finished_run), not trained by this one."""
     phases = result.phase_seconds if phase_seconds is None else phase_seconds
     return cast(
         FinalReport,
         {
             **result.history[-1],
             **identity,
-            "final": True,
-            "objective": result.val_linear[fraction_key(ctx.primary_fraction)],
+            FINAL: True,
+            OBJECTIVE: result.val_linear[fraction_key(ctx.primary_fraction)],
             "val_linear": result.val_linear,
             "test_linear": result.linear,
             "test_finetune": result.finetune,
@@ -110,24 +130,36 @@ def final_report(
             "device": result.device,
             "seed": result.config.seed,
             "epochs_done": len(result.history),
-            "artifacts": artifacts,
+            ARTIFACTS: artifacts,
             PHASE_SECONDS: {phase: round(seconds, 3) for phase, seconds in phases.items()},
             SPLITS: splits,
+            REUSED: reused,
         },
     )
+
+
+def trial_files(run_dir: Path) -> dict[str, Path]:
+    """A finished trial's files, by artifact name."""
+    return {"reconstructions": run_dir / "reconstructions.png", "model": run_dir / "model.pt"}
 
 
 def save_trial_files(result: RunResult, data: DataSplits, run_dir: Path) -> dict[str, str]:
     """A reconstruction grid of validation images and the trained weights; the resume
     checkpoint (with optimizer state) is dropped once the trial is done."""
     assert result.model is not None
-    grid = save_reconstruction_grid(
-        result.model, data.val.images[:GRID_IMAGES], result.config, run_dir / "reconstructions.png"
-    )
-    weights = run_dir / "model.pt"
-    save_atomic({"config": result.config.to_dict(), "model": result.model.state_dict()}, weights)
+    files = trial_files(run_dir)
+    save_reconstruction_grid(result.model, data.val.images[:GRID_IMAGES], result.config, files["reconstructions"])
+    save_atomic({"config": result.config.to_dict(), "model": result.model.state_dict()}, files["model"])
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
-    return {"reconstructions": str(grid), "model": str(weights)}
+    return {name: str(path) for name, path in files.items()}
+
+
+def finished_run(cfg: SidAEConfig, run_dir: Path) -> tuple[RunResult, dict[str, str]] | None:
+    """The result and files an earlier attempt at exactly `cfg` left whole in run_dir, or None.
+    The files are written after results.json, so with them present the attempt got to its end."""
+    files = trial_files(run_dir)
+    result = finished(run_dir, cfg) if all(path.is_file() for path in files.values()) else None
+    return None if result is None else (result, {name: str(path) for name, path in files.items()})
 
 
 def run_key(cfg: SidAEConfig) -> str:
@@ -143,8 +175,9 @@ _last_report: float | None = None  # time.time() of this process's last report t
 def process_start_time() -> float | None:
     """When this process started (seconds since the epoch), from /proc; None elsewhere."""
     try:
-        # field 22 of /proc/self/stat, counted after the command name (which may hold spaces)
-        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        ticks = start_time("self")
+        if ticks is None:
+            return None
         boot = next(
             int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
         )
@@ -176,6 +209,13 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     cfg = trial_config(params, ctx)
     run_dir = Path(ctx.run_root) / run_key(cfg)
     identity = TrialIdentity(node=socket.gethostname(), **_ray_node(), pid=os.getpid(), run_dir=str(run_dir))
+    previous = finished_run(cfg, run_dir)
+    if previous is not None:
+        result, artifacts = previous
+        phases = {**({WORKER_START: started} if started is not None else {}), "other": time.perf_counter() - clock}
+        tune.report(dict(final_report(result, ctx, identity, artifacts, phases, reused=True)))
+        _reported()
+        return
 
     def report_epoch(metrics: dict[str, float]) -> None:
         if metrics[STEP] < cfg.optim.epochs:  # the last epoch is reported with the evaluation
@@ -202,8 +242,23 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     _reported()
 
 
-def _ray_node() -> dict[str, str]:
-    """The Ray node this trial runs on: several nodes can share a host (and an IP)."""
+def _ray_node() -> dict[str, Any]:
+    """The Ray node this trial runs on (several nodes can share a host, and an IP) and the GPUs
+    it was given there."""
     import ray
 
-    return {"node_ip": ray.util.get_node_ip_address(), "ray_node_id": ray.get_runtime_context().get_node_id()}
+    return {
+        "node_ip": ray.util.get_node_ip_address(),
+        "ray_node_id": ray.get_runtime_context().get_node_id(),
+        GPU_IDS: ray_gpu_ids(),
+    }
+
+
+def ray_gpu_ids() -> list[str]:
+    """The GPU ids Ray assigned to the calling task or actor, sorted; empty when it holds no GPU
+    share. With CUDA_VISIBLE_DEVICES set when its node started (docker/ray-worker.sh, the
+    loopback cluster's --gpus-per-worker) they are that node's device numbers: they name a
+    device only together with the node (ray_node_id)."""
+    import ray
+
+    return sorted(ray.get_runtime_context().get_accelerator_ids().get("GPU", []))

@@ -10,14 +10,13 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from studies.record import BY_INTERRUPTION, BY_TIME_BUDGET, COLLAPSE, CURVE, STEP
+from studies.record import BY_INTERRUPTION, BY_TIME_BUDGET, CURVE, STEP
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study
 from studies.service.options import StudyOptions
@@ -87,7 +86,7 @@ def tune_trials(
     from ray import tune
 
     from studies.service.progress import StudyProgress
-    from studies.service.search import StudySearch, TrialIndex
+    from studies.service.search import StudySearch, StudyStopper, TrialIndex
 
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
     index = TrialIndex()
@@ -97,6 +96,7 @@ def tune_trials(
         partial(study.space, budget=budget, dataset=opts.dataset),
         artifact_store=artifact_store,
         index=index,
+        run_root=Path(ctx.run_root),
         time_budget_s=time_budget_s,
     )
     progress = StudyProgress(search, total=to_run, enabled=opts.progress)
@@ -119,7 +119,7 @@ def tune_trials(
             verbose=0,
             callbacks=[index, progress],
             failure_config=tune.FailureConfig(max_failures=opts.trial_retries),
-            stop=collapse_stopper(opts.min_collapse_std) if opts.min_collapse_std > 0 else None,
+            stop=StudyStopper(search, opts.min_collapse_std),
         ),
     )
     try:
@@ -132,18 +132,12 @@ def tune_trials(
         with contextlib.suppress(Exception):
             search.end_unfinished(BY_INTERRUPTION)
         raise
+    if search.failure is not None:
+        # The storage failed or the lease was lost while recording: no further write is tried
+        # (each could wait out the storage's patience again). The next start finds this run's
+        # trials RUNNING and ends them itself, as it does a killed driver's.
+        raise search.failure
     search.end_unfinished(BY_TIME_BUDGET)
-
-
-def collapse_stopper(threshold: float) -> Callable[[str, dict[str, Any]], bool]:
-    """Stop a trial whose representation collapsed: the std of its l2-normalised validation
-    features (about 1/sqrt(dim) when healthy, 0 when every image maps to one point) fell below
-    `threshold`. Such a trial can only waste its remaining epochs; it ends PRUNED."""
-
-    def stop(trial_id: str, result: dict[str, Any]) -> bool:
-        return float(result.get(COLLAPSE, float("inf"))) < threshold
-
-    return stop
 
 
 def _default_concurrency(opts: StudyOptions) -> int:

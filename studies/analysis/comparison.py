@@ -4,38 +4,32 @@ For the question "what changed between these studies?" (plain and normalised wei
 data sets, two budgets): DIR/report.md with each table's columns for every study next to each
 other, one accuracy-against-w figure with all the studies (a line style per study), and the
 verdict rows of the paper's claim side by side, each study at its own validation-chosen w. The
-cells are exactly those of each study's own report (studies/cli/report.py).
+cells are exactly those of each study's own report (studies.analysis.tables).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import optuna
 
 from sidae.checkpoint import write_atomic
-from storage import redact
 from studies.analysis import figures
-from studies.analysis.claim import ClaimRow, claim_rows, study_verdict
-from studies.analysis.stored import StoredStudyError, unfinished
+from studies.analysis.claim import EVALUATIONS, ClaimRow, claim_rows, study_verdict
+from studies.analysis.reports import header
+from studies.analysis.stored import StoredStudyError
 from studies.analysis.summary import (
     CONTROLS,
     DAE,
     SIMSIAM,
-    SUPERVISED,
-    Spread,
     by_w,
-    column_best,
     complete_trials,
     counts,
     fraction_label,
-    marked,
     method_name,
     method_table,
 )
-from studies.cli.report import EVALUATIONS, cell, control_sentence, dataset_title
-from studies.service.notes import project_relative
+from studies.analysis.tables import control_sentence, side_by_side
 
 
 def check_comparable(studies: list[optuna.Study]) -> None:
@@ -49,30 +43,6 @@ def check_comparable(studies: list[optuna.Study]) -> None:
                 f"study {study.study_name!r} has no complete trials yet "
                 f"({counts(study) or 'no trials'}); nothing to compare"
             )
-
-
-def side_by_side(tables: dict[str, dict[str, dict[float, Spread]]], ws: list[float]) -> list[str]:
-    """One row per method (the w in `ws`, then the supervised baseline and the controls), for
-    each label fraction one column per study; each column's best mean in bold (never a
-    control's) and (n=k) where fewer seeds are complete, as in a single study's table; '-' where
-    a study lacks the cell."""
-    best = {name: column_best(table) for name, table in tables.items()}
-    fractions = sorted({f for columns in best.values() for f in columns})
-    extra = [m for m in (SUPERVISED, *CONTROLS) if any(m in t for t in tables.values())]
-    methods = [method_name(w) for w in ws] + extra
-    columns = [(f, name) for f in fractions for name in tables]
-    seeds = {
-        name: max((s.n for row in table.values() for s in row.values()), default=0) for name, table in tables.items()
-    }
-    lines = [
-        "| method | " + " | ".join(f"{fraction_label(f)} labels, {name}" for f, name in columns) + " |",
-        "|---|" + "---:|" * len(columns),
-    ]
-    for method in methods:
-        values = [(tables[name].get(method, {}).get(f), name, f) for f, name in columns]
-        cells = [cell(v, seeds[name], marked(method, v, best[name], f)) for v, name, f in values]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    return lines
 
 
 def claim_side_by_side(studies: list[optuna.Study]) -> list[str]:
@@ -117,31 +87,6 @@ def claim_side_by_side(studies: list[optuna.Study]) -> list[str]:
             row = rows[name].get(key)
             cells += [str(row.vs_dae), str(row.vs_simsiam)] if row else ["-", "-"]
         lines.append(f"| {key[0]}, {fraction_label(key[1])} labels | " + " | ".join(cells) + " |")
-    return lines + [""]
-
-
-def header(studies: list[optuna.Study], url: str) -> list[str]:
-    names = ", ".join(s.study_name for s in studies)
-    lines = [
-        f"# Study comparison: {names}",
-        "",
-        f"Storage: `{project_relative(redact(url))}`. Written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC. "
-        "Each study's own report (`python studies/report.py --name NAME`) has its best trials, importances "
-        "and reconstructions.",
-        "",
-    ]
-    for study in studies:
-        attrs = study.user_attrs
-        todo = unfinished(study)
-        running = (
-            (" **Still running** (" + ", ".join(f"{n} {s}" for s, n in todo.items()) + "): complete trials only.")
-            if todo
-            else ""
-        )
-        lines.append(
-            f"- `{study.study_name}`: `{attrs.get('study')}` on {dataset_title(study)}, budget "
-            f"`{attrs.get('budget', '?')}`; trials: {counts(study)}.{running}"
-        )
     return lines + [""]
 
 

@@ -1,0 +1,45 @@
+"""`python -m tests.interrupted_runs FAULT ARGS...`: studies/run.py ARGS in a process of its own,
+with one fault injected (tests/test_interruptions.py). In its own process because a study run
+starts Ray in the process that runs it: left in a test worker's process, its state made a later
+test's torch backward hang in an OpenMP barrier.
+
+FAULT: "tune-callback" (a Ray Tune callback raises at the first epoch's result), "lost-tell"
+(the storage refuses the write that makes a trial COMPLETE), or "none"."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from optuna.trial import TrialState
+
+from storage import StorageError
+from storage.resilient import ResilientStorage
+from studies.cli import run
+from studies.service.progress import StudyProgress
+
+OUTAGE = "database unreachable for 300 s (during set_trial_state_values): connection refused"
+
+
+def _raise_at_first_result(self: StudyProgress, **info: Any) -> None:
+    raise RuntimeError("tune loop broke")
+
+
+def _refuse_complete() -> None:
+    write = ResilientStorage.set_trial_state_values
+
+    def refuse(self: ResilientStorage, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if state == TrialState.COMPLETE:
+            raise StorageError(OUTAGE)
+        return write(self, trial_id, state, values)
+
+    ResilientStorage.set_trial_state_values = refuse  # type: ignore[method-assign]
+
+
+if __name__ == "__main__":
+    fault, args = sys.argv[1], sys.argv[2:]
+    if fault == "tune-callback":
+        StudyProgress.on_trial_result = _raise_at_first_result  # type: ignore[attr-defined]
+    elif fault == "lost-tell":
+        _refuse_complete()
+    sys.exit(run.main(args))
