@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -46,13 +47,18 @@ UI_TIMEOUT_MS = 30_000  # a React app on a loaded 2-core machine
 @contextmanager
 def dashboard_process(url: str, folder: Path, *args: str) -> Iterator[str]:
     """`python studies/dashboard.py --storage URL --port 0` running; yields the URL it prints."""
+    command = [sys.executable, str(REPO / "studies" / "dashboard.py"), "--storage", url, *args]
+    with serving(command, folder) as base:
+        yield base
+
+
+@contextmanager
+def serving(command: list[str], folder: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """The dashboard `command` (plus `--port 0`) running in `folder`; yields the URL it prints."""
     out, err = folder / "dashboard.out", folder / "dashboard.err"
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(
-            [sys.executable, str(REPO / "studies" / "dashboard.py"), "--storage", url, "--port", "0", *args],
-            stdout=stdout,
-            stderr=stderr,
-            text=True,
+            [*command, "--port", "0"], cwd=folder, env=env, stdout=stdout, stderr=stderr, text=True
         )
     try:
         deadline = time.monotonic() + 60
@@ -142,6 +148,24 @@ for _ in range(int(sys.argv[2])):
     trial.set_user_attr("test_linear", {"0.01": w, "0.1": w})
     study.tell(trial, w)
 """
+
+
+def test_the_printed_dashboard_command_serves_the_study_from_a_fresh_shell(
+    smoke_study: SmokeStudy, tmp_path: Path
+) -> None:
+    """The `browse:` line the study printed, run as a user pastes it: another folder, a shell
+    whose PATH has no venv and no project folder on it."""
+    (line,) = [line for line in smoke_study.stdout.splitlines() if line.startswith("browse: ")]
+    command = shlex.split(line.removeprefix("browse: "))
+    fresh_shell = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+    with serving(command, tmp_path, env=fresh_shell) as base:
+        assert smoke_study.name in study_names(base)
+
+
+def study_names(base: str) -> list[str]:
+    """The studies a running dashboard at `base` lists, through its JSON API."""
+    with urllib.request.urlopen(f"{base.removesuffix('/dashboard')}/api/studies", timeout=60) as response:
+        return [study["study_name"] for study in json.load(response)["study_summaries"]]
 
 
 def test_dashboard_reads_while_a_study_writes_the_same_sqlite_file(tmp_path: Path, page: Page) -> None:

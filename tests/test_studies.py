@@ -4,6 +4,7 @@ real MNIST. Each smoke study here trains tiny trials for a few seconds each."""
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import optuna
@@ -33,6 +34,7 @@ def test_smoke_w_sweep_on_sqlite_then_resume(
         (seed, w) for seed in (0, 1, 2) for w in (0.0, 0.5, 1.0)
     ]
     assert study.user_attrs["design"]["confirm_seeds"] == [1, 2] and study.user_attrs["chosen_w"] == 0.5
+    assert study.metric_names == ["validation linear probe, 1% labels"]  # the dashboard's name for the value
     for trial in study.trials:
         assert trial.state == TrialState.COMPLETE
         assert sorted(trial.intermediate_values) == [1, 2]  # validation kNN accuracy per epoch
@@ -44,7 +46,7 @@ def test_smoke_w_sweep_on_sqlite_then_resume(
         assert "artifact:reconstructions" in attrs
         assert any(k.startswith("artifacts:") for k in trial.system_attrs)  # what the dashboard lists
     out = smoke_study.stdout
-    assert "SimSiam" in out and "DAE" in out and "studies/dashboard.py --storage" in out
+    assert "SimSiam" in out and "DAE" in out and f"browse: {sys.executable} -m studies.cli.dashboard --storage" in out
     # the split sizes the trials saw (--train-limit 512, the smoke budget's 1,000 validation images)
     assert re.search(
         r": 512 pre-training, [\d,]+ labelled pool, 1,000 validation, 10,000 test images; "

@@ -55,7 +55,7 @@ def parser() -> argparse.ArgumentParser:
         "--storage",
         help="sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB, the password in "
         "PGPASSWORD or a PGPASSFILE, not in the URL: Ray keeps the URL in its "
-        "saved state (default: studies.db in the project folder)",
+        "saved state (default: studies.db in the current folder)",
     )
     p.add_argument("--artifact-dir", help="where grids and checkpoints go (default: beside the SQLite file)")
     p.add_argument("--data-dir", help="data sets folder (default $SIDAE_DATA_DIR, else ./data)")
@@ -181,7 +181,7 @@ def options(args: argparse.Namespace, argv: list[str]) -> StudyOptions:
         ray_dir=args.ray_dir,
         device=args.device,
         progress=not args.quiet,
-        command=redacted_command(shlex.join(["python", "studies/run.py", *argv])),
+        command=redacted_command(shlex.join([sys.executable, "-m", "studies.cli.run", *argv])),
         until_decided=args.until_decided,
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shlex
 import statistics
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,13 @@ class About:
     design: Design | None = None  # a confirmatory w-sweep's
 
 
+def name_objective(optuna_study: optuna.Study, primary_fraction: float) -> None:
+    """Name the objective where optuna-dashboard shows it (else "Objective 0")."""
+    with warnings.catch_warnings():  # experimental since Optuna 3.2, and still in 5.1
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna_study.set_metric_names([f"validation linear probe, {primary_fraction:.0%} labels"])
+
+
 def study_note(about: About, status: list[str] | None = None) -> str:
     """The note's markdown; no heading: the dashboard shows the study's name above it, and the
     report puts it under its own. status: where the study stands (controls, verdict), refreshed
@@ -55,7 +63,7 @@ def study_note(about: About, status: list[str] | None = None) -> str:
         f"**Objective**: validation linear-probe accuracy at {primary_fraction:.0%} labels (maximised); "
         f"the learning curve is the validation kNN accuracy per epoch. Test-set accuracies at {fractions} labels "
         "are the trials' user attributes `test_linear` (linear probe) and `test_finetune` (fine-tuning).",
-        "**Reproduce** (from the project folder; rerunning resumes the study):",
+        "**Reproduce** (from the folder it was started in; rerunning resumes the study):",
         f"```\n{redacted_command(command) if command else '(started from Python: no command recorded)'}\n```",
     ]
     return "\n\n".join(lines) + "\n" + (f"\n{STATUS_MARK}\n\n" + "\n".join(status) + "\n" if status else "")

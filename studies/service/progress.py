@@ -1,10 +1,14 @@
-"""A one-line progress display for a running study: trials done / running / pruned / failed and
-the best objective so far (replaces Tune's verbose tables)."""
+"""A one-line progress display for a running study: trials done / running / pruned / failed, the
+best objective so far and the supervised-baseline and control tasks done beside the trials
+(replaces Tune's verbose tables). tqdm's ETA appears once a trial has finished."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from typing import Any
 
+import ray
 from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.experiment import Trial
@@ -13,13 +17,25 @@ from tqdm import tqdm
 from studies.record import OBJECTIVE
 from studies.service.search import StudySearch
 
+SEED_TASKS_REFRESH_S = 5.0  # how often the seed tasks are counted between trial events
+
 
 class StudyProgress(Callback):
-    def __init__(self, search: StudySearch, total: int, enabled: bool = True) -> None:
+    def __init__(
+        self, search: StudySearch, total: int, enabled: bool = True, seed_tasks: Sequence[ray.ObjectRef] = ()
+    ) -> None:
         self._search = search
         self._bar = tqdm(total=total, desc="trials", unit="trial", disable=not enabled, dynamic_ncols=True)
         self._running: set[str] = set()
         self._best: float | None = None
+        # the supervised baseline and controls, one task per seed, which share the trials' slots:
+        # without them in the line, a bar at 0 while they run looks stuck
+        self._seed_tasks = list(seed_tasks)
+        self._counted_at = time.monotonic()
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if self._seed_tasks and time.monotonic() - self._counted_at > SEED_TASKS_REFRESH_S:
+            self._refresh()
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
         self._running.add(trial.trial_id)
@@ -48,5 +64,12 @@ class StudyProgress(Callback):
         self._bar.set_postfix_str(
             f"complete {states.count(TrialState.COMPLETE)}, running {len(self._running)}, "
             f"pruned {states.count(TrialState.PRUNED)}, failed {states.count(TrialState.FAIL)}, "
-            f"best {best}"
+            f"best {best}" + self._seed_tasks_text()
         )
+
+    def _seed_tasks_text(self) -> str:
+        self._counted_at = time.monotonic()
+        if not self._seed_tasks:
+            return ""
+        done, _ = ray.wait(self._seed_tasks, num_returns=len(self._seed_tasks), timeout=0)
+        return f"; baseline and controls {len(done)}/{len(self._seed_tasks)} seeds"

@@ -29,7 +29,7 @@ from studies.service import lease
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
 from studies.service.identity import SETTINGS_ATTR, first_difference, study_settings
-from studies.service.notes import About, save_study_note
+from studies.service.notes import About, name_objective, save_study_note
 from studies.service.options import StudyError, StudyOptions, design_for, validate
 from studies.service.reconcile import trials_to_start
 from studies.service.trainable import TrialContext, trial_config
@@ -104,8 +104,8 @@ class _Run:
         init_ray(self.opts)
         pending = baseline.submit(seeds, self.ctx, self.opts.cpus_per_trial, self.opts.gpus_per_trial)
         if to_run > 0:
-            opts, left = self.opts, self.time_left()
-            tune_trials(opts, self.study, self.budget, self.ctx, self.storage, self.artifact_store, to_run, left)
+            opts, left, tasks = self.opts, self.time_left(), list(pending.values())
+            tune_trials(opts, self.study, self.budget, self.ctx, self.storage, self.artifact_store, to_run, left, tasks)
         baseline.record(self.optuna_study, pending, wait=self.in_time())
         self.save_note()
 
@@ -195,6 +195,7 @@ def _open_study(
             optuna_study.set_user_attr(DESIGN_ATTR, design.to_attr())
         # what it searches, data, budget, design, command: shown on the study's page in optuna-dashboard
         save_study_note(optuna_study, about(opts, study, budget, design))
+        name_objective(optuna_study, opts.primary_fraction)
         return optuna_study
     if held != identity:
         raise StudyError(
@@ -253,6 +254,7 @@ def _print_header(
 
 
 def dashboard_command(url: str, artifact_dir: str | None) -> str:
-    """How to browse this study (the password, if any, left for the user to fill in)."""
-    command = ["python", "studies/dashboard.py", "--storage", redact(url)]
+    """How to browse this study (the password, if any, left for the user to fill in), runnable as
+    printed from a fresh shell in any folder: this interpreter by path, the installed module."""
+    command = [sys.executable, "-m", "studies.cli.dashboard", "--storage", redact(url)]
     return shlex.join(command + (["--artifact-dir", artifact_dir] if artifact_dir else []))

@@ -10,6 +10,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -80,9 +81,11 @@ def tune_trials(
     artifact_store: Any,
     to_run: int,
     time_budget_s: float | None = None,
+    seed_tasks: Sequence[Any] = (),
 ) -> None:
     """Run `to_run` trials, within `time_budget_s` seconds (None: no limit), the searcher
-    recording each in the Optuna study."""
+    recording each in the Optuna study; `seed_tasks` (Ray object refs of the baseline and
+    controls running beside them) are counted in the progress line."""
     from ray import tune
 
     from studies.service.progress import StudyProgress
@@ -99,7 +102,7 @@ def tune_trials(
         run_root=Path(ctx.run_root),
         time_budget_s=time_budget_s,
     )
-    progress = StudyProgress(search, total=to_run, enabled=opts.progress)
+    progress = StudyProgress(search, total=to_run, enabled=opts.progress, seed_tasks=seed_tasks)
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, ctx=ctx), {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     )
