@@ -58,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python studies/dashboard.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
+    p.add_argument("--storage", help="the study storage URL (default: studies.db in the current folder)")
     p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
     p.add_argument(
         "--host",

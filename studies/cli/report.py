@@ -43,7 +43,7 @@ def parser() -> argparse.ArgumentParser:
         "w-sweep to compare them in one report (tables, w-plot and verdicts side by side)",
     )
     p.add_argument("--out", required=True, type=Path, help="folder for report.md and the figures (created)")
-    p.add_argument("--storage", help="the study storage URL (default: studies.db in the project folder)")
+    p.add_argument("--storage", help="the study storage URL (default: studies.db in the current folder)")
     p.add_argument("--artifact-dir", help="the study's artifact folder (default: beside the SQLite file)")
     p.add_argument(
         "--top",

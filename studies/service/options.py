@@ -36,7 +36,7 @@ class StudyOptions:
     dataset: str = "mnist"
     budget: str = "cpu"
     name: str | None = None  # default <study>-<dataset>
-    storage: str | None = None  # default: SQLite file in the project folder
+    storage: str | None = None  # default: studies.db in the current folder
     artifact_dir: str | None = None
     data_dir: str | None = None
     epochs: int | None = None
