@@ -114,16 +114,8 @@ BUDGETS: dict[str, Budget] = {
 }
 
 # 32x32 RGB on a CPU trains sidae's reduced ResNet-18 (width 16, sidae.config.CPU_MODEL), which
-# costs far more per image than the MNIST conv net. Measured on the CIFAR-10 JPEG copy, 2 cores
-# shared with other work, one thread per trial and two trials at a time (2026-12-02): pre-training
-# about 180 images/s; the evaluation encodes 60,000 images (the 45,000-image labelled pool that
-# the 100 % probe needs, 5,000 validation, 10,000 test) in about 51 s; fine-tuning 3 x 50 steps
-# with its three test passes about 60 s; the per-epoch kNN monitor about 6 s with a 2,000-image
-# bank. The MNIST budget (18 trials of 3 x 20,000 images, 300 steps) would take about 100
-# minutes here. Within 40 minutes: 5 values of w x 3 seeds (15 trials of about 250 s, two at a
-# time, then the supervised baseline); evaluation is about half of each trial, so pre-training
-# gets 5 epochs of 3,500 images (a 5-point learning curve) and fine-tuning 50 steps. The
-# numbers are far from the paper's; the `gpu` budget is the one to test its claim.
+# costs far more per image than the MNIST conv net: fewer values of w, fewer images, a shorter
+# fine-tuning. How it was sized: benchmarks/README.md, "The cpu budget for 32x32 RGB".
 CPU_RGB32 = dataclasses.replace(
     BUDGETS["cpu"],
     epochs=5,
