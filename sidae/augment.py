@@ -70,7 +70,7 @@ def _per_sample(values: Tensor) -> Tensor:
     return values.view(-1, 1, 1, 1)
 
 
-def _rotate_hue(x: Tensor, turns: Tensor) -> Tensor:
+def rotate_hue(x: Tensor, turns: Tensor) -> Tensor:
     """Hue shift by `turns` of a full turn: a rotation of each RGB pixel about the grey axis
     k = (1, 1, 1) / sqrt(3) (a per-pixel linear map, much cheaper than torchvision's HSV round
     trip). By Rodrigues' formula, with v = x - mean(x) perpendicular to k:
@@ -98,7 +98,7 @@ def colour_jitter(x: Tensor, strength: float, generator: torch.Generator | None)
         gray = _grayscale(out)
         out = (gray + saturation * (out - gray)).clamp(0, 1)
         hue = _uniform(n, -0.2 * strength, 0.2 * strength, x, generator)
-        out = _rotate_hue(out, hue).clamp(0, 1)
+        out = rotate_hue(out, hue).clamp(0, 1)
     return torch.where(apply, out, x)
 
 

@@ -13,7 +13,7 @@ import math
 import pytest
 import torch
 
-from sidae.augment import _rotate_hue, affine_params, augment, colour_jitter
+from sidae.augment import affine_params, augment, colour_jitter, rotate_hue
 from sidae.config import AugmentConfig, NoiseConfig
 from sidae.noise import add_noise
 
@@ -86,11 +86,11 @@ def _hue_angle(rgb: torch.Tensor) -> torch.Tensor:
 def test_hue_rotation_turns_the_colour_wheel() -> None:
     """A third of a turn maps red to green to blue; a rotation keeps grey grey."""
     red = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
-    green = _rotate_hue(red, torch.tensor([1 / 3]))
+    green = rotate_hue(red, torch.tensor([1 / 3]))
     assert torch.allclose(green.flatten(), torch.tensor([0.0, 1.0, 0.0]), atol=1e-5)
-    assert torch.allclose(_rotate_hue(green, torch.tensor([1 / 3])).flatten(), torch.tensor([0.0, 0.0, 1.0]), atol=1e-5)
+    assert torch.allclose(rotate_hue(green, torch.tensor([1 / 3])).flatten(), torch.tensor([0.0, 0.0, 1.0]), atol=1e-5)
     grey = torch.full((1, 3, 1, 1), 0.4)
-    assert torch.allclose(_rotate_hue(grey, torch.tensor([0.17])), grey)
+    assert torch.allclose(rotate_hue(grey, torch.tensor([0.17])), grey)
 
 
 def test_hue_shift_is_drawn_per_sample_within_a_fifth_of_the_strength() -> None:
