@@ -104,12 +104,15 @@ def down(paths: Paths) -> int:
 
 
 def describe(paths: Paths, record: dict) -> str:
+    """What is up and how to use it; every command as it runs from a fresh shell in any folder
+    (this interpreter and the script by path)."""
     gpus = record["gpus_per_worker"]
     auth = f"RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH={paths.token} PGPASSFILE={paths.postgres / 'pgpass'}"
     by_hand = (
-        f"{auth} python studies/run.py --address {ray_address(record)} --storage {storage_url(record)} "
+        f"{auth} {sys.executable} -m studies.cli.run --address {ray_address(record)} --storage {storage_url(record)} "
         f"--artifact-dir {paths.artifacts} --ray-dir {paths.tune} --study ..."
     )
+    cluster = f"{sys.executable} {REPO / 'docker' / 'local_cluster.py'}{_state_flag(paths)}"
     return "\n".join(
         [
             f"ray head   {ray_address(record)} ({record['workers']} worker node(s), {record['cpus_per_worker']} CPU "
@@ -117,9 +120,9 @@ def describe(paths: Paths, record: dict) -> str:
             f"storage    {storage_url(record)}",
             f"artifacts  {paths.artifacts}",
             f"dashboard  http://127.0.0.1:{record['dashboard_port']}/",
-            f"submit     python docker/local_cluster.py{_state_flag(paths)} submit --study w-sweep --budget smoke",
+            f"submit     {cluster} submit --study w-sweep --budget smoke",
             f"by hand    {by_hand}",
-            f"stop       python docker/local_cluster.py{_state_flag(paths)} down",
+            f"stop       {cluster} down",
         ]
     )
 
