@@ -76,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
         type=_assignment,
         default=[],
         metavar="KEY=VALUE",
-        help="fix a config field for every trial, e.g. --set w=0.9 --set noise.kind=mask "
+        help="fix a config field the study does not search, for every trial, e.g. --set w=0.9 --set noise.kind=mask "
         "(dotted paths of sidae.config.SidAEConfig)",
     )
     g.add_argument(
