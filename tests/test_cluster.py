@@ -165,7 +165,7 @@ def test_failed_up_stops_what_it_started(state_dir: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         failed = cluster(state_dir, "up", "--workers", "1", "--dashboard-port", str(port))
-    assert failed.returncode == 1
+    assert failed.returncode == 2
     assert failed.stderr.startswith("error: dashboard exited") and len(failed.stderr.strip().splitlines()) == 1
     assert "Address already in use" in failed.stderr
     assert cluster_processes(state_dir) == []
@@ -176,6 +176,6 @@ def test_commands_without_a_cluster(state_dir: Path) -> None:
     assert cluster(state_dir, "down").returncode == 0
     assert cluster(state_dir, "status").returncode == 3
     submitted = cluster(state_dir, "submit", "--study", "w-sweep")
-    assert submitted.returncode == 1 and "no cluster" in submitted.stderr
+    assert submitted.returncode == 2 and "no cluster" in submitted.stderr
     wrong = cluster(state_dir, "up", "--workers", "0")
     assert wrong.returncode == 2 and "--workers" in wrong.stderr

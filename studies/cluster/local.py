@@ -41,6 +41,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from sidae.errors import UserError, exit_on
 from studies.cluster.launch import pg_local, pg_running, start
 from studies.cluster.sessions import stop_sessions
 from studies.cluster.state import (
@@ -57,8 +58,8 @@ from studies.cluster.state import (
 )
 
 
-class UsageError(ValueError):
-    """Bad command-line input: one line and exit status 2 (argparse's status), before anything starts."""
+class UsageError(UserError, ValueError):
+    """Bad command-line input, found before anything starts."""
 
 
 def is_up(paths: Paths, record: dict) -> bool:
@@ -203,10 +204,7 @@ def parser() -> argparse.ArgumentParser:
 def check_up(args: argparse.Namespace, paths: Paths) -> None:
     """UsageError for `up` options it would fail on only after PostgreSQL and Ray have started (a
     dashboard port out of range, a Ray temp folder that is not ours alone), or with a traceback
-    (a state folder it cannot write to).
-
-    Not sidae.arguments.bounded, the other commands' range check: importing sidae imports
-    torch, seconds that every `status` and `down` would pay for nothing."""
+    (a state folder it cannot write to)."""
     for flag, value, least in (
         ("--workers", args.workers, 1),
         ("--cpus-per-worker", args.cpus_per_worker, 1),
@@ -244,12 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "status":
             return status(paths)
         return submit(paths, rest[1:] if rest[:1] == ["--"] else rest)
-    except UsageError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except ClusterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except UserError as error:
+        return exit_on(error)
     except KeyboardInterrupt:
         return 130
 

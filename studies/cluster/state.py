@@ -15,13 +15,14 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from sidae.errors import UserError
 from studies.cluster.sessions import Session
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout: scripts/pg_local.sh, docker/
 DEFAULT_STATE_DIR = REPO / "docker" / ".cluster"
 
 
-class ClusterError(RuntimeError):
+class ClusterError(UserError, RuntimeError):
     """Something the user must fix or look at; one line."""
 
 
