@@ -13,6 +13,8 @@ from sidae.image_set import DataError
 from sidae.pretraining import TrainingDiverged
 from storage import StorageError
 from studies.analysis.stored import StoredStudyError
+from studies.cluster.local import UsageError
+from studies.cluster.state import ClusterError
 from studies.service.lease import LeaseLost, StudyBusy
 from studies.service.options import StudyError
 
@@ -26,6 +28,8 @@ PROJECT_ERRORS = (
     StudyBusy,
     LeaseLost,
     StudyError,
+    ClusterError,
+    UsageError,
 )
 
 
