@@ -337,7 +337,24 @@ def default_config(dataset: str = "mnist", **overrides: Any) -> SidAEConfig:
     """The recommended configuration for a data set; `overrides` replace top-level fields.
 
     The device (overrides["device"], default "auto") picks the ResNet data sets' defaults: the
-    paper's full-width ResNet-18 on a GPU, the reduced CPU_MODEL on a CPU."""
+    paper's full-width ResNet-18 on a GPU, the reduced CPU_MODEL on a CPU.
+
+    Args:
+        dataset: one of DATASETS (mnist, fashion-mnist, cifar10, cifar10-jpeg, stl10, imagefolder).
+        overrides: top-level SidAEConfig fields (w, seed, device, ...); override() sets nested ones.
+
+    Returns:
+        A validated, frozen SidAEConfig; ConfigError for an unknown data set or a bad value.
+
+    >>> cfg = default_config("mnist", w=0.25, seed=3)
+    >>> cfg.w, cfg.seed, cfg.model.backbone
+    (0.25, 3, 'convnet')
+    >>> default_config("cifar10", device="cpu").model.width  # the reduced ResNet-18 on a CPU
+    16
+    >>> default_config("mnist", w=1.5)
+    Traceback (most recent call last):
+    sidae.config_checks.ConfigError: w must be in [0, 1], got 1.5
+    """
     check(dataset in DATASETS, f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
     model, augment = DATASET_DEFAULTS[dataset]
     evaluation = EvalConfig()
@@ -352,7 +369,22 @@ def override(cfg: SidAEConfig, values: Mapping[str, Any]) -> SidAEConfig:
     """Replace fields by dotted path: {"w": 0.5, "noise.level": 0.3, "optim.epochs": 5}.
 
     The one way the CLI flags and the studies' parameters reach a config; unknown paths are a
-    ConfigError, values are validated by the dataclasses."""
+    ConfigError, values are validated by the dataclasses.
+
+    Args:
+        cfg: the configuration to start from (it is frozen: a new one is returned).
+        values: dotted field paths and their values, of the field's type (ConfigError otherwise).
+
+    Returns:
+        A new SidAEConfig with the values set.
+
+    >>> cfg = override(default_config("mnist"), {"w": 0.9, "noise.kind": "mask", "optim.epochs": 5})
+    >>> cfg.w, cfg.noise.kind, cfg.optim.epochs
+    (0.9, 'mask', 5)
+    >>> override(cfg, {"noise.sigma": 0.1})
+    Traceback (most recent call last):
+    sidae.config_checks.ConfigError: unknown config field 'noise.sigma'
+    """
     sections: dict[str, dict[str, Any]] = {}
     top: dict[str, Any] = {}
     for path, value in values.items():
