@@ -120,7 +120,7 @@ def test_browser_shows_the_studys_trials_learning_curves_images_and_note(smoke_s
 
         page.goto(f"{study_url}/note")
         expect(page.get_by_text("Searches")).to_be_visible()
-        expect(page.get_by_text(re.compile(r"python studies/run\.py .*--study w-sweep"))).to_be_visible()
+        expect(page.get_by_text(re.compile(r"python\S* -m studies\.cli\.run .*--study w-sweep"))).to_be_visible()
         expect(page.get_by_text(re.compile(r"^Primary verdict: ")).first).to_be_visible()  # refreshed after each round
         expect(page.get_by_text("Control, raw pixels").first).to_be_visible()
 
