@@ -65,7 +65,8 @@ def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -
             assert lo < 64 and hi > 192  # drawn on, not one flat colour
     text = (out / "report.md").read_text()
     assert "Still running" not in text
-    assert re.search(r"python\S* -m studies\.cli\.run .*--study w-sweep", section(text, "## About this study"))  # the note
+    note = section(text, "## About this study")
+    assert re.search(r"python\S* -m studies\.cli\.run .*--study w-sweep", note)
 
     study = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.url)
     trials = study.trials
