@@ -38,6 +38,13 @@ BACKBONES = ("convnet", "resnet18")
 NOISE_KINDS = ("gaussian", "mask", "salt-pepper")
 # What the DAE's decoder reconstructs from: the pooled vector, or the map before pooling.
 DECODER_INPUTS = ("pooled", "feature_map")
+# A ResNet-18's first shortcut is a 1x1 stride-2 convolution with `width` input channels. With
+# fewer than 8, PyTorch 2.14's CPU kernel for its weight gradient (oneDNN, jit:avx2, the
+# channels_last layout training uses) writes outside its buffers: "double free or corruption"
+# or a segmentation fault with one thread, a hang in its barrier with two (a reproduction is in
+# docs/architecture.md). Refused on every device, so that a configuration means the same
+# everywhere; no useful ResNet-18 is that narrow.
+MIN_RESNET_WIDTH = 8
 OPTIMIZERS = ("sgd", "adamw")
 # The devices the trainer runs on (sidae.pretraining.resolve_device, sidae.config.uses_gpu):
 # anything else would be a torch error in every trial, after the data is read.
@@ -104,6 +111,11 @@ class ModelConfig:
         for name in ("width", "proj_dim", "pred_dim", "decoder_width"):
             value = getattr(self, name)
             check(value > 0, f"{name} must be positive, got {value}")
+        check(
+            self.backbone != "resnet18" or self.width >= MIN_RESNET_WIDTH,
+            f"a resnet18's width must be at least {MIN_RESNET_WIDTH}, got {self.width} (narrower, PyTorch's"
+            " CPU convolution corrupts memory in training: docs/architecture.md)",
+        )
 
 
 @dataclass(frozen=True)

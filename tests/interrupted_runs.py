@@ -1,7 +1,7 @@
 """`python -m tests.interrupted_runs FAULT ARGS...`: studies/run.py ARGS in a process of its own,
 with one fault injected (tests/test_interruptions.py). In its own process because a study run
-starts Ray in the process that runs it: left in a test worker's process, its state made a later
-test's torch backward hang in an OpenMP barrier.
+starts Ray in the process that runs it, and Ray's state would outlive the test in the worker
+that runs the next ones.
 
 FAULT: "tune-callback" (a Ray Tune callback raises at the first epoch's result), "lost-tell"
 (the storage refuses the write that makes a trial COMPLETE), or "none"."""

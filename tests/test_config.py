@@ -45,6 +45,7 @@ def test_noised_only_where_the_denoising_term_exists() -> None:
         (lambda: SidAEConfig(w=-0.1), "w must be in"),
         (lambda: DataConfig(dataset="imagenet"), "unknown dataset 'imagenet'"),
         (lambda: ModelConfig(backbone="vit"), "unknown backbone 'vit'"),
+        (lambda: ModelConfig(backbone="resnet18", width=7), "a resnet18's width must be at least 8, got 7"),
         (lambda: AugmentConfig(crop_scale_min=0.0), "crop_scale_min"),
         (lambda: OptimConfig(base_lr=float("nan")), "base_lr"),
         (lambda: EvalConfig(label_fractions=(0.0,)), "label fraction"),

@@ -102,7 +102,7 @@ def test_a_training_step_trains_the_decoder_from_either_input(
     cfg = SidAEConfig(
         w=0.5,
         model=ModelConfig(
-            backbone=backbone, width=4, proj_dim=16, pred_dim=4, decoder_width=4, decoder_input=decoder_input
+            backbone=backbone, width=8, proj_dim=16, pred_dim=4, decoder_width=4, decoder_input=decoder_input
         ),
         augment=AugmentConfig(crop_scale_min=1.0, flip_prob=0.0, jitter=0.0, grayscale_prob=0.0),
         optim=OptimConfig(optimizer="adamw", base_lr=1e-3, batch_size=8),
