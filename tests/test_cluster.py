@@ -25,8 +25,6 @@ from studies.cluster.state import Paths, ray_address, sessions_of, storage_env, 
 from tests.conftest import REPO
 from tests.smoke_study import QUICK, run_cli
 
-pytestmark = pytest.mark.slow
-
 SCRIPT = REPO / "docker" / "local_cluster.py"
 NUL = b"\0"  # separates the arguments in /proc/PID/cmdline
 
@@ -81,6 +79,7 @@ def pg_running(state: Path, port: int) -> bool:
     return launch.pg_running(Paths(state), port)
 
 
+@pytest.mark.slow
 def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     state_dir: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,6 +158,7 @@ def test_smoke_study_runs_on_both_worker_nodes_and_down_leaves_nothing(
     assert not (state_dir / "ray-token").exists()
 
 
+@pytest.mark.slow
 def test_failed_up_stops_what_it_started(state_dir: Path) -> None:
     with socket.socket() as taken:  # the dashboard's port: everything before the dashboard starts, then it fails
         taken.bind(("127.0.0.1", 0))

@@ -29,8 +29,6 @@ from studies.service.catalogue import STUDIES
 from studies.service.notes import About, study_note
 from tests.smoke_study import REPO, SmokeStudy
 
-pytestmark = pytest.mark.slow
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -98,6 +96,7 @@ def open_study_page(page: Page, base: str, name: str) -> str:
     return page.url
 
 
+@pytest.mark.slow
 def test_browser_shows_the_studys_trials_learning_curves_images_and_note(smoke_study: SmokeStudy, page: Page) -> None:
     study = optuna.load_study(study_name=smoke_study.name, storage=smoke_study.url)
     trials = study.trials
@@ -150,6 +149,7 @@ for _ in range(int(sys.argv[2])):
 """
 
 
+@pytest.mark.slow
 def test_the_printed_dashboard_command_serves_the_study_from_a_fresh_shell(
     smoke_study: SmokeStudy, tmp_path: Path
 ) -> None:
@@ -168,6 +168,7 @@ def study_names(base: str) -> list[str]:
         return [study["study_name"] for study in json.load(response)["study_summaries"]]
 
 
+@pytest.mark.slow
 def test_dashboard_reads_while_a_study_writes_the_same_sqlite_file(tmp_path: Path, page: Page) -> None:
     """DESIGN.md: SQLite + a reader while a study writes can give "database is locked". The file
     is in WAL mode (make_storage, as `studies/run.py` creates it), so neither side may see it:
@@ -235,6 +236,7 @@ def test_missing_storage_is_a_clear_error_and_creates_nothing(
     assert not missing.parent.exists()
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_a_clear_error(smoke_study: SmokeStudy, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

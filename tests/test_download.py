@@ -19,8 +19,6 @@ from tests.conftest import REPO
 from tests.mnist_mirror import RAW_FILES, gzip_mnist, serve, write_sitecustomize
 from tests.smoke_study import QUICK, run_cli
 
-pytestmark = pytest.mark.slow
-
 
 @dataclass(frozen=True)
 class Mirror:
@@ -47,6 +45,7 @@ def assert_real_mnist_in(data_dir: Path, mnist_dir: Path) -> None:
         assert (data_dir / "MNIST" / "raw" / name).read_bytes() == (mnist_dir / "MNIST" / "raw" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_study_downloads_missing_data_once_on_the_driver(tmp_path: Path, mnist_dir: Path, mirror: Mirror) -> None:
     data_dir = tmp_path / "data"  # what ./data is on a fresh clone: not there at all
     url = f"sqlite:///{tmp_path / 'studies.db'}"
@@ -66,6 +65,7 @@ def test_study_downloads_missing_data_once_on_the_driver(tmp_path: Path, mnist_d
     assert len(mirror.requests) == len(RAW_FILES)  # nothing downloaded the second time
 
 
+@pytest.mark.slow
 def test_sidae_train_downloads_missing_data_once(tmp_path: Path, mnist_dir: Path, mirror: Mirror) -> None:
     data_dir = tmp_path / "data"
     mirror.requests.clear()

@@ -24,8 +24,6 @@ from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from tests.postgres import PostgresServer
 from tests.smoke_study import ONE_AT_A_TIME, QUICK, REPO, main_in_process, run_cli
 
-pytestmark = pytest.mark.slow
-
 # Trials long enough (4 epochs) to be caught in the middle.
 LONGER = [*QUICK, "--epochs", "4", "--train-limit", "2048"]
 W_GRID = [0.0, 0.5, 1.0]  # the smoke budget's
@@ -107,6 +105,7 @@ def assert_grid_complete_once(url: str, grid: list[float]) -> None:
     assert complete == grid
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     with background(
@@ -126,6 +125,7 @@ def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path
     assert "Failure # 1" in (Path(first.user_attrs["ray_logdir"]) / "error.txt").read_text()
 
 
+@pytest.mark.slow
 def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     command = ["--study", "w-sweep", *LONGER, *TWO_POINTS, *ONE_AT_A_TIME, "--storage", url]
@@ -159,6 +159,7 @@ def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mni
     assert resumed and min(resumed[0].intermediate_values) > 1
 
 
+@pytest.mark.slow
 def test_a_postgresql_restart_mid_study_is_waited_out(
     tmp_path: Path, mnist_dir: Path, postgres_server: PostgresServer
 ) -> None:
@@ -200,6 +201,7 @@ with lease.holding(make_storage(sys.argv[1]), sys.argv[2]):
 """
 
 
+@pytest.mark.slow
 def test_a_second_driver_on_the_same_study_refuses(tmp_path: Path, mnist_dir: Path) -> None:
     """A live driver of the study is a process holding its lease (what a running driver does
     first, studies/service/runner.py): the command, as a second driver, refuses in one line
@@ -247,6 +249,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(
     tmp_path: Path, mnist_dir: Path, small_disk: Path
 ) -> None:

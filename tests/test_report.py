@@ -22,8 +22,6 @@ from studies.analysis.controls import CONTROL_NAMES
 from studies.analysis.summary import method_name
 from tests.smoke_study import REPO, SmokeStudy
 
-pytestmark = pytest.mark.slow
-
 FIGURES = ("w_sweep.png", "importances.png", "learning_curves.png", "reconstructions.png")
 
 
@@ -53,6 +51,7 @@ def table_rows(markdown: str) -> list[list[str]]:
     return [rows[0], *rows[2:]]
 
 
+@pytest.mark.slow
 def test_report_on_a_finished_w_sweep(smoke_study: SmokeStudy, tmp_path: Path) -> None:
     out = tmp_path / "report"
     done = run_report("--name", smoke_study.name, "--storage", smoke_study.url, "--out", str(out))
@@ -127,6 +126,7 @@ def copy_sqlite(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
+@pytest.mark.slow
 def test_report_on_a_study_still_running_covers_the_complete_trials(smoke_study: SmokeStudy, tmp_path: Path) -> None:
     copy_sqlite(smoke_study.folder / "studies.db", tmp_path / "studies.db")
     url = f"sqlite:///{tmp_path / 'studies.db'}"
@@ -148,6 +148,7 @@ def test_report_on_a_study_still_running_covers_the_complete_trials(smoke_study:
     assert (out / "reconstructions.png").is_file()  # from the --artifact-dir given
 
 
+@pytest.mark.slow
 def test_unknown_study_name_lists_the_names(
     smoke_study: SmokeStudy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,13 +16,12 @@ from studies.service.reconcile import trials_to_start
 from tests.postgres import PostgresServer
 from tests.smoke_study import ONE_AT_A_TIME, QUICK, TINY, SmokeStudy, main_in_process, run_cli
 
-pytestmark = pytest.mark.slow
-
 
 def load(url: str, name: str = "w-sweep-mnist") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
 
 
+@pytest.mark.slow
 def test_smoke_w_sweep_on_sqlite_then_resume(
     smoke_study: SmokeStudy, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,6 +93,7 @@ def test_smoke_w_sweep_on_sqlite_then_resume(
     assert len(load(url).trials) == 9
 
 
+@pytest.mark.slow
 def test_a_point_whose_driver_was_killed_twice_still_runs(tmp_path: Path, mnist_dir: Path) -> None:
     """What drivers killed mid-trial leave behind: a RUNNING trial of a grid point, twice over
     (the second driver's start marked the first FAIL and queued the point again, then died with
@@ -121,6 +121,7 @@ def test_a_point_whose_driver_was_killed_twice_still_runs(tmp_path: Path, mnist_
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
 
+@pytest.mark.slow
 def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     # Every healthy trial's collapse indicator is far below 1: each is stopped after epoch 1.
@@ -164,6 +165,7 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
     assert "TrainingDiverged" in trial.user_attrs["fail_reason"] and "learning rate" in trial.user_attrs["fail_reason"]
 
 
+@pytest.mark.slow
 def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_server: PostgresServer) -> None:
     postgres_url = postgres_server.url
     done = run_cli(
@@ -248,6 +250,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert_one_line_error(code, err, message, work)
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_from_the_real_command_line(tmp_path: Path, mnist_dir: Path) -> None:
     """One of the cases above as a user's process runs it (a fresh interpreter: its imports,
     warnings and logging print what they print): still one line, no password, nothing written."""
@@ -271,6 +274,7 @@ def test_budget_overrides() -> None:
         resolve_budget(StudyOptions(study="w-sweep", epochs=0))
 
 
+@pytest.mark.slow
 def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     longer = [*QUICK, "--epochs", "4", "--train-limit", "2048", "--w-grid", "0,1"]  # a trial outlasts the budget
@@ -299,6 +303,7 @@ def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_pat
     assert sorted(t.params["w"] for t in complete) == [0.0, 1.0]
 
 
+@pytest.mark.slow
 def test_a_one_point_grid_completes_and_so_does_the_last_point_of_a_resumed_grid(
     tmp_path: Path, mnist_dir: Path
 ) -> None:
