@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
 Number = TypeVar("Number", int, float)
+T = TypeVar("T")
 
 
 class Parser(argparse.ArgumentParser):
@@ -54,4 +55,16 @@ def bounded(
         return value
 
     parse.__name__ = cast.__name__  # argparse names the type by it in "invalid int value"
+    return parse
+
+
+def comma_separated(cast: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
+    """An argparse type for lists like 0.01,0.1,1 (floats) or 0,1,2 (ints)."""
+
+    def parse(text: str) -> tuple[T, ...]:
+        try:
+            return tuple(cast(part) for part in text.split(","))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {cast.__name__}s, got {text!r}") from None
+
     return parse

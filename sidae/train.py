@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import torch
 
-from sidae.arguments import Parser, bounded
+from sidae.arguments import Parser, bounded, comma_separated
 from sidae.config import (
     BACKBONES,
     CPU_FINETUNE_STEPS,
@@ -35,8 +33,6 @@ from sidae.data import load_splits
 from sidae.errors import UserError, exit_on
 from sidae.evaluate import describe_splits
 from sidae.experiment import RESULTS_FILE, RunResult, run
-
-T = TypeVar("T")
 
 # CLI flag -> config field (dotted path, see sidae.config.override).
 FLAG_FIELDS: dict[str, str] = {
@@ -76,18 +72,6 @@ FLAG_FIELDS: dict[str, str] = {
     "finetune_steps": "eval.finetune_steps",
     "recompute_bn": "eval.recompute_bn",
 }
-
-
-def comma_separated(cast: Callable[[str], T]) -> Callable[[str], tuple[T, ...]]:
-    """An argparse type for lists like 0.01,0.1,1 (floats) or 0,1,2 (ints)."""
-
-    def parse(text: str) -> tuple[T, ...]:
-        try:
-            return tuple(cast(part) for part in text.split(","))
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {cast.__name__}s, got {text!r}") from None
-
-    return parse
 
 
 def parser() -> argparse.ArgumentParser:

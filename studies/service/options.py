@@ -1,20 +1,26 @@
-"""A study run's options, checked: everything that can be validated before the storage is
-touched or Ray is started, so that bad input is one line and loses nothing.
+"""A study run's options, declared once and checked: everything that can be validated before the
+storage is touched or Ray is started, so that bad input is one line and loses nothing.
 
-The range of a number given on its own (--cpus-per-trial, --max-concurrent, --time-budget,
---max-retries, ...) is checked where the command line is parsed (studies/cli/run.py, with
-sidae.arguments.bounded); here what needs the studies, the budgets or the trainer's config."""
+Each StudyOptions field carries its command-line flag (type, help, --help section), and
+studies/cli/run.py builds its parser from them. The range of a number given on its own
+(--cpus-per-trial, --max-concurrent, --time-budget, ...) is checked by the flag's type, as the
+command line is parsed (sidae.arguments.bounded); `validate`, what needs the studies, the
+budgets or the trainer's config."""
 
 from __future__ import annotations
 
+import argparse
+import ast
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 import torch
 
-from sidae.config import DATASETS, MAX_SEED
+from sidae.arguments import bounded, comma_separated
+from sidae.config import DATASETS, DEVICES, MAX_SEED
 from sidae.data import data_root
 from sidae.errors import UserError
 from studies.analysis.claim import Design
@@ -30,37 +36,176 @@ class StudyError(UserError, ValueError):
     """Bad study arguments; one line for the user."""
 
 
+GROUPS = ("study", "budget overrides", "resources", "paths", "output")  # the --help sections, in order
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How a StudyOptions field is given on the command line. studies/cli/run.py builds the parser
+    from these, so each option is declared once: its name, default and type here, beside its
+    help, with the group it belongs to."""
+
+    group: str
+    help: str
+    type: Callable[[str], Any] | None = None
+    flag: str | None = None  # default: --field-name
+    action: str | type[argparse.Action] | None = None
+    metavar: str | None = None
+
+
+def option(default: Any = None, *, factory: Callable[[], Any] | None = None, **flag: Any) -> Any:
+    """A StudyOptions field with its command-line flag."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"flag": Flag(**flag)})
+    return field(default=default, metadata={"flag": Flag(**flag)})
+
+
+def _assignment(text: str) -> tuple[str, object]:
+    """--set KEY=VALUE: VALUE is a Python literal (0.5, True, 'mask') or else a plain string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. w=0.9 or noise.kind=mask), got {text!r}")
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw
+    return key.strip(), value
+
+
+class _Assign(argparse.Action):
+    """Each --set KEY=VALUE into one dict (a later KEY wins)."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, value: Any, option_string: Any = None) -> None:
+        key, field_value = value
+        setattr(namespace, self.dest, {**getattr(namespace, self.dest), key: field_value})
+
+
+_positive_float = bounded(float, above=0)
+
+
+def _minutes(text: str) -> float:
+    """--time-budget is given in minutes; the option holds seconds."""
+    return 60 * _positive_float(text)
+
+
+_minutes.__name__ = "float"  # argparse names the type in "invalid float value: ..."
+
+
 @dataclass(frozen=True)
 class StudyOptions:
-    study: str
-    dataset: str = "mnist"
-    budget: str = "cpu"
-    name: str | None = None  # default <study>-<dataset>
-    storage: str | None = None  # default: studies.db in the current folder
-    artifact_dir: str | None = None
-    data_dir: str | None = None
-    epochs: int | None = None
-    train_limit: int | None = None
-    trials: int | None = None
-    w_grid: tuple[float, ...] | None = None
-    seeds: tuple[int, ...] | None = None
-    fixed: dict[str, Any] = field(default_factory=dict)  # dotted config path -> value
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    address: str | None = None  # Ray cluster HOST:PORT; None starts Ray locally
-    scheduler: str | None = None  # None: the study's default
-    max_concurrent: int | None = None
-    primary_fraction: float = 0.01
-    seed: int = 0  # the sampler's seed
-    time_budget_s: float | None = None
-    max_retries: int = 1  # next-run retries of a grid point that failed
-    trial_retries: int = 1  # in-run restarts of a crashed trial (Ray), from its last checkpoint
-    min_collapse_std: float = 0.0  # stop (prune) trials whose features collapsed below this
-    ray_dir: str | None = None
-    device: str = "auto"
-    progress: bool = True
+    """One run of a study, as `studies/run.py` takes it: each field is one command-line option
+    (its Flag), grouped by what it is for; `command` alone is not one."""
+
+    # the study: what runs, on what, under which name
+    study: str = field(metadata={"flag": Flag("study", f"which study: {', '.join(STUDIES)}")})
+    dataset: str = option("mnist", group="study", help=f"{', '.join(DATASETS)} (default mnist)")
+    budget: str = option(
+        "cpu", group="study", help=f"{', '.join(BUDGETS)} (default cpu: a w-sweep takes about 45 min on 2 cores)"
+    )
+    name: str | None = option(group="study", help="study name in the storage (default <study>-<dataset>)")
+    # budget overrides: what each trial runs
+    epochs: int | None = option(group="budget overrides", type=int, help="pre-training epochs per trial, >= 1")
+    train_limit: int | None = option(group="budget overrides", type=int, help="pre-training images per trial, >= 1")
+    trials: int | None = option(group="budget overrides", type=int, help="trials of a sampled (non-grid) study, >= 1")
+    w_grid: tuple[float, ...] | None = option(
+        group="budget overrides", type=comma_separated(float), help="w values of a w-sweep, e.g. 0,0.5,0.9,1"
+    )
+    seeds: tuple[int, ...] | None = option(
+        group="budget overrides",
+        type=comma_separated(bounded(int, minimum=0, maximum=MAX_SEED)),
+        help="seeds each grid point is repeated with, 0 to 2**32 - 1, e.g. 0,1,2",
+    )
+    fixed: dict[str, Any] = option(  # dotted config path -> value
+        factory=dict,
+        group="budget overrides",
+        flag="--set",
+        type=_assignment,
+        action=_Assign,
+        metavar="KEY=VALUE",
+        help="fix a config field the study does not search, for every trial, e.g. --set w=0.9 --set noise.kind=mask "
+        "(dotted paths of sidae.config.SidAEConfig)",
+    )
+    primary_fraction: float = option(
+        0.01,
+        group="budget overrides",
+        type=bounded(float, above=0, maximum=1),
+        help="label fraction in (0, 1] whose validation linear-probe accuracy is the objective (default 0.01)",
+    )
+    until_decided: int | None = option(
+        group="budget overrides",
+        type=int,
+        metavar="SEEDS",
+        help="confirmatory w-sweep: confirm the chosen w on up to SEEDS fresh seeds (2-30), looked at "
+        "after 4, then every 2 (alpha spent O'Brien-Fleming-style), stopping at the first look that "
+        "decides; default: the budget's looks (cpu: 4 and 6)",
+    )
+    # resources: where and how trials run
+    address: str | None = option(group="resources", help="Ray cluster HOST:PORT (default: start Ray on this machine)")
+    cpus_per_trial: float = option(
+        1.0, group="resources", type=bounded(float, above=0), help="CPUs per trial, > 0, fractions allowed (default 1)"
+    )
+    gpus_per_trial: float = option(
+        0.0, group="resources", type=bounded(float, minimum=0), help="GPUs per trial, >= 0, e.g. 0.5 (default 0)"
+    )
+    device: str = option("auto", group="resources", help=f"{DEVICES} (default auto)")
+    max_concurrent: int | None = option(
+        group="resources",
+        type=bounded(int, minimum=1),
+        help="trials at once, >= 1 (default: as many as resources allow)",
+    )
+    scheduler: str | None = option(
+        group="resources", help=f"early stopping: {', '.join(SCHEDULERS)} (default: the study's)"
+    )
+    time_budget_s: float | None = option(
+        group="resources",
+        flag="--time-budget",
+        type=_minutes,
+        metavar="MINUTES",
+        help="stop the study after this many minutes (> 0); cut and unstarted trials end PRUNED "
+        "(stopped_by time-budget) and run at the next start",
+    )
+    min_collapse_std: float = option(
+        0.0,
+        group="resources",
+        # the indicator (a mean std of unit vectors' coordinates) is at most about 1/sqrt(dim):
+        # a threshold above 1 would prune every trial
+        type=bounded(float, minimum=0, maximum=1),
+        help="prune trials whose collapse indicator (std of l2-normalised features, ~1/sqrt(dim) "
+        "when healthy) drops below this, in [0, 1] (default 0: off)",
+    )
+    trial_retries: int = option(
+        1,
+        group="resources",
+        type=bounded(int, minimum=0),  # Ray Tune reads a negative max_failures as "retry forever"
+        help="restarts of a crashed trial, from its last epoch's checkpoint, >= 0 (default 1)",
+    )
+    max_retries: int = option(
+        1,
+        group="resources",
+        type=bounded(int, minimum=0),  # a negative one would leave every grid point out, and say "done"
+        help="retries, at the next run of the study, of a grid point that failed, >= 0 (default 1)",
+    )
+    seed: int = option(
+        0,
+        group="resources",
+        type=bounded(int, minimum=0, maximum=MAX_SEED),
+        help="the sampler's seed, 0 to 2**32 - 1 (default 0)",
+    )
+    # paths: where things are read and written
+    storage: str | None = option(
+        group="paths",
+        help="sqlite:///FILE or postgresql+psycopg://USER@HOST:PORT/DB, the password in "
+        "PGPASSWORD or a PGPASSFILE, not in the URL: Ray keeps the URL in its "
+        "saved state (default: studies.db in the current folder)",
+    )
+    artifact_dir: str | None = option(
+        group="paths", help="where grids and checkpoints go (default: beside the SQLite file)"
+    )
+    data_dir: str | None = option(group="paths", help="data sets folder (default $SIDAE_DATA_DIR, else ./data)")
+    ray_dir: str | None = option(group="paths", help="Ray Tune's experiment folder (default runs/ray)")
+    # output
+    progress: bool = option(True, group="output", flag="--quiet", action="store_false", help="no progress bar")
     command: str = ""  # how the user started it, stored on the study
-    until_decided: int | None = None  # confirmatory w-sweep: up to this many fresh seeds, looked at every two
 
     @property
     def study_name(self) -> str:
