@@ -14,6 +14,7 @@ import ast
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -23,6 +24,7 @@ from sidae.arguments import bounded, comma_separated
 from sidae.config import DATASETS, DEVICES, MAX_SEED
 from sidae.data import data_root
 from sidae.errors import UserError
+from storage import artifact_dir_for, default_url, parse
 from studies.analysis.claim import Design
 from studies.service.budgets import BUDGETS, Budget, budget_for
 from studies.service.catalogue import STUDIES, Study
@@ -211,6 +213,14 @@ class StudyOptions:
     def study_name(self) -> str:
         return self.name or f"{self.study}-{self.dataset}"
 
+    @property
+    def storage_url(self) -> str:
+        return self.storage or default_url()
+
+    @property
+    def artifact_root(self) -> Path:
+        return artifact_dir_for(self.storage_url, self.artifact_dir)
+
 
 def resolve_budget(opts: StudyOptions) -> Budget:
     """The named budget with the user's --epochs, --train-limit, --trials, --w-grid, --seeds."""
@@ -233,7 +243,8 @@ def resolve_budget(opts: StudyOptions) -> Budget:
 
 
 def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
-    """Everything that can be checked without touching the storage or Ray."""
+    """Everything that can be checked without touching the storage or Ray; the study, its
+    budget and the context every trial gets."""
     if opts.study not in STUDIES:
         raise StudyError(f"unknown study {opts.study!r}; choose from {', '.join(STUDIES)} (see --list)")
     if opts.dataset not in DATASETS:
@@ -244,11 +255,12 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
         if key in opts.fixed:
             raise StudyError(f"--set {key} would silently override {flag}; use {flag}")
     study, budget = STUDIES[opts.study], resolve_budget(opts)
+    parse(opts.storage_url)  # a malformed URL fails here, before anything is read or written
     ctx = TrialContext(
         dataset=opts.dataset,
         budget=budget,
         data_dir=str(data_root(opts.data_dir).resolve()),
-        run_root="",
+        run_root=str(opts.artifact_root / "runs" / opts.study_name),
         primary_fraction=opts.primary_fraction,
         threads=max(1, int(opts.cpus_per_trial)),
         device=opts.device,

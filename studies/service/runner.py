@@ -6,12 +6,9 @@ checked before the study is created or Ray is started.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shlex
 import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from optuna.artifacts import upload_artifact
 
 from sidae.checkpoint import write_atomic
 from sidae.fetch import fetch
-from storage import artifact_dir_for, default_url, make_artifact_store, make_storage, parse, redact
+from storage import make_artifact_store, make_storage, redact
 from studies.analysis.claim import CHOSEN_ATTR, DESIGN_ATTR, Design, by_w_and_seed, chosen_w, primary_verdict
 from studies.analysis.controls import control_scores
 from studies.analysis.sequential import HOLDS, REVERSED
@@ -32,6 +29,7 @@ from studies.service.identity import SETTINGS_ATTR, first_difference, study_sett
 from studies.service.notes import About, name_objective, save_study_note
 from studies.service.options import StudyError, StudyOptions, design_for, validate
 from studies.service.reconcile import trials_to_start
+from studies.service.study_run import StudyRun
 from studies.service.trainable import TrialContext, trial_config
 from studies.service.tuning import RAY_AUTH_VARS, init_ray, private_ray_token, tune_trials
 
@@ -40,13 +38,9 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     """Run (or resume) the study and return it."""
     study, budget, ctx = validate(opts)
     design = design_for(opts, budget)
-    url = opts.storage or default_url()
-    parse(url)  # a malformed URL fails here, before anything is read or written
     fetch(trial_config({}, ctx).data)  # downloaded here, once, if missing: the workers read with downloads off
-    storage = make_storage(url)  # StorageError for an unreachable or unusable database; creates nothing then
-    artifact_root = artifact_dir_for(url, opts.artifact_dir)
-    artifact_store = make_artifact_store(artifact_root)
-    ctx = dataclasses.replace(ctx, run_root=str(artifact_root / "runs" / opts.study_name))
+    storage = make_storage(opts.storage_url)  # StorageError for an unreachable or unusable database; creates nothing
+    artifact_store = make_artifact_store(opts.artifact_root)
     points = grid_points(study, budget) if study.grid is not None else None
     if opts.address is None and not any(k in os.environ for k in RAY_AUTH_VARS):
         os.environ.update(private_ray_token())  # before Ray is imported: it reads them once
@@ -56,10 +50,10 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     with lease.holding(storage, opts.study_name) as study_lease:
         try:
             optuna_study = _open_study(opts, study, budget, ctx, storage, design)
+            run = StudyRun(opts, study, budget, design, ctx, storage, artifact_store, optuna_study)
             to_run = trials_to_start(optuna_study, storage, points, budget.trials, opts.max_retries)
-            _print_header(opts, url, artifact_root, budget, to_run, design)
-            run = _Run(opts, study, budget, ctx, storage, artifact_store, optuna_study, design)
-            run.run_trials(points if points is not None else [{}], to_run)
+            _print_header(run, to_run)
+            run_trials(run, points if points is not None else [{}], to_run)
             if design is not None:
                 _confirm(run, design)
             store_best_model(optuna_study, artifact_store, Path(ctx.run_root))
@@ -69,53 +63,23 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     return optuna_study
 
 
-@dataclass
-class _Run:
-    """One driver's run of a study: what its rounds of trials share, and its time budget's clock."""
+def run_trials(run: StudyRun, points: list[dict[str, Any]], to_run: int) -> None:
+    """`to_run` trials, and beside them the supervised baseline of each seed of `points` that
+    lacks one (waited for only while in time: else computed at the next start)."""
+    from studies.service import baseline  # imports Ray: only once the input is known to be good
 
-    opts: StudyOptions
-    study: Study
-    budget: Budget
-    ctx: TrialContext
-    storage: optuna.storages.BaseStorage
-    artifact_store: Any
-    optuna_study: optuna.Study
-    design: Design | None
-    started: float = field(default_factory=time.monotonic)
-
-    def time_left(self) -> float | None:
-        """Seconds of --time-budget left (None: no budget), shared by every round."""
-        if self.opts.time_budget_s is None:
-            return None
-        return self.opts.time_budget_s - (time.monotonic() - self.started)
-
-    def in_time(self) -> bool:
-        left = self.time_left()
-        return left is None or left > 0
-
-    def run_trials(self, points: list[dict[str, Any]], to_run: int) -> None:
-        """`to_run` trials, and beside them the supervised baseline of each seed of `points`
-        that lacks one (waited for only while in time: else computed at the next start)."""
-        from studies.service import baseline  # imports Ray: only once the input is known to be good
-
-        seeds = baseline.missing_seeds(self.optuna_study, self.ctx, points)
-        if to_run == 0 and not seeds:
-            return
-        init_ray(self.opts)
-        pending = baseline.submit(seeds, self.ctx, self.opts.cpus_per_trial, self.opts.gpus_per_trial)
-        if to_run > 0:
-            opts, left, tasks = self.opts, self.time_left(), list(pending.values())
-            tune_trials(opts, self.study, self.budget, self.ctx, self.storage, self.artifact_store, to_run, left, tasks)
-        baseline.record(self.optuna_study, pending, wait=self.in_time())
-        self.save_note()
-
-    def save_note(self) -> None:
-        """The study's dashboard note, with what the study stands at now (a new version only
-        when it changed)."""
-        save_study_note(self.optuna_study, about(self.opts, self.study, self.budget, self.design))
+    seeds = baseline.missing_seeds(run.optuna_study, run.ctx, points)
+    if to_run == 0 and not seeds:
+        return
+    init_ray(run.opts)
+    pending = baseline.submit(seeds, run.ctx, run.opts.cpus_per_trial, run.opts.gpus_per_trial)
+    if to_run > 0:
+        tune_trials(run, to_run, seed_tasks=list(pending.values()))
+    baseline.record(run.optuna_study, pending, wait=run.in_time())
+    save_study_note(run.optuna_study, about(run.opts, run.study, run.budget, run.design))
 
 
-def _confirm(run: _Run, design: Design) -> None:
+def _confirm(run: StudyRun, design: Design) -> None:
     """The confirmation stage: fix w on the pilot seeds (once: stored), then run it and both
     baselines on fresh seeds look by look until the primary verdict is decided or the last look
     is done. Everything is read from the stored trials, so a rerun resumes where this one
@@ -133,7 +97,7 @@ def _confirm(run: _Run, design: Design) -> None:
         if not run.in_time():
             return
         points = design.look_points(w, look)
-        run.run_trials(points, trials_to_start(study, run.storage, points, 0, run.opts.max_retries))
+        run_trials(run, points, trials_to_start(study, run.storage, points, 0, run.opts.max_retries))
         verdict = primary_verdict(complete_trials(study), design, w, control_scores(study, "untrained"))
         if verdict is None or verdict.vs_dae.n < design.looks[look] or verdict.tested in (HOLDS, REVERSED):
             return
@@ -234,19 +198,18 @@ def _check_settings(name: str, optuna_study: optuna.Study, budget: Budget, setti
         )
 
 
-def _print_header(
-    opts: StudyOptions, url: str, artifact_root: Path, budget: Budget, to_run: int, design: Design | None
-) -> None:
+def _print_header(run: StudyRun, to_run: int) -> None:
+    opts, budget = run.opts, run.budget
     print(
         f"study {opts.study_name} ({opts.study} on {opts.dataset}, budget {budget.name}: {budget.epochs} epochs, "
         f"{budget.train_limit or 'all'} pre-training images)",
         file=sys.stderr,
     )
-    if design is not None:
-        print(f"confirmatory design: {design.describe()}", file=sys.stderr)
+    if run.design is not None:
+        print(f"confirmatory design: {run.design.describe()}", file=sys.stderr)
     elif opts.study == "w-sweep":
         print("descriptive sweep (--w-grid or --seeds named its points): no confirmatory verdict", file=sys.stderr)
-    print(f"storage {redact(url)}; artifacts {artifact_root}", file=sys.stderr)
+    print(f"storage {redact(opts.storage_url)}; artifacts {opts.artifact_root}", file=sys.stderr)
     print(
         f"{to_run} trial(s) to run" if to_run else "nothing left to run: every trial of this study is done",
         file=sys.stderr,

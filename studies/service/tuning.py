@@ -21,7 +21,8 @@ from studies.record import BY_INTERRUPTION, BY_TIME_BUDGET, CURVE, STEP
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study
 from studies.service.options import StudyOptions
-from studies.service.trainable import TrialContext, train_trial
+from studies.service.study_run import StudyRun
+from studies.service.trainable import train_trial
 
 
 def _scheduler(opts: StudyOptions, study: Study, budget: Budget) -> Any:
@@ -72,39 +73,33 @@ def private_ray_token() -> dict[str, str]:
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
 
 
-def tune_trials(
-    opts: StudyOptions,
-    study: Study,
-    budget: Budget,
-    ctx: TrialContext,
-    storage: optuna.storages.BaseStorage,
-    artifact_store: Any,
-    to_run: int,
-    time_budget_s: float | None = None,
-    seed_tasks: Sequence[Any] = (),
-) -> None:
-    """Run `to_run` trials, within `time_budget_s` seconds (None: no limit), the searcher
-    recording each in the Optuna study; `seed_tasks` (Ray object refs of the baseline and
-    controls running beside them) are counted in the progress line."""
+def tune_trials(run: StudyRun, to_run: int, seed_tasks: Sequence[Any] = ()) -> None:
+    """Run `to_run` trials within what is left of the run's time budget, the searcher recording
+    each in the Optuna study; `seed_tasks` (Ray object refs of the baseline and controls running
+    beside them) are counted in the progress line."""
     from ray import tune
 
     from studies.service.progress import StudyProgress
     from studies.service.search import StudySearch, StudyStopper, TrialIndex
 
+    opts, study, budget = run.opts, run.study, run.budget
+    time_budget_s = run.time_left()
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # with verbose=0 Tune prints nothing; our progress bar reports
     index = TrialIndex()
-    sampled = optuna.load_study(study_name=opts.study_name, storage=storage, sampler=study.sampler(budget, opts.seed))
+    sampled = optuna.load_study(
+        study_name=opts.study_name, storage=run.storage, sampler=study.sampler(budget, opts.seed)
+    )
     search = StudySearch(
         sampled,
         partial(study.space, budget=budget, dataset=opts.dataset),
-        artifact_store=artifact_store,
+        artifact_store=run.artifact_store,
         index=index,
-        run_root=Path(ctx.run_root),
+        run_root=Path(run.ctx.run_root),
         time_budget_s=time_budget_s,
     )
     progress = StudyProgress(search, total=to_run, enabled=opts.progress, seed_tasks=seed_tasks)
     trainable = tune.with_resources(
-        tune.with_parameters(train_trial, ctx=ctx), {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
+        tune.with_parameters(train_trial, ctx=run.ctx), {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     )
     tuner = tune.Tuner(
         trainable,
