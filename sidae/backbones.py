@@ -33,10 +33,12 @@ def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Mo
 
 
 def convnet(channels: int, width: int) -> nn.Sequential:
-    """Four conv layers (width, 2, 4, 8 x width channels) for 28x28 inputs.
+    """Four conv layers (width, 2, 4, 8 x width channels) for small images: 28x28 digits, and
+    32x32 RGB on a CPU (the cpu budget's choice: it learns more than the reduced ResNet-18 in the
+    same time, benchmarks/README.md).
 
-    A 5x5 stride-2 stem brings 28x28 to 14x14 at once: on CPU the full-resolution layers
-    dominate the cost, and digits lose little at half resolution. Output dim: 8 * width.
+    A 5x5 stride-2 stem halves the side at once: on CPU the full-resolution layers dominate the
+    cost, and small images lose little at half resolution. Output dim: 8 * width.
     """
     return nn.Sequential(
         *_conv_bn_relu(channels, width, 5, 2),

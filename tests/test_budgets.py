@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from studies.service.budgets import BUDGETS, CPU_RGB32, budget_for
@@ -67,3 +69,21 @@ def test_set_values_of_budget_fields_change_the_budget_the_header_and_note_descr
     assert "4 epochs per trial" in note and "no fine-tuning" in note and "at 10% labels" in note
     assert BUDGETS["cpu"].with_config({}) == BUDGETS["cpu"]
     assert {**BUDGETS["gpu"].config_values(), "data.train_limit": None} == BUDGETS["gpu"].config_values()
+
+
+def test_the_rgb32_cpu_budget_trains_the_conv_net_at_batch_32_and_the_gpu_budget_the_papers_resnet() -> None:
+    from studies.service.trainable import TrialContext, trial_config
+
+    def model_and_batch(budget_name: str, device: str, fixed: dict[str, object] | None = None) -> tuple:
+        budget = budget_for(budget_name, "cifar10-jpeg").with_config(fixed or {})
+        ctx = TrialContext(dataset="cifar10-jpeg", budget=budget, data_dir="/d", run_root="", device=device)
+        cfg = trial_config({}, dataclasses.replace(ctx, fixed=fixed or {}))
+        return cfg.model.backbone, cfg.model.width, cfg.model.decoder_width, cfg.optim.batch_size, cfg.optim.lr
+
+    assert model_and_batch("cpu", "cpu") == ("convnet", 32, 32, 32, pytest.approx(1e-3))
+    assert model_and_batch("gpu", "cuda") == ("resnet18", 64, 64, 256, pytest.approx(0.05))
+    # --set of a model field is the budget's too (so the note says what the trials run)
+    assert model_and_batch("cpu", "cpu", {"model.width": 16})[1] == 16
+    assert budget_for("cpu", "cifar10-jpeg").with_config({"model.width": 16}).width == 16
+    # MNIST and Fashion-MNIST keep their data set's network and batch: the budget names none
+    assert all(getattr(BUDGETS["cpu"], name) is None for name in ("batch_size", "backbone", "width", "decoder_width"))

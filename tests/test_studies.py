@@ -385,4 +385,4 @@ def test_a_studys_budget_is_its_data_sets_variant() -> None:
 
     assert resolve_budget(StudyOptions(study="w-sweep", dataset="cifar10-jpeg")) == CPU_RGB32
     assert resolve_budget(StudyOptions(study="w-sweep", dataset="mnist")) == BUDGETS["cpu"]
-    assert resolve_budget(StudyOptions(study="w-sweep", dataset="cifar10-jpeg", epochs=2)).train_limit == 3500
+    assert resolve_budget(StudyOptions(study="w-sweep", dataset="cifar10-jpeg", epochs=2)).train_limit == 14000

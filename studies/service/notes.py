@@ -71,7 +71,10 @@ def study_note(about: About, status: list[str] | None = None) -> str:
 
 def _budget_text(study: Study, budget: Budget) -> str:
     images = f"{budget.train_limit} pre-training images" if budget.train_limit else "the whole training set"
-    parts = [f"{budget.epochs} epochs per trial on {images}"]
+    batch = f" at batch {budget.batch_size}" if budget.batch_size else ""
+    parts = [f"{budget.epochs} epochs per trial on {images}{batch}"]
+    if budget.backbone:
+        parts.append(f"encoder {budget.backbone} of width {budget.width}")
     if study.grid is not None:
         axes = "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in study.grid(budget).items())
         parts.append(f"grid of {len(grid_points(study, budget))} points ({axes})")
