@@ -30,7 +30,7 @@ from sidae.config import (
     uses_gpu,
 )
 from sidae.data import load_splits
-from sidae.errors import UserError, exit_on
+from sidae.errors import UserError, exit_on, print_warnings
 from sidae.evaluate import describe_splits
 from sidae.experiment import RESULTS_FILE, RunResult, run
 
@@ -255,6 +255,7 @@ def _cell(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    print_warnings()
     args = parser().parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)

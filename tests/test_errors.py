@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import logging
 from pathlib import Path
 
 import pytest
 
 from sidae.config_checks import ConfigError
-from sidae.errors import UserError
+from sidae.errors import UserError, print_warnings
 from sidae.image_set import DataError
 from sidae.pretraining import TrainingDiverged
 from storage import StorageError
@@ -49,3 +50,19 @@ def test_no_command_catches_a_tuple_of_project_errors() -> None:
                 if caught & names:
                     tuples.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert tuples == []
+
+
+def test_a_logged_warning_is_one_line_on_stderr_and_no_module_prints_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """Modules log warnings; each command's print_warnings shows them as `warning: ...`."""
+    print_warnings()
+    print_warnings()  # a second call adds no second handler: still one line
+    logging.getLogger("studies.service.runner").warning("could not store %s", "x")
+    logging.getLogger("studies.service.runner").info("not shown")
+    assert capsys.readouterr().err == "warning: could not store x\n"
+
+    printed = []
+    for path in sorted([*REPO.glob("sidae/*.py"), *REPO.glob("storage/*.py"), *REPO.glob("studies/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("warning:"):
+                printed.append(str(path.relative_to(REPO)))
+    assert printed == ["sidae/errors.py"]  # print_warnings' own handler, the one place

@@ -88,7 +88,9 @@ BEST_MODEL = """
     from pathlib import Path
     import optuna
     from storage import make_artifact_store, make_storage
+    from sidae.errors import print_warnings
     from studies.service.runner import store_best_model
+    print_warnings()  # as the command does
     url, artifacts, run_root, limit = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
     study = optuna.load_study(study_name="s", storage=make_storage(url))
     store = make_artifact_store(artifacts)

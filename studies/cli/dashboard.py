@@ -30,7 +30,7 @@ import optuna_dashboard
 from optuna.artifacts import FileSystemArtifactStore
 
 from sidae.arguments import Parser, bounded
-from sidae.errors import UserError, exit_on
+from sidae.errors import UserError, exit_on, print_warnings
 from storage import artifact_dir_for, default_url, make_storage, redact
 from studies.analysis.stored import open_existing_storage
 
@@ -163,6 +163,7 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
+    print_warnings()
     args = parser().parse_args(argv)
     url = args.storage or default_url()
     try:

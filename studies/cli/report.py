@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 
 from sidae.arguments import Parser, bounded
-from sidae.errors import UserError, exit_on
+from sidae.errors import UserError, exit_on, print_warnings
 from storage import artifact_dir_for, default_url
 from studies.analysis.comparison import write_comparison
 from studies.analysis.reports import write_report
@@ -66,6 +66,7 @@ def compare(storage: optuna.storages.BaseStorage, url: str, names: list[str], ou
 
 
 def main(argv: list[str] | None = None) -> int:
+    print_warnings()
     args = parser().parse_args(argv)
     url = args.storage or default_url()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 
 from sidae.arguments import Parser
-from sidae.errors import UserError, exit_on
+from sidae.errors import UserError, exit_on, print_warnings
 from storage import default_url
 from studies.analysis.summary import best_summary, complete_trials, counts, w_sweep_table
 from studies.analysis.verdict import verdict_lines
@@ -62,6 +62,7 @@ def list_studies() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    print_warnings()
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     if args.list:

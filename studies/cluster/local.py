@@ -41,7 +41,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sidae.errors import UserError, exit_on
+from sidae.errors import UserError, exit_on, print_warnings
 from studies.cluster.launch import pg_local, pg_running, start
 from studies.cluster.sessions import stop_sessions
 from studies.cluster.state import (
@@ -229,6 +229,7 @@ def check_up(args: argparse.Namespace, paths: Paths) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    print_warnings()
     args, rest = parser().parse_known_args(argv)
     if args.action != "submit" and rest:
         parser().error(f"unrecognized arguments: {' '.join(rest)}")

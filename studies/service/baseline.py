@@ -19,6 +19,7 @@ device (`seed_tasks`, studies.record.TaskPlacement), as a trial does.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 from collections.abc import Iterable
@@ -35,6 +36,8 @@ from sidae.experiment import supervised_baseline
 from sidae.pretraining import resolve_device
 from studies.record import CONTROLS_ATTR, SEED_TASKS_ATTR, SUPERVISED_ATTR, TaskPlacement
 from studies.service.trainable import TrialContext, cached_splits, ray_gpu_ids, trial_config
+
+logger = logging.getLogger(__name__)
 
 ATTRS = (SUPERVISED_ATTR, CONTROLS_ATTR, SEED_TASKS_ATTR)
 
@@ -126,18 +129,17 @@ def record(study: optuna.Study, pending: dict[str, ray.ObjectRef], *, wait: bool
         ready, _ = ray.wait([ref], timeout=None if wait else 0)
         if not ready:
             ray.cancel(ref, force=True)
-            print(
-                f"supervised baseline and controls, seed {seed}: cut by the time budget; computed at the next start",
-                file=sys.stderr,
+            logger.warning(
+                "supervised baseline and controls, seed %s: cut by the time budget; computed at the next start", seed
             )
             continue
         try:
             results = ray.get(ref)
         except ray.exceptions.RayError as error:
-            print(
-                f"supervised baseline and controls, seed {seed} failed ({str(error).splitlines()[-1][:200]}); "
-                "computed at the next start",
-                file=sys.stderr,
+            logger.warning(
+                "supervised baseline and controls, seed %s failed (%s); computed at the next start",
+                seed,
+                str(error).splitlines()[-1][:200],
             )
             continue
         for attr, value in results.items():

@@ -6,6 +6,7 @@ checked before the study is created or Ray is started.
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import sys
@@ -32,6 +33,8 @@ from studies.service.reconcile import trials_to_start
 from studies.service.study_run import StudyRun
 from studies.service.trainable import TrialContext, trial_config
 from studies.service.tuning import RAY_AUTH_VARS, init_ray, private_ray_token, tune_trials
+
+logger = logging.getLogger(__name__)
 
 
 def run_study(opts: StudyOptions) -> optuna.Study:
@@ -88,7 +91,7 @@ def _confirm(run: StudyRun, design: Design) -> None:
     if study.user_attrs.get(CHOSEN_ATTR) is None:
         w = chosen_w(by_w_and_seed(complete_trials(study)), design.pilot_seeds)
         if w is None:
-            print("confirmation: not started, the pilot is not complete (rerun the command)", file=sys.stderr)
+            logger.warning("confirmation: not started, the pilot is not complete (rerun the command)")
             return
         study.set_user_attr(CHOSEN_ATTR, w)
         print(f"pilot chose w={w:g} on validation; confirming it on fresh seeds", file=sys.stderr, flush=True)
@@ -116,16 +119,14 @@ def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -
     if study.user_attrs.get("best_model_trial") == best.number or not weights.is_file():
         return
     if not weights.is_relative_to(run_root.resolve()):
-        print(
-            f"warning: trial {best.number}'s run_dir is outside {run_root}; its weights are not stored", file=sys.stderr
-        )
+        logger.warning("trial %d's run_dir is outside %s; its weights are not stored", best.number, run_root)
         return
     named = weights.with_name(f"best-trial-{best.number}-model.pt")  # the artifact's file name
     try:
         write_atomic(named, weights.read_bytes())
         upload_artifact(artifact_store=artifact_store, file_path=str(named), study_or_trial=study)
     except OSError as error:  # a full disk loses this copy, not the study: the next run tries again
-        print(f"warning: could not store the best trial's weights ({error.strerror or error})", file=sys.stderr)
+        logger.warning("could not store the best trial's weights (%s)", error.strerror or error)
         return
     study.set_user_attr("best_model_trial", best.number)
 
