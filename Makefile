@@ -7,6 +7,8 @@ export RAY_USAGE_STATS_ENABLED := 0
 # its time waiting (Ray's start and stop, a PostgreSQL restart), so two share 2 cores well;
 # more do not help there: the suite is then CPU-bound (benchmarks/README.md, "The test suite").
 TEST_WORKERS ?= 2
+# worksteal, not load: with load, tests queued on a worker stay there, and one worker ran the
+# last long study tests one by one for half an hour while the other sat idle (2026-12-05).
 
 .PHONY: setup quickstart test bench bench-studies
 
@@ -22,7 +24,7 @@ quickstart: setup
 test: setup
 	bash scripts/check-system.sh --install
 	$(PY) -m sidae.fetch mnist fashion-mnist
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist load
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: setup
 	$(PY) -m sidae.fetch mnist
