@@ -245,6 +245,15 @@ class SidAEConfig:
     denoising term), so w = 1 is exactly SimSiam; `noise_at_w1` is the control arm "SimSiam with
     SidAE's noise". `normalize_losses` divides each term by a running estimate of its size (see
     sidae.losses.balanced_total); off by default, so that w keeps the paper's meaning.
+
+    Every field is checked when the config is built, so a config that exists is valid:
+
+    >>> SidAEConfig(w=1.0).w, SidAEConfig().optim.batch_size
+    (1.0, 256)
+    >>> SidAEConfig(w=1.5)
+    Traceback (most recent call last):
+    ...
+    sidae.config_checks.ConfigError: w must be in [0, 1], got 1.5
     """
 
     w: float = 0.5

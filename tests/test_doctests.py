@@ -10,8 +10,18 @@ import pytest
 import sidae.config
 import sidae.experiment
 import sidae.pretraining
+import studies.cli.dashboard
+import studies.cli.report
+import studies.cli.run
 
-DOCUMENTED = [sidae.config, sidae.experiment, sidae.pretraining]
+DOCUMENTED = [
+    sidae.config,
+    sidae.experiment,
+    sidae.pretraining,
+    studies.cli.run,  # the commands' main functions: what they return for what input
+    studies.cli.report,
+    studies.cli.dashboard,
+]
 # Their examples train on real MNIST, found where a user's run finds it: $SIDAE_DATA_DIR.
 READS_MNIST = {sidae.experiment, sidae.pretraining}
 # run's example pre-trains and probes: about 30 s on 2 cores, an end-to-end test by pyproject.toml's measure.

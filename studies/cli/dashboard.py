@@ -163,6 +163,19 @@ def serve(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python studies/dashboard.py ARGS`: serve optuna-dashboard, read-only, on a study storage
+    until interrupted.
+
+    Args:
+        argv: the command line without the program name; None: sys.argv[1:].
+
+    Returns:
+        The exit status: 0 after Ctrl-C, 2 after one `error:` line on stderr (no such database,
+        a port in use) with nothing served.
+
+    >>> main(["--storage", "sqlite:////nowhere/studies.db"])  # stderr: error: no SQLite database at ...
+    2
+    """
     print_warnings()
     args = parser().parse_args(argv)
     url = args.storage or default_url()

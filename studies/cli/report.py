@@ -66,6 +66,18 @@ def compare(storage: optuna.storages.BaseStorage, url: str, names: list[str], ou
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python studies/report.py ARGS`: write a stored study's report (or several side by side).
+
+    Args:
+        argv: the command line without the program name; None: sys.argv[1:].
+
+    Returns:
+        The exit status: 0 with report.md and its figures in --out, 2 after one `error:` line on
+        stderr (no such database or study, a folder it cannot write).
+
+    >>> main(["--storage", "sqlite:////nowhere/studies.db", "--name", "w-sweep-mnist", "--out", "report"])
+    2
+    """
     print_warnings()
     args = parser().parse_args(argv)
     url = args.storage or default_url()

@@ -62,6 +62,26 @@ def list_studies() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python studies/run.py ARGS`: run (or resume) a study and print its summary.
+
+    Args:
+        argv: the command line without the program name; None: sys.argv[1:].
+
+    Returns:
+        The exit status: 0 when the run ended (interrupted ones too: rerunning resumes them), 2
+        on bad input or an unusable environment, after one `error:` line on stderr, with nothing
+        written.
+
+    >>> main(["--list"])  # doctest: +NORMALIZE_WHITESPACE
+    w-sweep         w over a grid from 0 (DAE) to 1 (SimSiam), repeated seeds; every point runs to the end
+    noised-simsiam  control arm: SimSiam (w = 1) with SidAE's noise on its views (noise_at_w1), per seed
+    noise-sweep     noise kind (gaussian, mask, salt-pepper) and level at a fixed w (TPE, ASHA)
+    augment-search  augmentation strengths: crop scale, jitter, rotation, translation, flips (TPE, ASHA)
+    joint           w, noise, augmentations and learning rate together (TPE, ASHA)
+    0
+    >>> main(["--study", "w-sweep", "--w-grid", "0,2"])  # stderr: error: --w-grid values must be in [0, 1], ...
+    2
+    """
     print_warnings()
     argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
