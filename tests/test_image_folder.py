@@ -164,3 +164,35 @@ def test_the_cli_prints_its_splits_and_says_the_cpu_network_is_reduced(
         "imagefolder: 72 pre-training, 72 labelled pool, 8 validation, 80 test images; "
         "labelled images per fraction: 50 % = 36, 100 % = 72"
     ) in out
+
+
+def test_a_folder_shaped_like_a_users_loads_as_one_rgb_size_with_its_uneven_classes(tmp_path: Path) -> None:
+    """Mixed sizes (square or not), JPEG and PNG, some grayscale files, uneven classes: every
+    image comes out RGB at the image size, a grayscale one with equal channels, and each class
+    keeps its count across the labelled pool and validation."""
+    counts = {"many": 24, "some": 10, "few": 4}
+    sides = [(32, 32), (96, 40), (48, 64), (40, 96)]
+    pixels = formats.random_images(sum(counts.values()) + 3 * 2, (3, 96, 96), seed=2)
+    gray_files = set()
+    i = 0
+    for split, per_class in (("train", counts), ("test", dict.fromkeys(counts, 2))):
+        for name, n in per_class.items():
+            (tmp_path / split / name).mkdir(parents=True)
+            for k in range(n):
+                width, height = sides[i % len(sides)]
+                image = Image.fromarray(pixels[i].transpose(1, 2, 0)).resize((width, height))
+                if i % 7 == 0:
+                    image = image.convert("L")
+                    gray_files.add((split, name, k))
+                image.save(tmp_path / split / name / f"{k}{'.jpg' if i % 2 else '.png'}")
+                i += 1
+    assert gray_files  # some of each split's files are grayscale
+
+    splits = load_splits(_cfg(tmp_path, val_size=6, image_size=32))
+    assert splits.image_shape == (3, 32, 32) and splits.num_classes == 3
+    labelled = torch.cat([splits.train.labels, splits.val.labels])
+    assert sorted(torch.bincount(labelled).tolist()) == sorted(counts.values())
+    assert torch.bincount(splits.test.labels).tolist() == [2, 2, 2]
+    every = torch.cat([splits.train.images, splits.val.images, splits.test.images])
+    gray = (every[:, 0] == every[:, 1]).all(dim=(1, 2)) & (every[:, 1] == every[:, 2]).all(dim=(1, 2))
+    assert int(gray.sum()) == len(gray_files)  # random colour pixels are never equal by chance
