@@ -11,7 +11,8 @@
 #
 # The database password: SIDAE_DB_PASSWORD (or PGPASSWORD) goes into a libpq password file
 # (mode 0600) for the driver, which alone writes to the database, and leaves the environment
-# before `ray start`: no process of the Ray node has it, nor the workers it would start.
+# before `ray start`: no process of the Ray node has it, nor the workers it would start. A
+# password file given as PGPASSFILE is handed on the same way: to the driver, not the node.
 #
 # Environment: RAY_HEAD_ADDRESS (host:port), GPUS_PER_TRIAL (default 0), Ray's token variables
 # and SIDAE_DB_PASSWORD.
@@ -21,8 +22,8 @@ case " $* " in
     *) set -- "$@" --gpus-per-trial "${GPUS_PER_TRIAL:-0}" ;;
 esac
 password=${SIDAE_DB_PASSWORD:-${PGPASSWORD:-}}
-unset SIDAE_DB_PASSWORD PGPASSWORD
-pgpass=
+pgpass=${PGPASSFILE:-}
+unset SIDAE_DB_PASSWORD PGPASSWORD PGPASSFILE
 if [ -n "$password" ]; then
     pgpass=$(mktemp)  # 0600; printf is the shell's own: the password is on no command line
     printf '*:*:*:*:%s\n' "$(printf '%s' "$password" | sed 's/[\\:]/\\&/g')" >"$pgpass"

@@ -428,19 +428,26 @@ def test_runner_gives_the_password_to_the_driver_alone(tmp_path: Path) -> None:
         "python",
         'env > "$(dirname "$0")/python.env"; stat -c %a "$PGPASSFILE"; cat "$PGPASSFILE"',
     )
-    for name in ("SIDAE_DB_PASSWORD", "PGPASSWORD"):
-        env = {
-            **os.environ,
-            "PATH": f"{tmp_path}:{os.environ['PATH']}",
-            "RAY_HEAD_ADDRESS": "ray-head:6379",
-            "TMPDIR": str(tmp_path),
-            name: password,
-        }
-        done = subprocess.run(["sh", str(DOCKER / "runner.sh")], env=env, capture_output=True, text=True, timeout=30)
+    # A PGPASSFILE already in the environment (a session's PostgreSQL fixture sets one) is the
+    # user's own file: the password given beside it wins, and the node sees neither.
+    given_file = tmp_path / "given.pgpass"
+    given_file.write_text("*:*:*:*:given\n")
+    given_file.chmod(0o600)
+    base = {k: v for k, v in os.environ.items() if k not in ("PGPASSFILE", "PGPASSWORD", "SIDAE_DB_PASSWORD")}
+    base |= {"PATH": f"{tmp_path}:{os.environ['PATH']}", "RAY_HEAD_ADDRESS": "ray-head:6379", "TMPDIR": str(tmp_path)}
+    cases = {
+        "SIDAE_DB_PASSWORD": ({"SIDAE_DB_PASSWORD": password}, "*:*:*:*:pw\\:with\\\\odd-chars"),
+        "PGPASSWORD": ({"PGPASSWORD": password, "PGPASSFILE": str(given_file)}, "*:*:*:*:pw\\:with\\\\odd-chars"),
+        "PGPASSFILE": ({"PGPASSFILE": str(given_file)}, "*:*:*:*:given"),
+    }
+    for name, (given, line) in cases.items():
+        done = subprocess.run(
+            ["sh", str(DOCKER / "runner.sh")], env=base | given, capture_output=True, text=True, timeout=30
+        )
         assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines() == ["600", "*:*:*:*:pw\\:with\\\\odd-chars"], name
+        assert done.stdout.splitlines() == ["600", line], name
         ray_env = (tmp_path / "ray.env").read_text()
         python_env = (tmp_path / "python.env").read_text()
-        assert "PGPASSFILE=" not in ray_env and "PGPASSFILE=" in python_env
+        assert "PGPASSFILE=" not in ray_env and "PGPASSFILE=" in python_env, name
         for seen in (ray_env, python_env):
             assert "pw:with" not in seen and "PASSWORD" not in seen, name
