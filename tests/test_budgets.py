@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from studies.service.budgets import BUDGETS, CPU_RGB32, budget_for
@@ -75,9 +73,12 @@ def test_the_rgb32_cpu_budget_trains_the_conv_net_at_batch_32_and_the_gpu_budget
     from studies.service.trainable import TrialContext, trial_config
 
     def model_and_batch(budget_name: str, device: str, fixed: dict[str, object] | None = None) -> tuple:
-        budget = budget_for(budget_name, "cifar10-jpeg").with_config(fixed or {})
-        ctx = TrialContext(dataset="cifar10-jpeg", budget=budget, data_dir="/d", run_root="", device=device)
-        cfg = trial_config({}, dataclasses.replace(ctx, fixed=fixed or {}))
+        fixed = fixed or {}
+        budget = budget_for(budget_name, "cifar10-jpeg").with_config(fixed)
+        cfg = trial_config(
+            {},
+            TrialContext(dataset="cifar10-jpeg", budget=budget, data_dir="/d", run_root="", device=device, fixed=fixed),
+        )
         return cfg.model.backbone, cfg.model.width, cfg.model.decoder_width, cfg.optim.batch_size, cfg.optim.lr
 
     assert model_and_batch("cpu", "cpu") == ("convnet", 32, 32, 32, pytest.approx(1e-3))

@@ -122,9 +122,9 @@ BUDGETS: dict[str, Budget] = {
 }
 
 # 32x32 RGB on a CPU: the 4-layer conv net (width 32), not the reduced ResNet-18, at batch 32 on
-# 14,000 images: every method's encoder then beats its own untrained starting point by >= 5
-# points at 10 % labels, where the ResNet-18 at every batch and size tried did not (pilots p0-p7,
-# benchmarks/README.md, "CPU budget pilots for 32x32 RGB").
+# 14,000 images: in one-seed pilots every method's encoder then beat its own untrained starting
+# point by >= 5 points at 10 % labels, where the ResNet-18 at every batch and size tried did not
+# (pilots p0-p7, benchmarks/README.md, "CPU budget pilots for 32x32 RGB").
 CPU_RGB32 = dataclasses.replace(
     BUDGETS["cpu"],
     epochs=5,
