@@ -93,7 +93,7 @@ def knn_accuracy(
     return correct / len(query)
 
 
-def _fit_logistic(x: Tensor, y: Tensor, num_classes: int, weight_decay: float) -> nn.Linear:
+def fit_logistic(x: Tensor, y: Tensor, num_classes: int, weight_decay: float) -> nn.Linear:
     """Multinomial logistic regression by full-batch L-BFGS (convex: a few dozen iterations)."""
     head = nn.Linear(x.shape[1], num_classes).to(x.device)
     optimizer = torch.optim.LBFGS(
@@ -126,8 +126,16 @@ def _choose_weight_decay(x: Tensor, y: Tensor, num_classes: int, seed: int) -> f
         return _WEIGHT_DECAYS[len(_WEIGHT_DECAYS) // 2]  # too few labels to hold any out
     fit = torch.ones(len(y), dtype=torch.bool, device=y.device)
     fit[held] = False
-    scores = [_accuracy(_fit_logistic(x[fit], y[fit], num_classes, wd), x[held], y[held]) for wd in _WEIGHT_DECAYS]
+    scores = [_accuracy(fit_logistic(x[fit], y[fit], num_classes, wd), x[held], y[held]) for wd in _WEIGHT_DECAYS]
     return _WEIGHT_DECAYS[max(range(len(scores)), key=lambda i: (scores[i], i))]
+
+
+def probe_fit_sizes(labels: int) -> list[int]:
+    """The training-set sizes of the logistic fits linear_probe makes on `labels` labels (one
+    per L2 strength on the labels left after holding out 20 % of at most _SELECTION_SIZE, then
+    the refit on all): what its cost scales with (sidae.estimate)."""
+    selection = min(labels, _SELECTION_SIZE)
+    return [round(0.8 * selection)] * len(_WEIGHT_DECAYS) + [labels]
 
 
 Targets = Mapping[str, tuple[Tensor, Tensor]]  # name -> (features, labels) to score a probe on
@@ -142,7 +150,7 @@ def linear_probe(train_x: Tensor, train_y: Tensor, targets: Targets, seed: int) 
     train_x = (train_x - mean) / std
     num_classes = int(max(train_y.max(), *(y.max() for _, y in targets.values()))) + 1
     weight_decay = _choose_weight_decay(train_x, train_y, num_classes, seed)
-    head = _fit_logistic(train_x, train_y, num_classes, weight_decay)
+    head = fit_logistic(train_x, train_y, num_classes, weight_decay)
     return {name: _accuracy(head, (x - mean) / std, y) for name, (x, y) in targets.items()}
 
 
@@ -170,6 +178,51 @@ def finetune_augmentation(cfg: SidAEConfig) -> AugmentConfig:
     return AugmentConfig(crop_scale_min=1.0, flip_prob=cfg.augment.flip_prob, jitter=0.0, grayscale_prob=0.0)
 
 
+class FineTuning:
+    """A copy of the encoder plus a linear head, trained on a labelled set one SGD step at a
+    time (one view per image, augmented as finetune_augmentation says, cosine decay over
+    cfg.eval.finetune_steps). A freshly initialised encoder gives the supervised baseline."""
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        feat_dim: int,
+        train: ImageSet,
+        num_classes: int,
+        cfg: SidAEConfig,
+        device: torch.device,
+        batch_size: int = 128,
+    ) -> None:
+        steps = cfg.eval.finetune_steps
+        torch.manual_seed(cfg.seed)
+        self.generator = torch.Generator(device).manual_seed(cfg.seed)
+        self.model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(feat_dim, num_classes)).to(device).train()
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=cfg.eval.finetune_lr, momentum=0.9, weight_decay=5e-4, nesterov=True
+        )
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
+        )
+        self.batch_size = max(2, min(batch_size, len(train)))  # BatchNorm needs two samples
+        self.train, self.labels, self.device = train, train.labels.to(device), device
+        self.views = finetune_augmentation(cfg)
+
+    def step(self) -> None:
+        idx = torch.randint(len(self.train), (self.batch_size,), generator=self.generator, device=self.device)
+        x = augment(
+            to_float(self.train.images[idx.to(self.train.images.device)], self.device), self.views, self.generator
+        )
+        loss = F.cross_entropy(self.model(x), self.labels[idx])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+
+    def accuracy(self, test: ImageSet) -> float:
+        feats = extract_features(self.model, test.images, self.device)  # the logits
+        return (feats.argmax(1).cpu() == test.labels).float().mean().item()
+
+
 def finetune(
     encoder: nn.Module,
     feat_dim: int,
@@ -180,27 +233,8 @@ def finetune(
     device: torch.device,
     batch_size: int = 128,
 ) -> float:
-    """Train a copy of the encoder plus a linear head on the labelled set (one view per image,
-    augmented as finetune_augmentation says) for cfg.eval.finetune_steps of SGD with cosine
-    decay; return test accuracy. A freshly initialised encoder gives the supervised baseline on the same labels."""
-    steps, seed = cfg.eval.finetune_steps, cfg.seed
-    torch.manual_seed(seed)
-    generator = torch.Generator(device).manual_seed(seed)
-    model = nn.Sequential(copy.deepcopy(encoder), nn.Linear(feat_dim, num_classes)).to(device).train()
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=cfg.eval.finetune_lr, momentum=0.9, weight_decay=5e-4, nesterov=True
-    )
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-    batch_size = max(2, min(batch_size, len(train)))  # BatchNorm needs two samples
-    labels = train.labels.to(device)
-    views = finetune_augmentation(cfg)
-    for _ in range(steps):
-        idx = torch.randint(len(train), (batch_size,), generator=generator, device=device)
-        x = augment(to_float(train.images[idx.to(train.images.device)], device), views, generator)
-        loss = F.cross_entropy(model(x), labels[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-    feats = extract_features(model, test.images, device)  # the logits
-    return (feats.argmax(1).cpu() == test.labels).float().mean().item()
+    """Fine-tune (FineTuning) for cfg.eval.finetune_steps; return test accuracy."""
+    tuning = FineTuning(encoder, feat_dim, train, num_classes, cfg, device, batch_size)
+    for _ in range(cfg.eval.finetune_steps):
+        tuning.step()
+    return tuning.accuracy(test)

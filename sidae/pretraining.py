@@ -146,6 +146,13 @@ def monitor(model: SidAE, data: DataSplits, bank_index: Tensor, k: int, device: 
     return {"knn_acc": knn, "collapse_std": collapse_std(val_x)}
 
 
+def epoch_batches(images: int, batch_size: int) -> tuple[int, int]:
+    """An epoch's batch size and optimizer steps on `images` images: the ragged last batch is
+    dropped, since BatchNorm needs full ones."""
+    batch = min(batch_size, images)
+    return batch, max(1, images // batch)
+
+
 def _epoch(
     model: SidAE,
     optimizer: torch.optim.Optimizer,
@@ -156,8 +163,7 @@ def _epoch(
     epoch: int,
     progress: bool,
 ) -> dict[str, float]:
-    batch = min(cfg.optim.batch_size, len(images))
-    steps = max(1, len(images) // batch)  # drop the ragged last batch: BatchNorm needs full ones
+    batch, steps = epoch_batches(len(images), cfg.optim.batch_size)
     order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
     sums = torch.zeros(3, device=images.device)
     lr = 0.0
