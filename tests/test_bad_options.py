@@ -20,7 +20,7 @@ from sidae.config import default_config
 from studies.cli import dashboard, report
 from studies.cli import run as run_cli
 from studies.cluster import local
-from studies.service import runner
+from studies.service import options, runner
 from tests.smoke_study import main_in_process
 
 
@@ -90,8 +90,9 @@ def test_study_command(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    for name in ("fetch", "make_storage"):  # the data download, then the database, the lease and Ray
-        monkeypatch.setattr(runner, name, touched)
+    # the data (read, or downloaded, last of the checks), then the database, the lease and Ray
+    monkeypatch.setattr(options, "fetch", touched)
+    monkeypatch.setattr(runner, "make_storage", touched)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # as in CI, whatever this machine has
     work, database = tmp_path / "work", tmp_path / "x.db"
     work.mkdir()

@@ -249,9 +249,9 @@ def test_a_taken_port_is_a_clear_error(smoke_study: SmokeStudy, capsys: pytest.C
 
 def test_study_note_names_search_data_budget_and_command_without_the_password() -> None:
     command = "python studies/run.py --study joint --storage postgresql+psycopg://me:s3cret@db:5432/sidae"
-    note = study_note(About(STUDIES["joint"], BUDGETS["gpu"], "cifar10", 0.01, command))
+    note = study_note(About(STUDIES["joint"], BUDGETS["gpu"], "cifar10", command))
     assert STUDIES["joint"].summary in note and "`cifar10`" in note
     assert "200 epochs per trial on the whole training set, 60 trials, fine-tuning 2000 steps" in note
     assert "s3cret" not in note and "postgresql+psycopg://me:***@db:5432/sidae" in note
-    grid = study_note(About(STUDIES["w-sweep"], BUDGETS["smoke"], "mnist", 0.01, ""))
+    grid = study_note(About(STUDIES["w-sweep"], BUDGETS["smoke"], "mnist", ""))
     assert "grid of 3 points (seed: 0; w: 0.0, 0.5, 1.0)" in grid and "no command recorded" in grid

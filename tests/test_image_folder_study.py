@@ -1,5 +1,6 @@
 """A smoke w-sweep on an image folder the test writes (RGB, 32x32, four classes), through
-`python studies/run.py` as a user runs it: real Ray (local), real SQLite storage."""
+`python studies/run.py` as a user runs it: real Ray (local), real SQLite storage, and what it
+prints before it starts (the splits, the budget sized to the folder, the expected time)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ def test_smoke_w_sweep_on_an_rgb_image_folder(tmp_path: Path) -> None:
     done = run_cli(
         "--study",
         "w-sweep",
-        *TINY,
+        *(arg for arg in TINY if arg != "--quiet"),  # the expected time is shown with the progress bar
         "--w-grid",
         "0,1",  # two trials at once (one wave on 2 cores), sharing the decoded folder
         "--dataset",
@@ -38,6 +39,13 @@ def test_smoke_w_sweep_on_an_rgb_image_folder(tmp_path: Path) -> None:
         env={**os.environ, "SIDAE_CACHE_DIR": str(tmp_path / "cache")},
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # 360 pre-training images, fewer than the 512 asked for: 3 epochs see as many as 2 of 512
+    assert "budget smoke: 3 epochs, not 2: the data set has fewer than 512 pre-training images" in done.stderr
+    assert "imagefolder: 360 pre-training, 360 labelled pool, 40 validation, 400 test images" in done.stderr
+    assert (
+        "expected: about " in done.stderr
+        and " for 2 trial(s) and the baseline and controls of 1 seed(s)" in done.stderr
+    )
     study = optuna.load_study(study_name="w-sweep-imagefolder", storage=url)
     assert sorted(t.params["w"] for t in study.trials) == [0.0, 1.0]
     assert all(

@@ -41,7 +41,7 @@ def test_the_reproduce_command_is_relative_and_redacted(here: Path) -> None:
 
 
 def test_the_note_names_the_jpeg_copy_as_such() -> None:
-    note = study_note(About(STUDIES["w-sweep"], budget_for("cpu", "cifar10-jpeg"), "cifar10-jpeg", 0.01, ""))
+    note = study_note(About(STUDIES["w-sweep"], budget_for("cpu", "cifar10-jpeg"), "cifar10-jpeg", ""))
     assert "**Data set**: `cifar10-jpeg` (CIFAR-10 (JPEG copy))." in note
     assert "5 epochs per trial on 14000 pre-training images at batch 32" in note and "fine-tuning 50 steps" in note
     assert "encoder convnet of width 32" in note

@@ -5,6 +5,7 @@ flattened on "/"), on a real in-memory Optuna study."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -71,10 +72,9 @@ def run_result(seed: int = 3) -> RunResult:
 def context(tmp_path: Path, primary_fraction: float = 0.01) -> TrialContext:
     return TrialContext(
         dataset="mnist",
-        budget=BUDGETS["cpu"],
+        budget=dataclasses.replace(BUDGETS["cpu"], primary_fraction=primary_fraction),
         data_dir=str(tmp_path),
         run_root=str(tmp_path / "runs"),
-        primary_fraction=primary_fraction,
     )
 
 

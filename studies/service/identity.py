@@ -38,7 +38,7 @@ def study_settings(ctx: TrialContext) -> dict[str, Any]:
     """The settings of the study whose trials `ctx` configures (JSON-ready: a study attribute)."""
     config = _flat(trial_config({}, ctx).to_dict())
     return {
-        "primary_fraction": ctx.primary_fraction,
+        "primary_fraction": ctx.budget.primary_fraction,
         **{k: v for k, v in sorted(config.items()) if k not in MACHINE_LOCAL},
     }
 

@@ -36,7 +36,6 @@ class About:
     study: Study
     budget: Budget
     dataset: str
-    primary_fraction: float
     command: str
     design: Design | None = None  # a confirmatory w-sweep's
 
@@ -53,7 +52,7 @@ def study_note(about: About, status: list[str] | None = None) -> str:
     report puts it under its own. status: where the study stands (controls, verdict), refreshed
     after each round."""
     study, budget, dataset, design = about.study, about.budget, about.dataset, about.design
-    command, primary_fraction = about.command, about.primary_fraction
+    command, primary_fraction = about.command, budget.primary_fraction
     fractions = ", ".join(fraction_label(f) for f in budget.label_fractions)
     lines = [
         f"**Searches** (study `{study.name}`): {study.summary}.",

@@ -22,8 +22,9 @@ import torch
 
 from sidae.arguments import bounded, comma_separated
 from sidae.config import DATASETS, DEVICES, MAX_SEED
-from sidae.data import data_root
+from sidae.data import DataSplits, data_root
 from sidae.errors import UserError
+from sidae.fetch import fetch
 from storage import artifact_dir_for, default_url, parse
 from studies.analysis.claim import Design
 from studies.service.budgets import BUDGETS, Budget, budget_for
@@ -127,11 +128,11 @@ class StudyOptions:
         help="fix a config field the study does not search, for every trial, e.g. --set w=0.9 --set noise.kind=mask "
         "(dotted paths of sidae.config.SidAEConfig)",
     )
-    primary_fraction: float = option(
-        0.01,
+    primary_fraction: float | None = option(
         group="budget overrides",
         type=bounded(float, above=0, maximum=1),
-        help="label fraction in (0, 1] whose validation linear-probe accuracy is the objective (default 0.01)",
+        help="label fraction in (0, 1] whose validation linear-probe accuracy is the objective (default: the "
+        "budget's, 0.01; 0.1 for 32x32 RGB at the cpu budget)",
     )
     until_decided: int | None = option(
         group="budget overrides",
@@ -206,7 +207,13 @@ class StudyOptions:
     data_dir: str | None = option(group="paths", help="data sets folder (default $SIDAE_DATA_DIR, else ./data)")
     ray_dir: str | None = option(group="paths", help="Ray Tune's experiment folder (default runs/ray)")
     # output
-    progress: bool = option(True, group="output", flag="--quiet", action="store_false", help="no progress bar")
+    progress: bool = option(
+        True,
+        group="output",
+        flag="--quiet",
+        action="store_false",
+        help="no progress bar, and no expected time (which times a few steps of each kind of trial first)",
+    )
     command: str = ""  # how the user started it, stored on the study
 
     @property
@@ -223,7 +230,8 @@ class StudyOptions:
 
 
 def resolve_budget(opts: StudyOptions) -> Budget:
-    """The named budget with the user's --epochs, --train-limit, --trials, --w-grid, --seeds."""
+    """The named budget with the user's --epochs, --train-limit, --trials, --w-grid, --seeds,
+    --primary-fraction."""
     if opts.budget not in BUDGETS:
         raise StudyError(f"unknown budget {opts.budget!r}; choose from {', '.join(BUDGETS)}")
     counts = {
@@ -231,6 +239,7 @@ def resolve_budget(opts: StudyOptions) -> Budget:
         for k, v in (("epochs", opts.epochs), ("train_limit", opts.train_limit), ("trials", opts.trials))
         if v is not None
     }
+    named = {} if opts.primary_fraction is None else {"primary_fraction": opts.primary_fraction}
     for key, value in counts.items():
         if value <= 0:
             raise StudyError(f"--{key.replace('_', '-')} must be positive, got {value}")
@@ -239,12 +248,16 @@ def resolve_budget(opts: StudyOptions) -> Budget:
     if opts.seeds is not None and not all(0 <= seed <= MAX_SEED for seed in opts.seeds):
         raise StudyError(f"--seeds must be 0 to 2**32 - 1, got {','.join(map(str, opts.seeds))}")
     grids = {k: tuple(dict.fromkeys(v)) for k, v in (("w_grid", opts.w_grid), ("seeds", opts.seeds)) if v}
-    return dataclasses.replace(budget_for(opts.budget, opts.dataset), **counts, **grids).with_config(opts.fixed)
+    return dataclasses.replace(budget_for(opts.budget, opts.dataset), **counts, **grids, **named).with_config(
+        opts.fixed
+    )
 
 
-def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
-    """Everything that can be checked without touching the storage or Ray; the study, its
-    budget and the context every trial gets."""
+def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext, DataSplits]:
+    """Everything that can be checked without touching the storage or Ray, the data last (read
+    once here, downloaded if missing: the workers read with downloads off); the study, its
+    budget sized to the data (Budget.sized_for, unless --epochs names the epochs), the context
+    every trial gets and the data."""
     if opts.study not in STUDIES:
         raise StudyError(f"unknown study {opts.study!r}; choose from {', '.join(STUDIES)} (see --list)")
     if opts.dataset not in DATASETS:
@@ -256,16 +269,6 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
             raise StudyError(f"--set {key} would silently override {flag}; use {flag}")
     study, budget = STUDIES[opts.study], resolve_budget(opts)
     parse(opts.storage_url)  # a malformed URL fails here, before anything is read or written
-    ctx = TrialContext(
-        dataset=opts.dataset,
-        budget=budget,
-        data_dir=str(data_root(opts.data_dir).resolve()),
-        run_root=str(opts.artifact_root / "runs" / opts.study_name),
-        primary_fraction=opts.primary_fraction,
-        threads=max(1, int(opts.cpus_per_trial)),
-        device=opts.device,
-        fixed=dict(opts.fixed),
-    )
     searched = _searched_params(study, budget, opts.dataset)
     clash = sorted(set(opts.fixed) & searched)
     if clash:
@@ -278,9 +281,26 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext]:
             )
         if not 2 <= opts.until_decided <= MAX_CONFIRM_SEEDS:
             raise StudyError(f"--until-decided must be 2 to {MAX_CONFIRM_SEEDS} fresh seeds, got {opts.until_decided}")
-    trial_config({}, ctx)  # ConfigError unless the budget and --set values make a valid config
+    data_config = trial_config(
+        {}, _context(opts, budget)
+    ).data  # ConfigError unless budget and --set make a valid config
     _check_cuda(opts)
-    return study, budget, ctx
+    data = fetch(data_config)
+    if opts.epochs is None and "optim.epochs" not in opts.fixed:
+        budget = budget.sized_for(len(data.pretrain))
+    return study, budget, _context(opts, budget), data
+
+
+def _context(opts: StudyOptions, budget: Budget) -> TrialContext:
+    return TrialContext(
+        dataset=opts.dataset,
+        budget=budget,
+        data_dir=str(data_root(opts.data_dir).resolve()),
+        run_root=str(opts.artifact_root / "runs" / opts.study_name),
+        threads=max(1, int(opts.cpus_per_trial)),
+        device=opts.device,
+        fixed=dict(opts.fixed),
+    )
 
 
 def _check_cuda(opts: StudyOptions) -> None:
@@ -309,7 +329,7 @@ def design_for(opts: StudyOptions, budget: Budget) -> Design | None:
         return None
     looks = budget.looks if opts.until_decided is None else looks_until(opts.until_decided)
     fresh = range(max(budget.seeds) + 1, max(budget.seeds) + 1 + looks[-1])
-    return Design(budget.w_grid, budget.seeds, tuple(fresh), looks, opts.primary_fraction)
+    return Design(budget.w_grid, budget.seeds, tuple(fresh), looks, budget.primary_fraction)
 
 
 def _searched_params(study: Study, budget: Budget, dataset: str) -> set[str]:

@@ -17,7 +17,8 @@ import optuna
 from optuna.artifacts import upload_artifact
 
 from sidae.checkpoint import write_atomic
-from sidae.fetch import fetch
+from sidae.data import DataSplits
+from sidae.evaluate import describe_splits
 from storage import make_artifact_store, make_storage, redact
 from studies.analysis.claim import CHOSEN_ATTR, DESIGN_ATTR, Design, by_w_and_seed, chosen_w, primary_verdict
 from studies.analysis.controls import control_scores
@@ -26,25 +27,28 @@ from studies.analysis.summary import complete_trials
 from studies.service import lease
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
+from studies.service.estimate import Expected, expected_lines, time_trials
 from studies.service.identity import SETTINGS_ATTR, first_difference, study_settings
 from studies.service.notes import About, name_objective, save_study_note
-from studies.service.options import StudyError, StudyOptions, design_for, validate
+from studies.service.options import StudyError, StudyOptions, design_for, resolve_budget, validate
 from studies.service.reconcile import trials_to_start
 from studies.service.study_run import StudyRun
 from studies.service.trainable import TrialContext, trial_config
-from studies.service.tuning import RAY_AUTH_VARS, init_ray, private_ray_token, tune_trials
+from studies.service.tuning import RAY_AUTH_VARS, concurrency, init_ray, private_ray_token, tune_trials
 
 logger = logging.getLogger(__name__)
 
 
 def run_study(opts: StudyOptions) -> optuna.Study:
     """Run (or resume) the study and return it."""
-    study, budget, ctx = validate(opts)
+    study, budget, ctx, data = validate(opts)
     design = design_for(opts, budget)
-    fetch(trial_config({}, ctx).data)  # downloaded here, once, if missing: the workers read with downloads off
     storage = make_storage(opts.storage_url)  # StorageError for an unreachable or unusable database; creates nothing
     artifact_store = make_artifact_store(opts.artifact_root)
     points = grid_points(study, budget) if study.grid is not None else None
+    splits = describe_splits(data, trial_config({}, ctx).eval.label_fractions)
+    expected = _time_trials(opts, ctx, data, points, design)
+    del data  # the workers read their own copy
     if opts.address is None and not any(k in os.environ for k in RAY_AUTH_VARS):
         os.environ.update(private_ray_token())  # before Ray is imported: it reads them once
 
@@ -53,9 +57,9 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     with lease.holding(storage, opts.study_name) as study_lease:
         try:
             optuna_study = _open_study(opts, study, budget, ctx, storage, design)
-            run = StudyRun(opts, study, budget, design, ctx, storage, artifact_store, optuna_study)
+            run = StudyRun(opts, study, budget, design, ctx, storage, artifact_store, optuna_study, expected)
             to_run = trials_to_start(optuna_study, storage, points, budget.trials, opts.max_retries)
-            _print_header(run, to_run)
+            _print_header(run, to_run, splits)
             run_trials(run, points if points is not None else [{}], to_run)
             if design is not None:
                 _confirm(run, design)
@@ -75,6 +79,8 @@ def run_trials(run: StudyRun, points: list[dict[str, Any]], to_run: int) -> None
     if to_run == 0 and not seeds:
         return
     init_ray(run.opts)
+    if run.expected is not None:
+        _print_expected(run, points, to_run, len(seeds))
     pending = baseline.submit(seeds, run.ctx, run.opts.cpus_per_trial, run.opts.gpus_per_trial)
     if to_run > 0:
         tune_trials(run, to_run, seed_tasks=list(pending.values()))
@@ -132,7 +138,7 @@ def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -
 
 
 def about(opts: StudyOptions, study: Study, budget: Budget, design: Design | None) -> About:
-    return About(study, budget, opts.dataset, opts.primary_fraction, opts.command, design)
+    return About(study, budget, opts.dataset, opts.command, design)
 
 
 def _open_study(
@@ -160,7 +166,7 @@ def _open_study(
             optuna_study.set_user_attr(DESIGN_ATTR, design.to_attr())
         # what it searches, data, budget, design, command: shown on the study's page in optuna-dashboard
         save_study_note(optuna_study, about(opts, study, budget, design))
-        name_objective(optuna_study, opts.primary_fraction)
+        name_objective(optuna_study, budget.primary_fraction)
         return optuna_study
     if held != identity:
         raise StudyError(
@@ -199,13 +205,39 @@ def _check_settings(name: str, optuna_study: optuna.Study, budget: Budget, setti
         )
 
 
-def _print_header(run: StudyRun, to_run: int) -> None:
+def _time_trials(
+    opts: StudyOptions, ctx: TrialContext, data: DataSplits, points: list[dict[str, Any]] | None, design: Design | None
+) -> Expected | None:
+    """Each kind of trial's steps timed here, for the expected times; not with --quiet, which
+    shows none."""
+    if not opts.progress:
+        return None
+    ws = [_w_of(p, ctx) for p in points or [{}]] + ([0.0, 0.5, 1.0] if design is not None else [])
+    return time_trials(ctx, data, points or [], ws)
+
+
+def _w_of(point: dict[str, Any], ctx: TrialContext) -> float:
+    return float(point["w"]) if "w" in point else trial_config({}, ctx).w
+
+
+def _print_expected(run: StudyRun, points: list[dict[str, Any]], to_run: int, seed_tasks: int) -> None:
+    """The round's expected time (the points' w in order, as many trials as will run), and
+    before a confirmatory w-sweep's pilot, the confirmation's."""
+    assert run.expected is not None
+    ws = [_w_of(points[i % len(points)], run.ctx) for i in range(to_run)]
+    pending = run.design is not None and run.optuna_study.user_attrs.get(CHOSEN_ATTR) is None
+    looks = run.design.looks if run.design is not None and pending else ()
+    for line in expected_lines(run.expected, ws, seed_tasks, concurrency(run.opts), looks):
+        print(line, file=sys.stderr, flush=True)
+
+
+def _print_header(run: StudyRun, to_run: int, splits: str) -> None:
     opts, budget = run.opts, run.budget
     print(
-        f"study {opts.study_name} ({opts.study} on {opts.dataset}, budget {budget.name}: {budget.epochs} epochs, "
-        f"{budget.train_limit or 'all'} pre-training images)",
+        f"study {opts.study_name} ({opts.study} on {opts.dataset}, budget {budget.name}: {_budget_line(run)})",
         file=sys.stderr,
     )
+    print(splits, file=sys.stderr)
     if run.design is not None:
         print(f"confirmatory design: {run.design.describe()}", file=sys.stderr)
     elif opts.study == "w-sweep":
@@ -214,6 +246,18 @@ def _print_header(run: StudyRun, to_run: int) -> None:
     print(
         f"{to_run} trial(s) to run" if to_run else "nothing left to run: every trial of this study is done",
         file=sys.stderr,
+    )
+
+
+def _budget_line(run: StudyRun) -> str:
+    """Epochs and images, and why the epochs are more than the named budget's on a small data set."""
+    budget, named = run.budget, resolve_budget(run.opts)
+    line = f"{budget.epochs} epochs" + (f" at batch {budget.batch_size}" if budget.batch_size else "")
+    if budget.epochs == named.epochs or named.train_limit is None:
+        return line
+    return line + (
+        f", not {named.epochs}: the data set has fewer than {named.train_limit:,} pre-training images, and a trial "
+        f"sees as many images as the budget's {named.epochs} epochs of {named.train_limit:,}"
     )
 
 

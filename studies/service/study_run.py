@@ -15,6 +15,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from studies.analysis.claim import Design
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study
+from studies.service.estimate import Expected
 from studies.service.options import StudyOptions
 from studies.service.trainable import TrialContext
 
@@ -29,6 +30,7 @@ class StudyRun:
     storage: optuna.storages.BaseStorage
     artifact_store: FileSystemArtifactStore
     optuna_study: optuna.Study
+    expected: Expected | None = None  # each kind of trial's expected seconds; None with --quiet
     started: float = field(default_factory=time.monotonic)
 
     def time_left(self) -> float | None:

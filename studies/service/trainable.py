@@ -60,7 +60,6 @@ class TrialContext:
     budget: Budget
     data_dir: str  # absolute; on a cluster, the same path on every node
     run_root: str  # per-trial folders (checkpoints, grids), on storage every node can reach
-    primary_fraction: float = 0.01
     threads: int = 1
     device: str = "auto"
     fixed: Mapping[str, Any] = field(default_factory=dict)  # --set overrides, dotted config paths
@@ -79,8 +78,9 @@ def trial_config(params: Mapping[str, Any], ctx: TrialContext) -> SidAEConfig:
     }
     cfg = override(default_config(ctx.dataset, device=ctx.device), values)  # the device picks the model defaults
     fractions = cfg.eval.label_fractions
-    if ctx.primary_fraction not in fractions:
-        cfg = override(cfg, {"eval.label_fractions": tuple(sorted({*fractions, ctx.primary_fraction}))})
+    primary = ctx.budget.primary_fraction
+    if primary not in fractions:
+        cfg = override(cfg, {"eval.label_fractions": tuple(sorted({*fractions, primary}))})
     return cfg
 
 
@@ -120,7 +120,7 @@ def final_report(
             **result.history[-1],
             **identity,
             FINAL: True,
-            OBJECTIVE: result.val_linear[fraction_key(ctx.primary_fraction)],
+            OBJECTIVE: result.val_linear[fraction_key(ctx.budget.primary_fraction)],
             "val_linear": result.val_linear,
             "test_linear": result.linear,
             "test_finetune": result.finetune,

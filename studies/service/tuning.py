@@ -107,7 +107,7 @@ def tune_trials(run: StudyRun, to_run: int, seed_tasks: Sequence[Any] = ()) -> N
             search_alg=search,
             scheduler=_scheduler(opts, study, budget),
             num_samples=to_run,
-            max_concurrent_trials=opts.max_concurrent or _default_concurrency(opts),
+            max_concurrent_trials=concurrency(opts),
             reuse_actors=True,
             time_budget_s=time_budget_s,
         ),
@@ -138,10 +138,12 @@ def tune_trials(run: StudyRun, to_run: int, seed_tasks: Sequence[Any] = ()) -> N
     search.end_unfinished(BY_TIME_BUDGET)
 
 
-def _default_concurrency(opts: StudyOptions) -> int:
-    """As many trials at once as the cluster's CPUs (and GPUs) allow."""
+def concurrency(opts: StudyOptions) -> int:
+    """Trials at once: --max-concurrent, else as many as the cluster's CPUs (and GPUs) allow."""
     import ray
 
+    if opts.max_concurrent:
+        return opts.max_concurrent
     resources = ray.cluster_resources()
     slots = resources.get("CPU", 1) / opts.cpus_per_trial
     if opts.gpus_per_trial > 0:

@@ -1,0 +1,94 @@
+"""What a run will cost, said before it starts: its kinds of step timed on this machine.
+
+Most of a run's time is work whose amount its configuration fixes: pre-training steps, images
+encoded (the per-epoch kNN monitor, the probes' features, the test figures), the linear
+probes' logistic fits and fine-tuning steps. `step_seconds` times each kind on the run's own
+model and data, after a warm-up call (the first calls allocate memory and pick kernels);
+`run_seconds` multiplies. A fit's time is taken on the untrained encoder's features of a few
+hundred images and scaled by the images it fits (L-BFGS's iterations vary with the features).
+Process starts and data loading are not counted (benchmarks/README.md, "Expected and measured
+times").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from sidae.config import SidAEConfig
+from sidae.data import DataSplits
+from sidae.evaluate import FineTuning, extract_features, fit_logistic, probe_fit_sizes
+from sidae.image_set import to_float
+from sidae.pretraining import build_model, build_optimizer, epoch_batches, make_views, resolve_device, train_step
+
+ENCODE_SAMPLE = 256  # images encoded to time encoding
+FINETUNE_POOL = 512  # labelled images the timed fine-tuning steps draw from (the cost is per batch)
+
+
+@dataclass(frozen=True)
+class StepSeconds:
+    """Seconds of one pre-training step, one image encoded, one image of a logistic fit and one
+    fine-tuning step."""
+
+    pretrain: float
+    encode: float
+    fit: float
+    finetune: float
+
+
+def _timed(call: Callable[[], object], repeats: int = 2) -> float:
+    call()  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    return (time.perf_counter() - start) / repeats
+
+
+def step_seconds(cfg: SidAEConfig, data: DataSplits) -> StepSeconds:
+    """Each kind of step of a run of cfg on data, timed on this machine (a few seconds)."""
+    device = resolve_device(cfg.device)
+    model = build_model(cfg, data, device)
+    optimizer = build_optimizer(model, cfg)
+    generator = torch.Generator(device).manual_seed(cfg.seed)
+    batch, _ = epoch_batches(len(data.pretrain), cfg.optim.batch_size)
+    x = to_float(data.pretrain.images[:batch], device)
+    pretrain = _timed(lambda: train_step(model, optimizer, make_views(x, cfg, generator), cfg))
+    sample = data.val.subset(torch.arange(min(len(data.val), ENCODE_SAMPLE)))
+    encode = _timed(lambda: extract_features(model.encoder, sample.images, device)) / len(sample)
+    features, labels = extract_features(model.encoder, sample.images, device), sample.labels.to(device)
+    classes = max(data.num_classes, int(labels.max()) + 1)
+    fit = _timed(lambda: fit_logistic(features, labels, classes, weight_decay=1e-4)) / len(sample)
+    finetune = 0.0
+    if cfg.eval.finetune:
+        pool = data.train.subset(torch.arange(min(len(data.train), FINETUNE_POOL)))
+        finetune = _timed(FineTuning(model.encoder, model.feat_dim, pool, data.num_classes, cfg, device).step)
+    return StepSeconds(pretrain, encode, fit, finetune)
+
+
+def evaluation_seconds(cfg: SidAEConfig, data: DataSplits, steps: StepSeconds) -> float:
+    """The evaluation of one encoder (sidae.experiment.evaluate): the labelled images some
+    probe or the kNN bank uses, the validation and test images encoded, a linear probe per
+    label fraction, and fine-tuning."""
+    fractions = cfg.eval.label_fractions
+    bank = min(cfg.eval.knn_bank_size, len(data.train))
+    labelled = min(len(data.train), bank + round(sum(fractions) * len(data.train)))
+    encoded = labelled + len(data.val) + len(data.test)
+    seconds = 0.0
+    if cfg.eval.linear:
+        fitted = sum(sum(probe_fit_sizes(round(f * len(data.train)))) for f in fractions)
+        seconds += steps.fit * fitted
+    if cfg.eval.finetune:  # each fraction's fine-tuned model is tested
+        encoded += len(fractions) * len(data.test)
+        seconds += steps.finetune * cfg.eval.finetune_steps * len(fractions)
+    return seconds + steps.encode * encoded
+
+
+def run_seconds(cfg: SidAEConfig, data: DataSplits, steps: StepSeconds) -> float:
+    """One run (sidae.experiment.run): pre-training, the per-epoch kNN monitor and evaluation."""
+    _, per_epoch = epoch_batches(len(data.pretrain), cfg.optim.batch_size)
+    monitored = min(cfg.eval.knn_bank_size, len(data.train)) + len(data.val)
+    pretraining = cfg.optim.epochs * (per_epoch * steps.pretrain + monitored * steps.encode)
+    return pretraining + evaluation_seconds(cfg, data, steps)

@@ -1,0 +1,95 @@
+"""The expected time a study run prints before its trials start.
+
+The driver times each kind of trial's steps on its own machine (sidae.estimate): the DAE
+(w = 0, no Siamese branch), SimSiam (w = 1, no decoder) and SidAE (both) cost different
+amounts, and every SidAE w the same. Trials and the per-seed baseline tasks share the slots, so
+a round takes about their summed seconds over the slots. Workers of a cluster may be faster or
+slower than the driver's machine; the progress bar's ETA, from finished trials, follows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from sidae.data import DataSplits
+from sidae.estimate import evaluation_seconds, run_seconds, step_seconds
+from studies.service.trainable import TrialContext, trial_config
+
+
+def cost_kind(w: float) -> float:
+    """The w whose trials stand for w's cost: 0 (DAE), 1 (SimSiam) or 0.5 (any SidAE)."""
+    return w if w in (0.0, 1.0) else 0.5
+
+
+@dataclass(frozen=True)
+class Expected:
+    """Seconds of one trial by cost kind, and of one seed's baseline and controls."""
+
+    trial: Mapping[float, float]
+    seed_task: float
+
+    def round_seconds(self, ws: Sequence[float], seed_tasks: int, slots: int) -> float:
+        """Trials at `ws` and `seed_tasks` baseline tasks on `slots` slots."""
+        work = sum(self.trial[cost_kind(w)] for w in ws) + seed_tasks * self.seed_task
+        return work / max(1, min(slots, len(ws) + seed_tasks))
+
+
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Time with the trials' thread count, not the driver's."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def time_trials(
+    ctx: TrialContext, data: DataSplits, points: Sequence[Mapping[str, Any]], ws: Sequence[float]
+) -> Expected:
+    """Time a trial of each cost kind among `ws` (at the first of `points`, else the study's
+    base configuration) on this machine; a few seconds each."""
+    base = dict(points[0]) if points else {}
+    trial, seed_task = {}, 0.0
+    with _threads(ctx.threads):
+        for kind in sorted({cost_kind(w) for w in ws}):
+            cfg = trial_config({**base, "w": kind}, ctx)
+            steps = step_seconds(cfg, data)
+            trial[kind] = run_seconds(cfg, data, steps)
+            seed_task = evaluation_seconds(cfg, data, steps)  # the baseline fine-tunes, the controls encode
+    return Expected(trial, seed_task)
+
+
+def expected_lines(
+    expected: Expected, ws: Sequence[float], seed_tasks: int, slots: int, confirmation_looks: Sequence[int] = ()
+) -> list[str]:
+    """What a round of trials at `ws` and `seed_tasks` baseline tasks will take on `slots`
+    slots; with a confirmatory w-sweep's looks (before its pilot), what its confirmation will."""
+    tasks = f" and the baseline and controls of {seed_tasks} seed(s)" if seed_tasks else ""
+    lines = [
+        f"expected: about {duration(expected.round_seconds(ws, seed_tasks, slots))} for {len(ws)} trial(s){tasks}, "
+        f"{slots} at a time (steps timed on this machine, probes not counted; the bar's ETA follows once a "
+        "trial is done)"
+    ]
+    if confirmation_looks:
+        # each fresh seed runs the chosen w (a SidAE), the DAE and SimSiam, and its baseline task
+        first, last = confirmation_looks[0], confirmation_looks[-1]
+        seconds = {n: expected.round_seconds([0.5, 0.0, 1.0] * n, n, slots) for n in (first, last)}
+        lines.append(f"then the confirmation: {3 * first} trials, about {duration(seconds[first])}")
+        if last != first:
+            lines[-1] += f" ({3 * last}, about {duration(seconds[last])}, if it needs every look)"
+    return lines
+
+
+def duration(seconds: float) -> str:
+    """'40 s', '12 min', '1 h 50 min'."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

@@ -1,0 +1,73 @@
+"""The expected time a study prints before it starts: each kind of step timed on this machine
+(sidae.estimate), multiplied by the counts the configuration fixes, summed over a round's
+trials and shared among its slots (studies.service.estimate)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sidae.config import DataConfig, SidAEConfig, default_config, override
+from sidae.data import DataSplits, split
+from sidae.estimate import StepSeconds, evaluation_seconds, run_seconds, step_seconds
+from sidae.image_set import ImageSet
+from studies.service.estimate import Expected, cost_kind, duration, expected_lines
+
+STEPS = StepSeconds(pretrain=0.5, encode=0.001, fit=0.0001, finetune=0.2)
+
+
+def tiny_splits(n_train: int = 600, n_test: int = 200) -> DataSplits:
+    g = torch.Generator().manual_seed(0)
+
+    def images(n: int) -> ImageSet:
+        return ImageSet(torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g), torch.arange(n) % 10)
+
+    return split(images(n_train), images(n_test), None, DataConfig(dataset="mnist", val_size=100), "tiny")
+
+
+def config(**values: object) -> SidAEConfig:
+    base = {"optim.epochs": 2, "optim.batch_size": 64, "eval.knn_bank_size": 100, "eval.label_fractions": (0.1,)}
+    return override(default_config("mnist", device="cpu"), {**base, **values})
+
+
+def test_a_run_costs_its_steps_encodings_and_fine_tuning_as_the_config_counts_them() -> None:
+    data = tiny_splits()  # 500 pre-training and labelled images, 100 validation, 200 test
+    plain = config(**{"eval.finetune": False})
+    # 2 epochs x (7 steps of 64 at 0.5 s + the monitor's 100 bank and 100 validation images);
+    # evaluation: 100 bank + 50 labelled (10 %), 100 validation and 200 test images encoded,
+    # and the 10 % probe's fits: 5 L2 strengths on 40 of its 50 labels, then all 50
+    probe = (5 * 40 + 50) * 0.0001
+    assert math.isclose(run_seconds(plain, data, STEPS), 2 * (7 * 0.5 + 200 * 0.001) + 450 * 0.001 + probe)
+    tuned = config(**{"eval.finetune": True, "eval.finetune_steps": 30})
+    # fine-tuning: 30 steps, then its model encodes the 200 test images
+    assert math.isclose(evaluation_seconds(tuned, data, STEPS), 650 * 0.001 + probe + 30 * 0.2)
+    unprobed = config(**{"eval.finetune": False, "eval.linear": False})
+    assert math.isclose(evaluation_seconds(unprobed, data, STEPS), 450 * 0.001)
+    # a budget is its images seen: twice the epochs, twice the pre-training
+    longer = config(**{"eval.finetune": False, "optim.epochs": 4})
+    assert math.isclose(run_seconds(longer, data, STEPS) - run_seconds(plain, data, STEPS), 2 * (7 * 0.5 + 0.2))
+
+
+def test_steps_are_timed_on_the_runs_own_model_and_fine_tuning_only_when_it_runs() -> None:
+    data = tiny_splits()
+    timed = step_seconds(config(**{"eval.finetune": False, "w": 0.5}), data)
+    assert timed.pretrain > 0 and timed.encode > 0 and timed.fit > 0 and timed.finetune == 0.0
+    assert step_seconds(config(**{"eval.finetune": True, "eval.finetune_steps": 5}), data).finetune > 0
+
+
+def test_a_round_shares_its_trials_and_baseline_tasks_among_the_slots() -> None:
+    expected = Expected(trial={0.0: 300.0, 0.5: 600.0, 1.0: 200.0}, seed_task=100.0)
+    assert [cost_kind(w) for w in (0.0, 0.25, 0.9, 1.0)] == [0.0, 0.5, 0.5, 1.0]
+    assert expected.round_seconds([0.0, 0.25, 1.0], seed_tasks=1, slots=2) == (300 + 600 + 200 + 100) / 2
+    # more slots than work: one task's length is the least a round takes
+    assert expected.round_seconds([0.5], seed_tasks=0, slots=8) == 600
+    lines = expected_lines(expected, [0.0, 0.5, 1.0] * 2, seed_tasks=2, slots=2, confirmation_looks=(4, 6))
+    assert lines[0].startswith("expected: about 20 min for 6 trial(s) and the baseline and controls of 2 seed(s), 2 at")
+    # the chosen w, the DAE and SimSiam on 4 fresh seeds, with their 4 baseline tasks; 6 at the last look
+    assert lines[1] == "then the confirmation: 12 trials, about 40 min (18, about 1 h 0 min, if it needs every look)"
+    assert len(expected_lines(expected, [0.5], 0, 2)) == 1  # no confirmation to come
+
+
+def test_durations_read_as_a_person_says_them() -> None:
+    assert [duration(s) for s in (42, 719, 3600, 6540)] == ["42 s", "12 min", "1 h 0 min", "1 h 49 min"]
