@@ -39,11 +39,19 @@ class StepSeconds:
     finetune: float
 
 
-def _timed(call: Callable[[], object], repeats: int = 2) -> float:
-    call()  # warm-up
+def _timed(call: Callable[[], object], device: torch.device, repeats: int = 2) -> float:
+    """Seconds of one call, after a warm-up; a GPU's queued kernels are waited for."""
+
+    def wait() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    call()
+    wait()
     start = time.perf_counter()
     for _ in range(repeats):
         call()
+    wait()
     return (time.perf_counter() - start) / repeats
 
 
@@ -55,16 +63,16 @@ def step_seconds(cfg: SidAEConfig, data: DataSplits) -> StepSeconds:
     generator = torch.Generator(device).manual_seed(cfg.seed)
     batch, _ = epoch_batches(len(data.pretrain), cfg.optim.batch_size)
     x = to_float(data.pretrain.images[:batch], device)
-    pretrain = _timed(lambda: train_step(model, optimizer, make_views(x, cfg, generator), cfg))
+    pretrain = _timed(lambda: train_step(model, optimizer, make_views(x, cfg, generator), cfg), device)
     sample = data.val.subset(torch.arange(min(len(data.val), ENCODE_SAMPLE)))
-    encode = _timed(lambda: extract_features(model.encoder, sample.images, device)) / len(sample)
+    encode = _timed(lambda: extract_features(model.encoder, sample.images, device), device) / len(sample)
     features, labels = extract_features(model.encoder, sample.images, device), sample.labels.to(device)
     classes = max(data.num_classes, int(labels.max()) + 1)
-    fit = _timed(lambda: fit_logistic(features, labels, classes, weight_decay=1e-4)) / len(sample)
+    fit = _timed(lambda: fit_logistic(features, labels, classes, weight_decay=1e-4), device) / len(sample)
     finetune = 0.0
     if cfg.eval.finetune:
         pool = data.train.subset(torch.arange(min(len(data.train), FINETUNE_POOL)))
-        finetune = _timed(FineTuning(model.encoder, model.feat_dim, pool, data.num_classes, cfg, device).step)
+        finetune = _timed(FineTuning(model.encoder, model.feat_dim, pool, data.num_classes, cfg, device).step, device)
     return StepSeconds(pretrain, encode, fit, finetune)
 
 
