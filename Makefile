@@ -10,7 +10,7 @@ TEST_WORKERS ?= 2
 # worksteal, not load: with load, tests queued on a worker stay there, and one worker ran the
 # last long study tests one by one for half an hour while the other sat idle (2026-12-05).
 
-.PHONY: setup quickstart test bench bench-studies
+.PHONY: setup quickstart test check bench bench-studies
 
 setup:
 	bash scripts/setup.sh
@@ -25,6 +25,12 @@ test: setup
 	bash scripts/check-system.sh --install
 	$(PY) -m sidae.fetch mnist fashion-mnist
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
+
+# The inner loop: lint and every test not marked slow (none runs a whole study on Ray; the
+# PostgreSQL ones start their own server). `make test` runs these and the slow ones.
+check: setup
+	$(PY) -m sidae.fetch mnist fashion-mnist
+	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist worksteal
 
 bench: setup
 	$(PY) -m sidae.fetch mnist
