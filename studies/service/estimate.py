@@ -74,7 +74,7 @@ def expected_lines(
     tasks = f" and the baseline and controls of {seed_tasks} seed(s)" if seed_tasks else ""
     lines = [
         f"expected: about {duration(expected.round_seconds(ws, seed_tasks, slots))} for {len(ws)} trial(s){tasks}, "
-        f"{slots} at a time (steps timed on this machine, probes not counted; the bar's ETA follows once a "
+        f"{slots} at a time (each kind of step timed on this machine; the bar's ETA follows once a "
         "trial is done)"
     ]
     if confirmation_looks:
