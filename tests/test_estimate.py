@@ -56,17 +56,22 @@ def test_steps_are_timed_on_the_runs_own_model_and_fine_tuning_only_when_it_runs
     assert step_seconds(config(**{"eval.finetune": True, "eval.finetune_steps": 5}), data).finetune > 0
 
 
-def test_a_round_shares_its_trials_and_baseline_tasks_among_the_slots() -> None:
+def test_a_round_puts_each_task_on_the_slot_that_frees_first() -> None:
     expected = Expected(trial={0.0: 300.0, 0.5: 600.0, 1.0: 200.0}, seed_task=100.0)
     assert [cost_kind(w) for w in (0.0, 0.25, 0.9, 1.0)] == [0.0, 0.5, 0.5, 1.0]
-    assert expected.round_seconds([0.0, 0.25, 1.0], seed_tasks=1, slots=2) == (300 + 600 + 200 + 100) / 2
-    # more slots than work: one task's length is the least a round takes
+    # the baseline task and the DAE start; SidAE follows the baseline (100 + 600), SimSiam the DAE
+    assert expected.round_seconds([0.0, 0.25, 1.0], seed_tasks=1, slots=2) == 700
+    # a trial is not split among idle slots: one trial on 8 slots takes as long as on one
     assert expected.round_seconds([0.5], seed_tasks=0, slots=8) == 600
-    lines = expected_lines(expected, [0.0, 0.5, 1.0] * 2, seed_tasks=2, slots=2, confirmation_looks=(4, 6))
-    assert lines[0].startswith("expected: about 20 min for 6 trial(s) and the baseline and controls of 2 seed(s), 2 at")
+    assert expected.round_seconds([0.5, 0.5, 0.5], seed_tasks=0, slots=1) == 1800
+    even = Expected(trial={0.0: 600.0, 0.5: 600.0, 1.0: 600.0}, seed_task=0.0)
+    lines = expected_lines(even, [0.0, 0.5, 1.0] * 2, seed_tasks=2, slots=2, confirmation_looks=(4, 6))
+    assert lines[0].startswith("expected: about 30 min for 6 trial(s) and the baseline and controls of 2 seed(s), 2 at")
     # the chosen w, the DAE and SimSiam on 4 fresh seeds, with their 4 baseline tasks; 6 at the last look
-    assert lines[1] == "then the confirmation: 12 trials, about 40 min (18, about 1 h 0 min, if it needs every look)"
-    assert len(expected_lines(expected, [0.5], 0, 2)) == 1  # no confirmation to come
+    assert (
+        lines[1] == "then the confirmation: 12 trials, about 1 h 0 min (18, about 1 h 30 min, if it needs every look)"
+    )
+    assert len(expected_lines(even, [0.5], 0, 2)) == 1  # no confirmation to come
 
 
 def test_durations_read_as_a_person_says_them() -> None:

@@ -2,13 +2,14 @@
 
 The driver times each kind of trial's steps on its own machine (sidae.estimate): the DAE
 (w = 0, no Siamese branch), SimSiam (w = 1, no decoder) and SidAE (both) cost different
-amounts, and every SidAE w the same. Trials and the per-seed baseline tasks share the slots, so
-a round takes about their summed seconds over the slots. Workers of a cluster may be faster or
+amounts, and every SidAE w the same. Trials and the per-seed baseline tasks share the slots: a
+round ends when the last slot does, each task taken by the slot that frees first. Workers of a cluster may be faster or
 slower than the driver's machine; the progress bar's ETA, from finished trials, follows.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,9 +35,13 @@ class Expected:
     seed_task: float
 
     def round_seconds(self, ws: Sequence[float], seed_tasks: int, slots: int) -> float:
-        """Trials at `ws` and `seed_tasks` baseline tasks on `slots` slots."""
-        work = sum(self.trial[cost_kind(w)] for w in ws) + seed_tasks * self.seed_task
-        return work / max(1, min(slots, len(ws) + seed_tasks))
+        """How long trials at `ws` and `seed_tasks` baseline tasks take on `slots` slots: the
+        baseline tasks (submitted first), then the trials in order, each on the slot that frees
+        first. A round is never shorter than its longest task."""
+        ends = [0.0] * max(1, slots)
+        for seconds in [self.seed_task] * seed_tasks + [self.trial[cost_kind(w)] for w in ws]:
+            heapq.heapreplace(ends, ends[0] + seconds)  # ends[0]: the slot that frees first
+        return max(ends)
 
 
 @contextmanager
