@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from studies.record import PHASE_SECONDS, REUSED, STOPPED_BY
@@ -38,6 +39,7 @@ def study_run(fault: str, url: str, cwd: Path, data_dir: Path) -> subprocess.Com
     )
 
 
+@pytest.mark.slow  # three study runs, each a process with its own Ray
 def test_an_interrupted_run_and_a_lost_tell_lose_no_result(tmp_path: Path, mnist_dir: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
 

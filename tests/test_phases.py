@@ -191,6 +191,7 @@ def test_the_report_has_the_phase_section(tmp_path: Path) -> None:
     assert table_rows(text.split("## Where the trials' time went")[1].split("\n## ")[0].splitlines()) == TABLE
 
 
+@pytest.mark.slow  # a whole sidae.train run: tens of seconds
 def test_sidae_train_prints_a_line_for_each_long_phase(
     tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
