@@ -281,9 +281,8 @@ def validate(opts: StudyOptions) -> tuple[Study, Budget, TrialContext, DataSplit
             )
         if not 2 <= opts.until_decided <= MAX_CONFIRM_SEEDS:
             raise StudyError(f"--until-decided must be 2 to {MAX_CONFIRM_SEEDS} fresh seeds, got {opts.until_decided}")
-    data_config = trial_config(
-        {}, _context(opts, budget)
-    ).data  # ConfigError unless budget and --set make a valid config
+    # ConfigError unless the budget and --set values make a valid config
+    data_config = trial_config({}, _context(opts, budget)).data
     _check_cuda(opts)
     data = fetch(data_config)
     if opts.epochs is None and "optim.epochs" not in opts.fixed:
