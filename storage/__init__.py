@@ -1,7 +1,7 @@
 """Where study results live: Optuna's SQL storage (SQLite file or PostgreSQL) and the trial
 artifact folder. `storage.urls` is the only place that turns a URL into a storage."""
 
-from storage.artifacts import ARTIFACT_DIR_ENV, artifact_dir_for, make_artifact_store
+from storage.artifacts import ARTIFACT_DIR_ENV, artifact_dir_for, make_artifact_store, store_file
 from storage.errors import StorageError
 from storage.urls import (
     DEFAULT_SQLITE_NAME,
@@ -25,4 +25,5 @@ __all__ = [
     "parse",
     "redact",
     "sqlite_file",
+    "store_file",
 ]

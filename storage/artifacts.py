@@ -7,7 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from optuna.artifacts import FileSystemArtifactStore
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from sidae.checkpoint import write_atomic
 from storage.errors import StorageError
@@ -31,6 +32,17 @@ def artifact_dir_for(url: str, override: str | None = None) -> Path:
         return db.parent / f"{db.stem}-artifacts"
     env = os.environ.get(ARTIFACT_DIR_ENV)
     return Path(env).expanduser().resolve() if env else Path.cwd() / "artifacts"
+
+
+# Content types Python's mimetypes gets wrong: it reads the system's mime.types, where ".pt" is a
+# SNES page table, and the dashboard serves the download with it
+CONTENT_TYPES = {".pt": "application/octet-stream"}
+
+
+def store_file(store: FileSystemArtifactStore, path: Path, owner: optuna.Study | optuna.Trial) -> str:
+    """Upload the file at `path` as an artifact of `owner`, with its content type; its id."""
+    mimetype = CONTENT_TYPES.get(path.suffix)  # None: Optuna guesses from the name
+    return upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=owner, mimetype=mimetype)
 
 
 def make_artifact_store(path: Path) -> FileSystemArtifactStore:

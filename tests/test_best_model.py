@@ -42,6 +42,8 @@ def test_the_best_model_is_the_best_complete_trials_and_follows_a_better_one(tmp
     store_best_model(study, store, run_root)
     assert study.user_attrs["best_model_trial"] == best == study.best_trial.number == 1
     assert stored_weights(study, artifacts) == {"best-trial-1-model.pt": b"weights of trial 1"}
+    # served as bytes: the system's mime.types may call ".pt" a SNES page table
+    assert [meta.mimetype for meta in get_all_artifact_meta(study)] == ["application/octet-stream"]
 
     store_best_model(study, store, run_root)  # the same best: nothing stored again
     assert len(get_all_artifact_meta(study)) == 1

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.artifacts import upload_artifact
 
 from sidae.checkpoint import write_atomic
 from sidae.data import DataSplits
 from sidae.evaluate import describe_splits
-from storage import make_artifact_store, make_storage, redact
+from storage import make_artifact_store, make_storage, redact, store_file
 from studies.analysis.claim import CHOSEN_ATTR, DESIGN_ATTR, Design, by_w_and_seed, chosen_w, primary_verdict
 from studies.analysis.controls import control_scores
 from studies.analysis.sequential import HOLDS, REVERSED
@@ -130,7 +129,7 @@ def store_best_model(study: optuna.Study, artifact_store: Any, run_root: Path) -
     named = weights.with_name(f"best-trial-{best.number}-model.pt")  # the artifact's file name
     try:
         write_atomic(named, weights.read_bytes())
-        upload_artifact(artifact_store=artifact_store, file_path=str(named), study_or_trial=study)
+        store_file(artifact_store, named, study)
     except OSError as error:  # a full disk loses this copy, not the study: the next run tries again
         logger.warning("could not store the best trial's weights (%s)", error.strerror or error)
         return

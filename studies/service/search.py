@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.experiment import Trial
@@ -46,6 +46,7 @@ from ray.tune.stopper import Stopper
 from ray.tune.utils.util import unflatten_dict
 
 from sidae.checkpoint import write_atomic
+from storage import store_file
 from studies.record import (
     ARTIFACT_PREFIX,
     ARTIFACTS,
@@ -233,7 +234,7 @@ class StudySearch(Searcher):
                 logger.warning("not storing artifact %s of trial %d: not a file in its run folder", path, trial.number)
                 continue
             try:
-                artifact_id = upload_artifact(artifact_store=self._artifacts, file_path=path, study_or_trial=trial)
+                artifact_id = store_file(self._artifacts, Path(path), trial)
                 trial.set_user_attr(f"{ARTIFACT_PREFIX}{name}", artifact_id)
             except OSError as error:  # a full disk loses the picture, not the trial
                 logger.warning("could not store artifact %s of trial %d: %s", path, trial.number, error)
