@@ -17,7 +17,7 @@ from tqdm import tqdm
 from studies.record import OBJECTIVE
 from studies.service.search import StudySearch
 
-SEED_TASKS_REFRESH_S = 5.0  # how often the seed tasks are counted between trial events
+REFRESH_S = 5.0  # how often the line is redrawn (and the seed tasks counted) between trial events
 
 
 class StudyProgress(Callback):
@@ -31,10 +31,12 @@ class StudyProgress(Callback):
         # the supervised baseline and controls, one task per seed, which share the trials' slots:
         # without them in the line, a bar at 0 while they run looks stuck
         self._seed_tasks = list(seed_tasks)
-        self._counted_at = time.monotonic()
+        self._drawn_at = time.monotonic()  # when the line was last drawn
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
-        if self._seed_tasks and time.monotonic() - self._counted_at > SEED_TASKS_REFRESH_S:
+        # tqdm redraws only when told: without this, the elapsed time stands still through a
+        # 10-minute trial and the study looks hung
+        if time.monotonic() - self._drawn_at > REFRESH_S:
             self._refresh()
 
     def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
@@ -59,6 +61,7 @@ class StudyProgress(Callback):
         self._refresh()
 
     def _refresh(self) -> None:
+        self._drawn_at = time.monotonic()
         states = list(self._search.outcomes.values())
         best = "-" if self._best is None else f"{self._best:.4f}"
         self._bar.set_postfix_str(
@@ -68,7 +71,6 @@ class StudyProgress(Callback):
         )
 
     def _seed_tasks_text(self) -> str:
-        self._counted_at = time.monotonic()
         if not self._seed_tasks:
             return ""
         done, _ = ray.wait(self._seed_tasks, num_returns=len(self._seed_tasks), timeout=0)
