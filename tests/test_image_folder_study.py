@@ -22,7 +22,7 @@ def test_smoke_w_sweep_on_an_rgb_image_folder(tmp_path: Path) -> None:
     formats.write_image_folder(images, n_per_class=100, classes=4, size=32)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     # smoke's 1,000 validation images are more than the folder has: 40 here
-    done = run_cli(
+    command = (
         "--study",
         "w-sweep",
         *(arg for arg in TINY if arg != "--quiet"),  # the expected time is shown with the progress bar
@@ -34,10 +34,9 @@ def test_smoke_w_sweep_on_an_rgb_image_folder(tmp_path: Path) -> None:
         "data.val_size=40",
         "--storage",
         url,
-        cwd=tmp_path,
-        data_dir=images,
-        env={**os.environ, "SIDAE_CACHE_DIR": str(tmp_path / "cache")},
     )
+    env = {**os.environ, "SIDAE_CACHE_DIR": str(tmp_path / "cache")}
+    done = run_cli(*command, cwd=tmp_path, data_dir=images, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     # 360 pre-training images, fewer than the 512 asked for: 3 epochs see as many as 2 of 512
     assert "budget smoke: 3 epochs, not 2: the data set has fewer than 512 pre-training images" in done.stderr
@@ -52,3 +51,8 @@ def test_smoke_w_sweep_on_an_rgb_image_folder(tmp_path: Path) -> None:
         t.state == TrialState.COMPLETE and set(t.user_attrs["test_linear"]) == {"0.01", "0.1"} for t in study.trials
     )
     assert len(list((tmp_path / "cache").glob("imagefolder-*.pt"))) == 2  # decoded once, shared by the trials
+
+    # the same command again: nothing to run, so no step is timed and no time is promised
+    again = run_cli(*command, cwd=tmp_path, data_dir=images, env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "nothing left to run" in again.stderr and "expected:" not in again.stderr

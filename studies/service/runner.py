@@ -6,10 +6,12 @@ checked before the study is created or Ray is started.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,8 @@ def run_study(opts: StudyOptions) -> optuna.Study:
     artifact_store = make_artifact_store(opts.artifact_root)
     points = grid_points(study, budget) if study.grid is not None else None
     splits = describe_splits(data, trial_config({}, ctx).eval.label_fractions)
-    expected = _time_trials(opts, ctx, data, points, design)
-    del data  # the workers read their own copy
+    expected = _timer(opts, ctx, data, points, design)
+    del data  # the workers read their own copy; the timer keeps it until it has timed the steps
     if opts.address is None and not any(k in os.environ for k in RAY_AUTH_VARS):
         os.environ.update(private_ray_token())  # before Ray is imported: it reads them once
 
@@ -78,8 +80,9 @@ def run_trials(run: StudyRun, points: list[dict[str, Any]], to_run: int) -> None
     if to_run == 0 and not seeds:
         return
     init_ray(run.opts)
-    if run.expected is not None:
-        _print_expected(run, points, to_run, len(seeds))
+    expected = run.expected()
+    if expected is not None:
+        _print_expected(run, expected, points, to_run, len(seeds))
     pending = baseline.submit(seeds, run.ctx, run.opts.cpus_per_trial, run.opts.gpus_per_trial)
     if to_run > 0:
         tune_trials(run, to_run, seed_tasks=list(pending.values()))
@@ -204,29 +207,37 @@ def _check_settings(name: str, optuna_study: optuna.Study, budget: Budget, setti
         )
 
 
-def _time_trials(
+def _timer(
     opts: StudyOptions, ctx: TrialContext, data: DataSplits, points: list[dict[str, Any]] | None, design: Design | None
-) -> Expected | None:
-    """Each kind of trial's steps timed here, for the expected times; not with --quiet, which
-    shows none."""
+) -> Callable[[], Expected | None]:
+    """Each kind of trial's steps timed here, for the expected times, at the first call (the first
+    round with work: not for a finished study, nor for a driver refused the lease), which then
+    lets the data go; never with --quiet, which shows none."""
     if not opts.progress:
-        return None
+        return lambda: None
     ws = [_w_of(p, ctx) for p in points or [{}]] + ([0.0, 0.5, 1.0] if design is not None else [])
-    return time_trials(ctx, data, points or [], ws)
+    held = [data]
+
+    @functools.cache
+    def expected() -> Expected:
+        return time_trials(ctx, held.pop(), points or [], ws)
+
+    return expected
 
 
 def _w_of(point: dict[str, Any], ctx: TrialContext) -> float:
     return float(point["w"]) if "w" in point else trial_config({}, ctx).w
 
 
-def _print_expected(run: StudyRun, points: list[dict[str, Any]], to_run: int, seed_tasks: int) -> None:
+def _print_expected(
+    run: StudyRun, expected: Expected, points: list[dict[str, Any]], to_run: int, seed_tasks: int
+) -> None:
     """The round's expected time (the points' w in order, as many trials as will run), and
     before a confirmatory w-sweep's pilot, the confirmation's."""
-    assert run.expected is not None
     ws = [_w_of(points[i % len(points)], run.ctx) for i in range(to_run)]
     pending = run.design is not None and run.optuna_study.user_attrs.get(CHOSEN_ATTR) is None
     looks = run.design.looks if run.design is not None and pending else ()
-    for line in expected_lines(run.expected, ws, seed_tasks, concurrency(run.opts), looks):
+    for line in expected_lines(expected, ws, seed_tasks, concurrency(run.opts), looks):
         print(line, file=sys.stderr, flush=True)
 
 

@@ -7,6 +7,7 @@ the service receives a half-built context or eight loose parameters."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import optuna
@@ -30,7 +31,8 @@ class StudyRun:
     storage: optuna.storages.BaseStorage
     artifact_store: FileSystemArtifactStore
     optuna_study: optuna.Study
-    expected: Expected | None = None  # each kind of trial's expected seconds; None with --quiet
+    # each kind of trial's expected seconds, timed at the first call; None with --quiet
+    expected: Callable[[], Expected | None] = lambda: None
     started: float = field(default_factory=time.monotonic)
 
     def time_left(self) -> float | None:
