@@ -104,6 +104,23 @@ def test_grid_plan_fails_stale_trials_and_queues_what_is_missing_once(storage: B
     assert len(queued(study)) == 4
 
 
+def test_a_later_stages_points_left_running_are_queued_with_the_rest(storage: BaseStorage) -> None:
+    """A w-sweep's driver killed in its confirmation: the next start counts the confirmation's
+    trials it left running with those still queued (it said "8 to run" and ran 10)."""
+    study = new_study(storage)
+    for point in GRID[:3]:  # the pilot, done
+        add(study, point, TrialState.COMPLETE)
+    confirmation = [{"seed": s, "w": w} for s in (2, 3) for w in (0.5, 0.0, 1.0)]
+    for point in confirmation:
+        study.enqueue_trial(point)
+    first, second = (study.ask(W_SWEEP_DISTRIBUTIONS).number for _ in range(2))  # the driver dies
+    assert trials_to_start(study, storage, GRID[:3], trials=0, max_retries=1) == 6
+    assert sorted(map(str, queued(study))) == sorted(map(str, confirmation))
+    assert {study.trials[first].state, study.trials[second].state} == {TrialState.FAIL}
+    # the confirmation's own reconciliation then finds nothing more to queue
+    assert trials_to_start(study, storage, confirmation, trials=0, max_retries=1) == 6
+
+
 def test_an_interrupted_point_is_never_dropped_but_a_failing_one_is(storage: BaseStorage) -> None:
     """A driver killed (or suspended past its lease) is not the point failing: however often it
     happens, the point runs again. Its own errors count against max_retries."""

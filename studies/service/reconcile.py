@@ -40,12 +40,14 @@ def fail_stale_trials(study: optuna.Study, storage: BaseStorage) -> list[FrozenT
     return stale
 
 
+def configuration(trial: FrozenTrial) -> dict[str, Any]:
+    """The point a trial runs: its parameters, or before it starts, those it was enqueued with."""
+    return dict(trial.params or trial.system_attrs.get("fixed_params", {}))
+
+
 def queued(study: optuna.Study) -> list[dict[str, Any]]:
     """Configurations enqueued but not yet started (Optuna's WAITING trials)."""
-    return [
-        dict(t.params or t.system_attrs.get("fixed_params", {}))
-        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    ]
+    return [configuration(t) for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))]
 
 
 def is_done(trial: FrozenTrial) -> bool:
@@ -80,11 +82,14 @@ def trials_to_start(
 ) -> int:
     """Reconcile, enqueue what must run, and return how many Tune trials to start.
 
-    Grid studies (points given) enqueue every missing point. Sampled studies retry the
-    configurations a dead driver left behind and sample the rest, up to `trials` finished."""
+    Grid studies (points given) enqueue every missing point, and the points of a later stage (a
+    w-sweep's confirmation) that a dead driver left, so the count is all this start will run.
+    Sampled studies retry the configurations a dead driver left behind and sample the rest, up
+    to `trials` finished."""
     stale = fail_stale_trials(study, storage)
     if points is not None:
-        for point in grid_todo(study, points, max_retries):
+        left = [p for p in map(configuration, stale) if p not in points]
+        for point in grid_todo(study, points + left, max_retries):
             study.enqueue_trial(point)
         return len(queued(study))
     for trial in stale:

@@ -32,7 +32,7 @@ from studies.service.estimate import Expected, expected_lines, time_trials
 from studies.service.identity import SETTINGS_ATTR, first_difference, study_settings
 from studies.service.notes import About, name_objective, save_study_note
 from studies.service.options import StudyError, StudyOptions, design_for, resolve_budget, validate
-from studies.service.reconcile import trials_to_start
+from studies.service.reconcile import queued, trials_to_start
 from studies.service.study_run import StudyRun
 from studies.service.trainable import TrialContext, trial_config
 from studies.service.tuning import RAY_AUTH_VARS, concurrency, init_ray, private_ray_token, tune_trials
@@ -232,9 +232,10 @@ def _w_of(point: dict[str, Any], ctx: TrialContext) -> float:
 def _print_expected(
     run: StudyRun, expected: Expected, points: list[dict[str, Any]], to_run: int, seed_tasks: int
 ) -> None:
-    """The round's expected time (the points' w in order, as many trials as will run), and
-    before a confirmatory w-sweep's pilot, the confirmation's."""
-    ws = [_w_of(points[i % len(points)], run.ctx) for i in range(to_run)]
+    """The round's expected time (the w of each trial that will run: the queued ones in order,
+    then the points'), and before a confirmatory w-sweep's pilot, the confirmation's."""
+    upcoming = queued(run.optuna_study) + [points[i % len(points)] for i in range(to_run)]
+    ws = [_w_of(point, run.ctx) for point in upcoming[:to_run]]
     pending = run.design is not None and run.optuna_study.user_attrs.get(CHOSEN_ATTR) is None
     looks = run.design.looks if run.design is not None and pending else ()
     for line in expected_lines(expected, ws, seed_tasks, concurrency(run.opts), looks):
