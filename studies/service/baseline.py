@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import socket
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -29,6 +30,8 @@ from typing import Any
 import optuna
 import ray
 import torch
+from ray.tune import Callback
+from ray.tune.experiment import Trial
 
 from sidae.config import SidAEConfig, override
 from sidae.controls import controls
@@ -39,7 +42,7 @@ from studies.service.trainable import TrialContext, cached_splits, ray_gpu_ids, 
 
 logger = logging.getLogger(__name__)
 
-ATTRS = (SUPERVISED_ATTR, CONTROLS_ATTR, SEED_TASKS_ATTR)
+STORE_EVERY_S = 5.0  # how often a running round stores its ended seed tasks
 
 
 @dataclass(frozen=True)
@@ -105,34 +108,55 @@ def task_resources(work: SeedWork, cpus: float, gpus: float) -> tuple[float, flo
     return cpus, 0.0, replace(work, cfg=override(work.cfg, {"device": "cpu"}))
 
 
-def submit(work: dict[str, SeedWork], ctx: TrialContext, cpus: float, gpus: float) -> dict[str, ray.ObjectRef]:
-    """Start one task per seed; Ray runs them as resources allow, beside the trials."""
-    for what in sorted({w.describe() for w in work.values()}):
-        seeds = ", ".join(sorted(s for s, w in work.items() if w.describe() == what))
-        print(f"{what} for seed(s) {seeds}: scheduled beside the trials", file=sys.stderr, flush=True)
-    pending = {}
-    for seed, w in work.items():
-        task_cpus, task_gpus, task_work = task_resources(w, cpus, gpus)
-        pending[seed] = _seed_results.options(num_cpus=task_cpus, num_gpus=task_gpus).remote(task_work, ctx.threads)
-    return pending
+class SeedTasks:
+    """One round's seed tasks, each seed's results stored as soon as its task ends: a driver
+    stopped mid-round (killed, Ctrl-C) keeps the seeds already computed, which it lost when they
+    were stored only after the round's last trial."""
 
+    def __init__(self, study: optuna.Study, pending: dict[str, ray.ObjectRef]) -> None:
+        self._study = study
+        self._pending = dict(pending)
+        self.total = len(pending)
 
-def record(study: optuna.Study, pending: dict[str, ray.ObjectRef], *, wait: bool) -> None:
-    """Store each seed's results. Without `wait` (the time budget is spent) unfinished tasks are
-    cancelled; a failed or cancelled seed is computed again at the next start of the study."""
-    if not pending:
-        return
-    if wait and ray.wait(list(pending.values()), num_returns=len(pending), timeout=0)[1]:
-        print("waiting for the supervised baseline and controls...", file=sys.stderr, flush=True)
-    stored: dict[str, dict[str, Any]] = {attr: dict(study.user_attrs.get(attr) or {}) for attr in ATTRS}
-    for seed, ref in sorted(pending.items()):
-        ready, _ = ray.wait([ref], timeout=None if wait else 0)
-        if not ready:
+    @property
+    def done(self) -> int:
+        return self.total - len(self._pending)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the Tuner's callbacks, and so this, into its experiment folder: only the
+        # study's name goes there, not the study (its storage URL may hold a password) nor the
+        # tasks. Unpickled it is that record: the seeds are stored by the driver that ran them.
+        return {"study_name": self._study.study_name}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.study_name: str = state["study_name"]
+
+    def store_finished(self) -> None:
+        """Store the seeds whose tasks have ended; wait for none."""
+        if not self._pending:
+            return
+        ready, _ = ray.wait(list(self._pending.values()), num_returns=len(self._pending), timeout=0)
+        for seed in [s for s, ref in self._pending.items() if ref in ready]:
+            self._store(seed)
+
+    def finish(self, *, wait: bool) -> None:
+        """Store every seed. Without `wait` (the time budget is spent) unfinished tasks are
+        cancelled; a failed or cancelled seed is computed again at the next start of the study."""
+        self.store_finished()
+        if wait and self._pending:
+            print("waiting for the supervised baseline and controls...", file=sys.stderr, flush=True)
+        for seed, ref in sorted(self._pending.items()):
+            ready, _ = ray.wait([ref], timeout=None if wait else 0)
+            if ready:
+                self._store(seed)
+                continue
             ray.cancel(ref, force=True)
             logger.warning(
                 "supervised baseline and controls, seed %s: cut by the time budget; computed at the next start", seed
             )
-            continue
+
+    def _store(self, seed: str) -> None:
+        ref = self._pending.pop(seed)
         try:
             results = ray.get(ref)
         except ray.exceptions.RayError as error:
@@ -141,7 +165,31 @@ def record(study: optuna.Study, pending: dict[str, ray.ObjectRef], *, wait: bool
                 seed,
                 str(error).splitlines()[-1][:200],
             )
-            continue
+            return
         for attr, value in results.items():
-            stored[attr][seed] = value
-            study.set_user_attr(attr, stored[attr])
+            self._study.set_user_attr(attr, {**(self._study.user_attrs.get(attr) or {}), seed: value})
+
+
+class StoreFinished(Callback):
+    """Tune's loop stores the seed tasks that have ended every STORE_EVERY_S, between trials."""
+
+    def __init__(self, tasks: SeedTasks) -> None:
+        self._tasks = tasks
+        self._stored_at = time.monotonic()
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        if time.monotonic() - self._stored_at > STORE_EVERY_S:
+            self._stored_at = time.monotonic()
+            self._tasks.store_finished()
+
+
+def submit(study: optuna.Study, work: dict[str, SeedWork], ctx: TrialContext, cpus: float, gpus: float) -> SeedTasks:
+    """Start one task per seed; Ray runs them as resources allow, beside the trials."""
+    for what in sorted({w.describe() for w in work.values()}):
+        seeds = ", ".join(sorted(s for s, w in work.items() if w.describe() == what))
+        print(f"{what} for seed(s) {seeds}: scheduled beside the trials", file=sys.stderr, flush=True)
+    pending = {}
+    for seed, w in work.items():
+        task_cpus, task_gpus, task_work = task_resources(w, cpus, gpus)
+        pending[seed] = _seed_results.options(num_cpus=task_cpus, num_gpus=task_gpus).remote(task_work, ctx.threads)
+    return SeedTasks(study, pending)

@@ -5,24 +5,23 @@ best objective so far and the supervised-baseline and control tasks done beside 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
-import ray
 from optuna.trial import TrialState
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 from tqdm import tqdm
 
 from studies.record import OBJECTIVE
+from studies.service.baseline import SeedTasks
 from studies.service.search import StudySearch
 
-REFRESH_S = 5.0  # how often the line is redrawn (and the seed tasks counted) between trial events
+REFRESH_S = 5.0  # how often the line is redrawn between trial events
 
 
 class StudyProgress(Callback):
     def __init__(
-        self, search: StudySearch, total: int, enabled: bool = True, seed_tasks: Sequence[ray.ObjectRef] = ()
+        self, search: StudySearch, total: int, enabled: bool = True, seed_tasks: SeedTasks | None = None
     ) -> None:
         self._search = search
         self._bar = tqdm(total=total, desc="trials", unit="trial", disable=not enabled, dynamic_ncols=True)
@@ -30,7 +29,7 @@ class StudyProgress(Callback):
         self._best: float | None = None
         # the supervised baseline and controls, one task per seed, which share the trials' slots:
         # without them in the line, a bar at 0 while they run looks stuck
-        self._seed_tasks = list(seed_tasks)
+        self._seed_tasks = seed_tasks
         self._drawn_at = time.monotonic()  # when the line was last drawn
 
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
@@ -71,7 +70,5 @@ class StudyProgress(Callback):
         )
 
     def _seed_tasks_text(self) -> str:
-        if not self._seed_tasks:
-            return ""
-        done, _ = ray.wait(self._seed_tasks, num_returns=len(self._seed_tasks), timeout=0)
-        return f"; baseline and controls {len(done)}/{len(self._seed_tasks)} seeds"
+        tasks = self._seed_tasks
+        return f"; baseline and controls {tasks.done}/{tasks.total} seeds" if tasks and tasks.total else ""

@@ -83,10 +83,10 @@ def run_trials(run: StudyRun, points: list[dict[str, Any]], to_run: int) -> None
     expected = run.expected()
     if expected is not None:
         _print_expected(run, expected, points, to_run, len(seeds))
-    pending = baseline.submit(seeds, run.ctx, run.opts.cpus_per_trial, run.opts.gpus_per_trial)
+    seed_tasks = baseline.submit(run.optuna_study, seeds, run.ctx, run.opts.cpus_per_trial, run.opts.gpus_per_trial)
     if to_run > 0:
-        tune_trials(run, to_run, seed_tasks=list(pending.values()))
-    baseline.record(run.optuna_study, pending, wait=run.in_time())
+        tune_trials(run, to_run, seed_tasks)
+    seed_tasks.finish(wait=run.in_time())
     save_study_note(run.optuna_study, about(run.opts, run.study, run.budget, run.design))
 
 

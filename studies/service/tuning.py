@@ -10,10 +10,9 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -23,6 +22,9 @@ from studies.service.catalogue import Study
 from studies.service.options import StudyOptions
 from studies.service.study_run import StudyRun
 from studies.service.trainable import train_trial
+
+if TYPE_CHECKING:
+    from studies.service.baseline import SeedTasks
 
 
 def _scheduler(opts: StudyOptions, study: Study, budget: Budget) -> Any:
@@ -73,12 +75,13 @@ def private_ray_token() -> dict[str, str]:
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
 
 
-def tune_trials(run: StudyRun, to_run: int, seed_tasks: Sequence[Any] = ()) -> None:
+def tune_trials(run: StudyRun, to_run: int, seed_tasks: SeedTasks | None = None) -> None:
     """Run `to_run` trials within what is left of the run's time budget, the searcher recording
-    each in the Optuna study; `seed_tasks` (Ray object refs of the baseline and controls running
-    beside them) are counted in the progress line."""
+    each in the Optuna study; `seed_tasks` (the baseline and controls running beside them) are
+    stored as they end and counted in the progress line."""
     from ray import tune
 
+    from studies.service.baseline import StoreFinished
     from studies.service.progress import StudyProgress
     from studies.service.search import StudySearch, StudyStopper, TrialIndex
 
@@ -98,6 +101,7 @@ def tune_trials(run: StudyRun, to_run: int, seed_tasks: Sequence[Any] = ()) -> N
         time_budget_s=time_budget_s,
     )
     progress = StudyProgress(search, total=to_run, enabled=opts.progress, seed_tasks=seed_tasks)
+    stored = [StoreFinished(seed_tasks)] if seed_tasks is not None else []
     trainable = tune.with_resources(
         tune.with_parameters(train_trial, ctx=run.ctx), {"cpu": opts.cpus_per_trial, "gpu": opts.gpus_per_trial}
     )
@@ -115,7 +119,7 @@ def tune_trials(run: StudyRun, to_run: int, seed_tasks: Sequence[Any] = ()) -> N
             name=opts.study_name,
             storage_path=str(_ray_dir(opts)),
             verbose=0,
-            callbacks=[index, progress],
+            callbacks=[index, *stored, progress],
             failure_config=tune.FailureConfig(max_failures=opts.trial_retries),
             stop=StudyStopper(search, opts.min_collapse_std),
         ),
