@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from sidae.config import SidAEConfig
+from sidae.controls import pixel_features
 from sidae.data import DataSplits
 from sidae.evaluate import FineTuning, extract_features, fit_logistic, probe_fit_sizes
 from sidae.image_set import to_float
@@ -30,12 +31,13 @@ FINETUNE_POOL = 512  # labelled images the timed fine-tuning steps draw from (th
 
 @dataclass(frozen=True)
 class StepSeconds:
-    """Seconds of one pre-training step, one image encoded, one image of a logistic fit and one
-    fine-tuning step."""
+    """Seconds of one pre-training step, one image encoded, one image of a logistic fit on the
+    encoder's features and on raw pixels (the control's, C*H*W wide), and one fine-tuning step."""
 
     pretrain: float
     encode: float
     fit: float
+    fit_pixels: float
     finetune: float
 
 
@@ -66,32 +68,60 @@ def step_seconds(cfg: SidAEConfig, data: DataSplits) -> StepSeconds:
     pretrain = _timed(lambda: train_step(model, optimizer, make_views(x, cfg, generator), cfg), device)
     sample = data.val.subset(torch.arange(min(len(data.val), ENCODE_SAMPLE)))
     encode = _timed(lambda: extract_features(model.encoder, sample.images, device), device) / len(sample)
-    features, labels = extract_features(model.encoder, sample.images, device), sample.labels.to(device)
+    labels = sample.labels.to(device)
     classes = max(data.num_classes, int(labels.max()) + 1)
-    fit = _timed(lambda: fit_logistic(features, labels, classes, weight_decay=1e-4), device) / len(sample)
+
+    def fit_seconds(features: torch.Tensor) -> float:  # on standardised features, as linear_probe fits
+        x = (features - features.mean(0)) / features.std(0).clamp(min=1e-6)
+        return _timed(lambda: fit_logistic(x, labels, classes, weight_decay=1e-4), device) / len(sample)
+
+    fit = fit_seconds(extract_features(model.encoder, sample.images, device))
+    fit_pixels = fit_seconds(pixel_features(sample.images, device))
     finetune = 0.0
     if cfg.eval.finetune:
         pool = data.train.subset(torch.arange(min(len(data.train), FINETUNE_POOL)))
         finetune = _timed(FineTuning(model.encoder, model.feat_dim, pool, data.num_classes, cfg, device).step, device)
-    return StepSeconds(pretrain, encode, fit, finetune)
+    return StepSeconds(pretrain, encode, fit, fit_pixels, finetune)
 
 
 def evaluation_seconds(cfg: SidAEConfig, data: DataSplits, steps: StepSeconds) -> float:
     """The evaluation of one encoder (sidae.experiment.evaluate): the labelled images some
     probe or the kNN bank uses, the validation and test images encoded, a linear probe per
     label fraction, and fine-tuning."""
-    fractions = cfg.eval.label_fractions
     bank = min(cfg.eval.knn_bank_size, len(data.train))
-    labelled = min(len(data.train), bank + round(sum(fractions) * len(data.train)))
-    encoded = labelled + len(data.val) + len(data.test)
+    encoded = min(len(data.train), bank + _labelled(cfg, data)) + len(data.val) + len(data.test)
+    seconds = steps.fit * _fitted(cfg, data) if cfg.eval.linear else 0.0
+    return seconds + steps.encode * encoded + _finetuning_seconds(cfg, data, steps)
+
+
+def seed_task_seconds(cfg: SidAEConfig, data: DataSplits, steps: StepSeconds) -> float:
+    """A seed's baseline task (studies.service.baseline): the controls when the trials probe
+    (sidae.controls: a probe on the untrained encoder's features of the labelled and test
+    images, one on their raw pixels, whose wide fits cost the most on RGB data) and the
+    supervised baseline when they fine-tune."""
     seconds = 0.0
     if cfg.eval.linear:
-        fitted = sum(sum(probe_fit_sizes(round(f * len(data.train)))) for f in fractions)
-        seconds += steps.fit * fitted
-    if cfg.eval.finetune:  # each fraction's fine-tuned model is tested
-        encoded += len(fractions) * len(data.test)
-        seconds += steps.finetune * cfg.eval.finetune_steps * len(fractions)
-    return seconds + steps.encode * encoded
+        encoded = _labelled(cfg, data) + len(data.test)
+        seconds += (steps.fit + steps.fit_pixels) * _fitted(cfg, data) + steps.encode * encoded
+    return seconds + _finetuning_seconds(cfg, data, steps)
+
+
+def _labelled(cfg: SidAEConfig, data: DataSplits) -> int:
+    """The labelled images some probe uses (at most the pool)."""
+    return min(len(data.train), round(sum(cfg.eval.label_fractions) * len(data.train)))
+
+
+def _fitted(cfg: SidAEConfig, data: DataSplits) -> int:
+    """Images of all the logistic fits of one set of linear probes."""
+    return sum(sum(probe_fit_sizes(round(f * len(data.train)))) for f in cfg.eval.label_fractions)
+
+
+def _finetuning_seconds(cfg: SidAEConfig, data: DataSplits, steps: StepSeconds) -> float:
+    """Fine-tuning at each label fraction, each fine-tuned model then encoding the test images."""
+    if not cfg.eval.finetune:
+        return 0.0
+    fractions = len(cfg.eval.label_fractions)
+    return fractions * (steps.finetune * cfg.eval.finetune_steps + steps.encode * len(data.test))
 
 
 def run_seconds(cfg: SidAEConfig, data: DataSplits, steps: StepSeconds) -> float:

@@ -10,11 +10,11 @@ import torch
 
 from sidae.config import DataConfig, SidAEConfig, default_config, override
 from sidae.data import DataSplits, split
-from sidae.estimate import StepSeconds, evaluation_seconds, run_seconds, step_seconds
+from sidae.estimate import StepSeconds, evaluation_seconds, run_seconds, seed_task_seconds, step_seconds
 from sidae.image_set import ImageSet
 from studies.service.estimate import Expected, cost_kind, duration, expected_lines
 
-STEPS = StepSeconds(pretrain=0.5, encode=0.001, fit=0.0001, finetune=0.2)
+STEPS = StepSeconds(pretrain=0.5, encode=0.001, fit=0.0001, fit_pixels=0.0003, finetune=0.2)
 
 
 def tiny_splits(n_train: int = 600, n_test: int = 200) -> DataSplits:
@@ -44,6 +44,13 @@ def test_a_run_costs_its_steps_encodings_and_fine_tuning_as_the_config_counts_th
     assert math.isclose(evaluation_seconds(tuned, data, STEPS), 650 * 0.001 + probe + 30 * 0.2)
     unprobed = config(**{"eval.finetune": False, "eval.linear": False})
     assert math.isclose(evaluation_seconds(unprobed, data, STEPS), 450 * 0.001)
+    # a seed's task: the controls' probes on the untrained encoder's features (50 labelled and
+    # 200 test images encoded) and on raw pixels (the same fits, wider), and the supervised
+    # baseline's 30 fine-tuning steps with its test pass
+    controls = 250 * 0.001 + (5 * 40 + 50) * (0.0001 + 0.0003)
+    assert math.isclose(seed_task_seconds(tuned, data, STEPS), controls + 30 * 0.2 + 200 * 0.001)
+    assert math.isclose(seed_task_seconds(plain, data, STEPS), controls)
+    assert seed_task_seconds(unprobed, data, STEPS) == 0.0  # neither probes nor fine-tunes: no task
     # a budget is its images seen: twice the epochs, twice the pre-training
     longer = config(**{"eval.finetune": False, "optim.epochs": 4})
     assert math.isclose(run_seconds(longer, data, STEPS) - run_seconds(plain, data, STEPS), 2 * (7 * 0.5 + 0.2))
@@ -52,7 +59,7 @@ def test_a_run_costs_its_steps_encodings_and_fine_tuning_as_the_config_counts_th
 def test_steps_are_timed_on_the_runs_own_model_and_fine_tuning_only_when_it_runs() -> None:
     data = tiny_splits()
     timed = step_seconds(config(**{"eval.finetune": False, "w": 0.5}), data)
-    assert timed.pretrain > 0 and timed.encode > 0 and timed.fit > 0 and timed.finetune == 0.0
+    assert timed.pretrain > 0 and timed.encode > 0 and timed.fit > 0 and timed.fit_pixels > 0 and timed.finetune == 0.0
     assert step_seconds(config(**{"eval.finetune": True, "eval.finetune_steps": 5}), data).finetune > 0
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from sidae.data import DataSplits
-from sidae.estimate import evaluation_seconds, run_seconds, step_seconds
+from sidae.estimate import run_seconds, seed_task_seconds, step_seconds
 from studies.service.trainable import TrialContext, trial_config
 
 
@@ -67,7 +67,7 @@ def time_trials(
             cfg = trial_config({**base, "w": kind}, ctx)
             steps = step_seconds(cfg, data)
             trial[kind] = run_seconds(cfg, data, steps)
-            seed_task = evaluation_seconds(cfg, data, steps)  # the baseline fine-tunes, the controls encode
+            seed_task = seed_task_seconds(cfg, data, steps)
     return Expected(trial, seed_task)
 
 
