@@ -21,7 +21,7 @@ import torch
 from sidae.config import SidAEConfig
 from sidae.controls import pixel_features
 from sidae.data import DataSplits
-from sidae.evaluate import FineTuning, extract_features, fit_logistic, probe_fit_sizes
+from sidae.evaluate import FineTuning, extract_features, fit_logistic, probe_fit_sizes, standardisation
 from sidae.image_set import to_float
 from sidae.pretraining import build_model, build_optimizer, epoch_batches, make_views, resolve_device, train_step
 
@@ -72,7 +72,8 @@ def step_seconds(cfg: SidAEConfig, data: DataSplits) -> StepSeconds:
     classes = max(data.num_classes, int(labels.max()) + 1)
 
     def fit_seconds(features: torch.Tensor) -> float:  # on standardised features, as linear_probe fits
-        x = (features - features.mean(0)) / features.std(0).clamp(min=1e-6)
+        mean, std = standardisation(features)
+        x = (features - mean) / std
         return _timed(lambda: fit_logistic(x, labels, classes, weight_decay=1e-4), device) / len(sample)
 
     fit = fit_seconds(extract_features(model.encoder, sample.images, device))

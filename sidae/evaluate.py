@@ -141,12 +141,18 @@ def probe_fit_sizes(labels: int) -> list[int]:
 Targets = Mapping[str, tuple[Tensor, Tensor]]  # name -> (features, labels) to score a probe on
 
 
+def standardisation(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The per-feature mean and standard deviation (floored: constant features stay finite) that
+    a linear probe standardises its features with, fitted on its training features."""
+    return x.mean(0), x.std(0).clamp(min=1e-6)
+
+
 def linear_probe(train_x: Tensor, train_y: Tensor, targets: Targets, seed: int) -> dict[str, float]:
     """Accuracy on each target of one logistic-regression probe on standardised frozen features.
 
     The L2 strength is chosen on held-out training labels, then the probe is refitted on all of
     them, so no target label ever influences it."""
-    mean, std = train_x.mean(0), train_x.std(0).clamp(min=1e-6)
+    mean, std = standardisation(train_x)
     train_x = (train_x - mean) / std
     num_classes = int(max(train_y.max(), *(y.max() for _, y in targets.values()))) + 1
     weight_decay = _choose_weight_decay(train_x, train_y, num_classes, seed)

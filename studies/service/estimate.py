@@ -3,8 +3,9 @@
 The driver times each kind of trial's steps on its own machine (sidae.estimate): the DAE
 (w = 0, no Siamese branch), SimSiam (w = 1, no decoder) and SidAE (both) cost different
 amounts, and every SidAE w the same. Trials and the per-seed baseline tasks share the slots: a
-round ends when the last slot does, each task taken by the slot that frees first. Workers of a cluster may be faster or
-slower than the driver's machine; the progress bar's ETA, from finished trials, follows.
+round ends when the last slot does, each task taken by the slot that frees first. Workers of a
+cluster may be faster or slower than the driver's machine; the progress bar's ETA, from
+finished trials, follows.
 """
 
 from __future__ import annotations
