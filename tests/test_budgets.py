@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,16 @@ def test_the_rgb32_cpu_budget_trains_the_conv_net_at_batch_32_and_the_gpu_budget
     assert all(getattr(BUDGETS["cpu"], name) is None for name in ("batch_size", "backbone", "width", "decoder_width"))
 
 
+def test_a_confirmatory_w_sweeps_pilot_trials_do_not_fine_tune() -> None:
+    from studies.service.trainable import TrialContext, trial_config
+
+    ctx = TrialContext(dataset="mnist", budget=BUDGETS["cpu"], data_dir="/d", run_root="", pilot_seeds=(0, 1))
+    assert not trial_config({"seed": 1, "w": 0.5}, ctx).eval.finetune  # chooses w on the validation probe
+    assert trial_config({"seed": 2, "w": 0.5}, ctx).eval.finetune  # a fresh seed's trial fine-tunes
+    assert trial_config({}, ctx).eval.finetune  # the study's settings (studies.service.identity): the budget's
+    assert trial_config({"seed": 1, "w": 0.5}, dataclasses.replace(ctx, pilot_seeds=())).eval.finetune
+
+
 def test_the_objectives_label_fraction_is_the_budgets_unless_named() -> None:
     from studies.service.options import StudyOptions, design_for, resolve_budget
 
@@ -135,10 +146,12 @@ def test_a_study_sizes_its_budget_to_the_folder_unless_the_epochs_are_named(
         )
         _, budget, ctx, data = validate(opts)
         assert ctx.budget == budget
+        assert ctx.pilot_seeds == (() if "seeds" in named else budget.seeds)  # named seeds: descriptive, no pilot
         return budget.epochs, len(data.pretrain)
 
     assert epochs() == (26, 160)  # ceil(2 x 2,048 / 160): smoke's 2 epochs of 2,048 images
     assert epochs(epochs=3) == (3, 160)
     assert epochs(("optim.epochs", 3)) == (3, 160)
     assert epochs(train_limit=100) == (2, 100)  # the folder has the images the budget asks for
+    assert epochs(seeds=(0, 1)) == (26, 160)
     assert not (tmp_path / "studies.db").exists()  # validation writes no storage

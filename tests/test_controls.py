@@ -146,3 +146,11 @@ def test_missing_seeds_asks_for_the_controls_a_seed_lacks(tmp_path: Path) -> Non
         missing = missing_seeds(study, ctx, points)
         assert {seed: (work.supervised, work.controls) for seed, work in missing.items()} == wanted, budget
         assert all(work.cfg.seed == int(seed) for seed, work in missing.items())
+    # a confirmatory w-sweep's pilot seeds do not fine-tune: they lack only their controls
+    ctx = TrialContext(
+        dataset="mnist", budget=BUDGETS["cpu"], data_dir=str(tmp_path), run_root=str(tmp_path), pilot_seeds=(2, 3)
+    )
+    assert {seed: (w.supervised, w.controls) for seed, w in missing_seeds(study, ctx, points).items()} == {
+        "1": (False, True),
+        "3": (False, True),
+    }

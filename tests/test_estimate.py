@@ -4,6 +4,7 @@ trials and shared among its slots (studies.service.estimate)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -12,7 +13,9 @@ from sidae.config import DataConfig, SidAEConfig, default_config, override
 from sidae.data import DataSplits, split
 from sidae.estimate import StepSeconds, evaluation_seconds, run_seconds, seed_task_seconds, step_seconds
 from sidae.image_set import ImageSet
-from studies.service.estimate import Expected, cost_kind, duration, expected_lines
+from studies.service.budgets import BUDGETS
+from studies.service.estimate import Expected, cost_kind, duration, expected_lines, time_trials
+from studies.service.trainable import TrialContext
 
 STEPS = StepSeconds(pretrain=0.5, encode=0.001, fit=0.0001, fit_pixels=0.0003, finetune=0.2)
 
@@ -79,6 +82,22 @@ def test_a_round_puts_each_task_on_the_slot_that_frees_first() -> None:
         lines[1] == "then the confirmation: 12 trials, about 1 h 0 min (18, about 1 h 30 min, if it needs every look)"
     )
     assert len(expected_lines(even, [0.5], 0, 2)) == 1  # no confirmation to come
+    # a pilot's trials do not fine-tune: the confirmation's own costs, when timed, are the ones used
+    lean = Expected(trial=even.trial, seed_task=0.0, confirmation=Expected({0.0: 900.0, 0.5: 900.0, 1.0: 900.0}, 0.0))
+    assert expected_lines(lean, [0.5], 0, 2, confirmation_looks=(4,))[1].endswith("12 trials, about 1 h 30 min")
+
+
+def test_a_pilot_trial_is_timed_without_fine_tuning_and_the_confirmations_with_it() -> None:
+    budget = dataclasses.replace(
+        BUDGETS["smoke"], epochs=1, knn_bank_size=100, label_fractions=(0.1,), primary_fraction=0.1, finetune_steps=5
+    )
+    ctx = TrialContext(dataset="mnist", budget=budget, data_dir="/d", run_root="", pilot_seeds=(0,))
+    expected = time_trials(ctx, tiny_splits(), [{"seed": 0, "w": 0.0}], [0.0, 0.5], fresh_seed=1)
+    assert expected.confirmation is not None and set(expected.trial) == set(expected.confirmation.trial) == {0.0, 0.5}
+    for kind, seconds in expected.trial.items():
+        assert seconds < expected.confirmation.trial[kind]  # the fresh seed's trial fine-tunes
+    assert expected.seed_task < expected.confirmation.seed_task  # and its task runs the supervised baseline
+    assert time_trials(ctx, tiny_splits(), [{"seed": 0, "w": 0.0}], [0.0]).confirmation is None
 
 
 def test_durations_read_as_a_person_says_them() -> None:

@@ -30,10 +30,13 @@ def cost_kind(w: float) -> float:
 
 @dataclass(frozen=True)
 class Expected:
-    """Seconds of one trial by cost kind, and of one seed's baseline and controls."""
+    """Seconds of one trial by cost kind, and of one seed's baseline and controls; before a
+    confirmatory w-sweep's pilot, also the confirmation's (its fresh seeds' trials fine-tune and
+    their tasks run the supervised baseline, where the pilot's do not)."""
 
     trial: Mapping[float, float]
     seed_task: float
+    confirmation: Expected | None = None
 
     def round_seconds(self, ws: Sequence[float], seed_tasks: int, slots: int) -> float:
         """How long trials at `ws` and `seed_tasks` baseline tasks take on `slots` slots: the
@@ -57,19 +60,29 @@ def _threads(n: int) -> Iterator[None]:
 
 
 def time_trials(
-    ctx: TrialContext, data: DataSplits, points: Sequence[Mapping[str, Any]], ws: Sequence[float]
+    ctx: TrialContext,
+    data: DataSplits,
+    points: Sequence[Mapping[str, Any]],
+    ws: Sequence[float],
+    fresh_seed: int | None = None,
 ) -> Expected:
     """Time a trial of each cost kind among `ws` (at the first of `points`, else the study's
-    base configuration) on this machine; a few seconds each."""
+    base configuration) on this machine, a few seconds each; with a confirmatory w-sweep's first
+    `fresh_seed`, also what the confirmation's trials and tasks cost (Expected.confirmation)."""
     base = dict(points[0]) if points else {}
-    trial, seed_task = {}, 0.0
+    stages = {"round": base} | ({"fresh": {**base, "seed": fresh_seed}} if fresh_seed is not None else {})
+    trial: dict[str, dict[float, float]] = {stage: {} for stage in stages}
+    seed_task: dict[str, float] = {}
     with _threads(ctx.threads):
         for kind in sorted({cost_kind(w) for w in ws}):
-            cfg = trial_config({**base, "w": kind}, ctx)
-            steps = step_seconds(cfg, data)
-            trial[kind] = run_seconds(cfg, data, steps)
-            seed_task = seed_task_seconds(cfg, data, steps)
-    return Expected(trial, seed_task)
+            cfgs = {stage: trial_config({**point, "w": kind}, ctx) for stage, point in stages.items()}
+            # timed once, on a config that fine-tunes if either does: its steps time fine-tuning
+            steps = step_seconds(max(cfgs.values(), key=lambda cfg: cfg.eval.finetune), data)
+            for stage, cfg in cfgs.items():
+                trial[stage][kind] = run_seconds(cfg, data, steps)
+                seed_task[stage] = seed_task_seconds(cfg, data, steps)
+    confirmation = Expected(trial["fresh"], seed_task["fresh"]) if "fresh" in stages else None
+    return Expected(trial["round"], seed_task["round"], confirmation)
 
 
 def expected_lines(
@@ -86,7 +99,8 @@ def expected_lines(
     if confirmation_looks:
         # each fresh seed runs the chosen w (a SidAE), the DAE and SimSiam, and its baseline task
         first, last = confirmation_looks[0], confirmation_looks[-1]
-        seconds = {n: expected.round_seconds([0.5, 0.0, 1.0] * n, n, slots) for n in (first, last)}
+        confirmation = expected.confirmation or expected
+        seconds = {n: confirmation.round_seconds([0.5, 0.0, 1.0] * n, n, slots) for n in (first, last)}
         lines.append(f"then the confirmation: {3 * first} trials, about {duration(seconds[first])}")
         if last != first:
             lines[-1] += f" ({3 * last}, about {duration(seconds[last])}, if it needs every look)"

@@ -299,6 +299,7 @@ def _context(opts: StudyOptions, budget: Budget) -> TrialContext:
         threads=max(1, int(opts.cpus_per_trial)),
         device=opts.device,
         fixed=dict(opts.fixed),
+        pilot_seeds=design.pilot_seeds if (design := design_for(opts, budget)) is not None else (),
     )
 
 

@@ -220,7 +220,7 @@ def _timer(
 
     @functools.cache
     def expected() -> Expected:
-        return time_trials(ctx, held.pop(), points or [], ws)
+        return time_trials(ctx, held.pop(), points or [], ws, design.confirm_seeds[0] if design is not None else None)
 
     return expected
 
@@ -233,11 +233,14 @@ def _print_expected(
     run: StudyRun, expected: Expected, points: list[dict[str, Any]], to_run: int, seed_tasks: int
 ) -> None:
     """The round's expected time (the w of each trial that will run: the queued ones in order,
-    then the points'), and before a confirmatory w-sweep's pilot, the confirmation's."""
+    then the points'; a pilot's or a confirmation's trials), and before a confirmatory w-sweep's
+    pilot, the confirmation's."""
     upcoming = queued(run.optuna_study) + [points[i % len(points)] for i in range(to_run)]
     ws = [_w_of(point, run.ctx) for point in upcoming[:to_run]]
     pending = run.design is not None and run.optuna_study.user_attrs.get(CHOSEN_ATTR) is None
     looks = run.design.looks if run.design is not None and pending else ()
+    if run.design is not None and not pending:  # a confirmation round: its trials fine-tune
+        expected = expected.confirmation or expected
     for line in expected_lines(expected, ws, seed_tasks, concurrency(run.opts), looks):
         print(line, file=sys.stderr, flush=True)
 
@@ -250,7 +253,8 @@ def _print_header(run: StudyRun, to_run: int, splits: str) -> None:
     )
     print(splits, file=sys.stderr)
     if run.design is not None:
-        print(f"confirmatory design: {run.design.describe()}", file=sys.stderr)
+        lean = "; pilot trials do not fine-tune" if run.ctx.pilot_seeds and budget.finetune_steps else ""
+        print(f"confirmatory design: {run.design.describe()}{lean}", file=sys.stderr)
     elif opts.study == "w-sweep":
         print("descriptive sweep (--w-grid or --seeds named its points): no confirmatory verdict", file=sys.stderr)
     print(f"storage {redact(opts.storage_url)}; artifacts {opts.artifact_root}", file=sys.stderr)
