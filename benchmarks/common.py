@@ -92,12 +92,12 @@ def synthetic_splits(name: str, shape: tuple[int, int, int], n: int) -> DataSpli
     return DataSplits(name, labelled, labelled, labelled, labelled, 10, mean, std)
 
 
-def float_batches(images: torch.Tensor, generator: torch.Generator) -> Iterator[torch.Tensor]:
+def float_batches(images: torch.Tensor, generator: torch.Generator, batch: int = BATCH) -> Iterator[torch.Tensor]:
     """Endless float batches sliced from uint8 `images` in a random order on their device, as
     sidae.pretraining._epoch makes them."""
     order = torch.randperm(len(images), generator=generator, device=generator.device).to(images.device)
-    for i in itertools.cycle(range(len(images) // BATCH)):
-        yield to_float(images[order[i * BATCH : (i + 1) * BATCH]], images.device)
+    for i in itertools.cycle(range(len(images) // batch)):
+        yield to_float(images[order[i * batch : (i + 1) * batch]], images.device)
 
 
 def synchronize(device: torch.device) -> None:
