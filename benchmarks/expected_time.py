@@ -60,7 +60,7 @@ def main() -> None:
     confirmation = expected.confirmation
     stages = {"": expected} if confirmation is None else {"pilot_": expected, "confirmation_": confirmation}
     stored = optuna.load_study(study_name=opts.study_name, storage=args.storage)
-    walls = measured_walls(stored, ctx.pilot_seeds if len(stages) > 1 else None)
+    walls = measured_walls(stored, ctx.pilot_seeds if confirmation is not None else None)
     for (stage, kind), kind_walls in sorted(walls.items()):
         name, seconds, measured = stage + KINDS[kind], stages[stage].trial[kind], statistics.fmean(kind_walls)
         print(f"{name}_expected_seconds: {seconds:.1f}")
