@@ -2,9 +2,9 @@
 
 smoke: seconds to a minute per trial, for tests and first contact.
 cpu:   the default, sized for a 2-core laptop. A confirmatory w-sweep runs 24 or 30 trials
-       (docs/verdict.md): 33 minutes for 30 on MNIST (a pilot trial about 80 s on one idle
-       core, a confirmation trial, which fine-tunes, 120 s); 32x32 RGB data has its own
-       variant (below).
+       (docs/verdict.md): 33-37 minutes for 30 on MNIST on 2 idle cores (a pilot trial 80-100 s
+       on one core, a confirmation trial, which fine-tunes, 120-140 s); 32x32 RGB data has its
+       own variant (below).
 gpu:   paper-scale pre-training, for a cluster of GPU workers.
 A budget may have a variant per data set (budget_for); explicit command-line flags override
 its fields.
