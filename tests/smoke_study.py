@@ -1,4 +1,4 @@
-"""One real smoke w-sweep (3 trials, local Ray, SQLite, real MNIST) shared by the tests that
+"""One real smoke w-sweep (9 trials, local Ray, SQLite, real MNIST) shared by the tests that
 inspect a finished study: the storage, the dashboard, the report. And the two ways the tests
 run the study command: as a user's process (run_cli), or in the test's own process for inputs
 refused before anything starts (main_in_process)."""
@@ -20,8 +20,10 @@ from filelock import FileLock
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--budget", "smoke", "--train-limit", "512", "--quiet"]
 # For a test that needs trials to run but not both probes: only the 1 % one (the objective's).
-# It saves a tiny trial about half its evaluation (the 10 % probe and its 5,900 encodings);
-# the shared smoke study keeps both.
+# It saves a tiny trial about half its evaluation (the 10 % probe and its 5,900 encodings), and
+# a seed's controls more (the raw-pixel probe at 10 %: 10 of a seed task's 18 CPU-seconds). The
+# shared smoke study runs it too: the README's first look (tests/test_docs.py) shows both
+# fractions end to end, and tests/test_report_multiseed.py every table at both.
 QUICK = [*TINY, "--set", "eval.label_fractions=(0.01,)"]
 # One trial at a time, where two at once is not what a test shows: one actor (Ray reuses it)
 # instead of two, each paying for its interpreter and imports.
@@ -125,22 +127,13 @@ def smoke_study(tmp_path_factory: pytest.TempPathFactory, mnist_dir: Path) -> Sm
     return SmokeStudy(folder, (folder / STDOUT).read_text())
 
 
+# A few fine-tuning steps, so the fine-tune tables and the supervised baseline exist too.
+FIXTURE_OPTIONS = [*QUICK, "--set", "eval.finetune=True", "--set", "eval.finetune_steps=20"]
+
+
 def run_smoke_study(folder: Path, mnist_dir: Path) -> SmokeStudy:
     study = SmokeStudy(folder, "")
-    # A few fine-tuning steps, so the fine-tune tables and the supervised baseline exist too.
-    done = run_cli(
-        "--study",
-        "w-sweep",
-        *TINY,
-        "--set",
-        "eval.finetune=True",
-        "--set",
-        "eval.finetune_steps=20",
-        "--storage",
-        study.url,
-        cwd=folder,
-        data_dir=mnist_dir,
-    )
+    done = run_cli("--study", "w-sweep", *FIXTURE_OPTIONS, "--storage", study.url, cwd=folder, data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr[-3000:]
     (folder / STDOUT).write_text(done.stdout)
     return SmokeStudy(folder, done.stdout)

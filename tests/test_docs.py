@@ -132,3 +132,6 @@ def test_cheap_readme_command_runs_as_printed(command: str, tmp_path: Path, mnis
     env = {**os.environ, "SIDAE_DATA_DIR": str(mnist_dir)}
     done = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{command}\n{done.stderr[-3000:]}"
+    if "--budget smoke" in command:  # the one study here at both of the budget's label fractions, end to end
+        assert re.search(r"^method +1% +10% +seeds$", done.stdout, re.MULTILINE), done.stdout
+        assert re.search(r"^primary verdict \(.*\): (HOLDS|REVERSED|NOT SHOWN|VOID)", done.stdout, re.MULTILINE)

@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from studies.service.reconcile import trials_to_start
 from tests.postgres import PostgresServer
-from tests.smoke_study import ONE_AT_A_TIME, QUICK, TINY, SmokeStudy, main_in_process, run_cli
+from tests.smoke_study import FIXTURE_OPTIONS, ONE_AT_A_TIME, QUICK, TINY, SmokeStudy, main_in_process, run_cli
 
 
 def load(url: str, name: str = "w-sweep-mnist") -> optuna.Study:
@@ -39,7 +39,7 @@ def test_smoke_w_sweep_on_sqlite_then_resume(
         assert sorted(trial.intermediate_values) == [1, 2]  # validation kNN accuracy per epoch
         assert 0.1 < trial.value <= 1.0  # validation linear probe at 1 % labels, above chance
         attrs = trial.user_attrs
-        assert set(attrs["test_linear"]) == {"0.01", "0.1"}
+        assert set(attrs["test_linear"]) == {"0.01"}  # the fixture probes at 1 % only (QUICK)
         assert attrs["seed"] == trial.params["seed"] and attrs["device"] == "cpu" and attrs["wall_seconds"] > 0
         assert attrs["ray_trial_id"] and attrs["ray_node_id"] and Path(attrs["ray_logdir"]).is_dir()
         assert "artifact:reconstructions" in attrs
@@ -49,21 +49,22 @@ def test_smoke_w_sweep_on_sqlite_then_resume(
     # the split sizes the trials saw (--train-limit 512, the smoke budget's 1,000 validation images)
     assert re.search(
         r": 512 pre-training, [\d,]+ labelled pool, 1,000 validation, 10,000 test images; "
-        r"labelled images per fraction: 1 % = [\d,]+, 10 % = [\d,]+",
+        r"labelled images per fraction: 1 % = [\d,]+$",
         out,
+        re.MULTILINE,
     ), out
     assert all(trial.user_attrs["splits"] in out for trial in study.trials)
     assert study.user_attrs["best_model_trial"] == max(study.trials, key=lambda t: t.value).number  # all COMPLETE
     # the pilot's trials (seed 0) only choose w: they and their seed do not fine-tune; the fresh seeds' do
     assert all(bool(t.user_attrs.get("test_finetune")) == (t.params["seed"] != 0) for t in study.trials)
     supervised = study.user_attrs["supervised_finetune"]  # fine-tuned from scratch, per seed
-    assert set(supervised) == {"1", "2"} and all(set(per) == {"0.01", "0.1"} for per in supervised.values())
+    assert set(supervised) == {"1", "2"} and all(set(per) == {"0.01"} for per in supervised.values())
     assert all(0.1 < acc <= 1 for per in supervised.values() for acc in per.values())
     assert "supervised" in out
     controls = study.user_attrs["controls"]  # the untrained encoder and raw pixels, probed per seed
     assert set(controls) == {"0", "1", "2"} and set(controls["0"]) == {"untrained", "pixels"}
-    assert all(set(scores) == {"0.01", "0.1"} for per in controls.values() for scores in per.values())
-    assert all(per["pixels"]["0.1"] > 0.8 for per in controls.values())
+    assert all(set(scores) == {"0.01"} for per in controls.values() for scores in per.values())
+    assert all(per["pixels"]["0.01"] > 0.75 for per in controls.values())  # 589 labels: 84 % in the README's run
     assert "untrained encoder" in out and "raw pixels" in out  # rows of the terminal's linear table
     assert re.search(
         r"primary verdict \(SidAE at w=0\.5, chosen on pilot seeds, test linear probe at 1% labels, 2 fresh seeds\): "
@@ -73,13 +74,13 @@ def test_smoke_w_sweep_on_sqlite_then_resume(
     assert "false holds <= 0.05" in out and "over the untrained encoder" in out
 
     # The same name with other settings would mix two configurations' trials: refused, nothing
-    # written. The fixture fine-tuned (--set eval.finetune=True ...); the smoke budget alone does not.
+    # written. The fixture fine-tuned (--set eval.finetune=True ...); QUICK alone does not.
     for other, named in (
         (
             ["--budget", "cpu"],
             "holds trials of budget smoke (this run: cpu); choose another --name, e.g. --name w-sweep-mnist-cpu",
         ),
-        (TINY, "holds trials run with eval.finetune=True (this run: False); choose another --name"),
+        (QUICK, "holds trials run with eval.finetune=True (this run: False); choose another --name"),
     ):
         code, _, err = main_in_process(
             "--study", "w-sweep", *other, "--storage", url,
@@ -88,8 +89,9 @@ def test_smoke_w_sweep_on_sqlite_then_resume(
         assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and named in err, err
     assert len(load(url).trials) == 9 and load(url).user_attrs["budget"] == "smoke"
 
-    same = [*TINY, "--set", "eval.finetune=True", "--set", "eval.finetune_steps=20"]  # the fixture's command
-    again = run_cli("--study", "w-sweep", *same, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir)
+    again = run_cli(
+        "--study", "w-sweep", *FIXTURE_OPTIONS, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "nothing left to run" in again.stderr
     assert len(load(url).trials) == 9
