@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from studies.service.reconcile import trials_to_start
 from tests.postgres import PostgresServer
-from tests.smoke_study import FIXTURE_OPTIONS, ONE_AT_A_TIME, QUICK, TINY, SmokeStudy, main_in_process, run_cli
+from tests.smoke_study import FIXTURE_OPTIONS, ONE_AT_A_TIME, QUICK, SmokeStudy, main_in_process, run_cli
 
 
 def load(url: str, name: str = "w-sweep-mnist") -> optuna.Study:
@@ -132,7 +132,7 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
     pruned = run_cli(
         "--study",
         "noise-sweep",
-        *TINY,
+        *QUICK,
         *ONE_AT_A_TIME,
         "--trials",
         "2",
@@ -151,7 +151,7 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
     failed = run_cli(
         "--study",
         "augment-search",
-        *TINY,
+        *QUICK,
         "--trials",
         "1",
         "--set",
