@@ -21,9 +21,10 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--budget", "smoke", "--train-limit", "512", "--quiet"]
 # For a test that needs trials to run but not both probes: only the 1 % one (the objective's).
 # It saves a tiny trial about half its evaluation (the 10 % probe and its 5,900 encodings), and
-# a seed's controls more (the raw-pixel probe at 10 %: 10 of a seed task's 18 CPU-seconds). The
-# shared smoke study runs it too: the README's first look (tests/test_docs.py) shows both
-# fractions end to end, and tests/test_report_multiseed.py every table at both.
+# a seed task (controls and baseline) about half its CPU: 18-22 CPU-seconds with both probes,
+# 8-10 at 1 % (benchmarks/README.md, "Where a study test's CPU goes"). The shared smoke study
+# runs it too: the README's first look (tests/test_docs.py) shows both fractions end to end, and
+# tests/test_report_multiseed.py every table at both.
 QUICK = [*TINY, "--set", "eval.label_fractions=(0.01,)"]
 # One trial at a time, where two at once is not what a test shows: one actor (Ray reuses it)
 # instead of two, each paying for its interpreter and imports.
