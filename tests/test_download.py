@@ -84,7 +84,7 @@ def test_sidae_train_downloads_missing_data_once(tmp_path: Path, mnist_dir: Path
                 "--val-size",
                 "500",
                 "--label-fractions",
-                "0.1",
+                "0.01",  # the smallest probe: a run is 10 s, not 20 (the download is the point)
                 "--no-finetune",
                 "--quiet",
                 "--out",
