@@ -1,6 +1,7 @@
 """Where a trial's time goes: a tiny trial records every phase (within its wall time) without
 printing anything, the driver stores them with its own storage time, the report's phase table
-is rendered from the stored values, and `python -m sidae.train` prints a line for each long phase."""
+is rendered from the stored values. (`python -m sidae.train` prints a line for each long phase:
+tests/test_train.py, in its one run of the command.)"""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 from optuna.trial import TrialState
 from ray.tune.utils.util import flatten_dict
 
-from sidae import train
 from sidae.config import SidAEConfig
 from sidae.experiment import RunResult
 from storage import make_artifact_store
@@ -189,43 +189,3 @@ def test_the_report_has_the_phase_section(tmp_path: Path) -> None:
     assert report.main(["--name", "phases", "--storage", url, "--out", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "report.md").read_text()
     assert table_rows(text.split("## Where the trials' time went")[1].split("\n## ")[0].splitlines()) == TABLE
-
-
-@pytest.mark.slow  # a whole sidae.train run: tens of seconds
-def test_sidae_train_prints_a_line_for_each_long_phase(
-    tmp_path: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = [
-        "--data-dir",
-        str(mnist_dir),
-        "--no-download",
-        "--train-limit",
-        "256",
-        "--val-size",
-        "200",
-        "--batch-size",
-        "64",
-        "--epochs",
-        "2",
-        "--label-fractions",
-        "0.01,0.1",
-        "--finetune-steps",
-        "3",
-        "--out",
-        str(tmp_path / "run"),
-    ]
-    assert train.main(args) == 0
-    out, err = capsys.readouterr()
-    lines = [line.strip() for line in err.replace("\r", "\n").splitlines() if line.strip()]
-    for expected in (
-        "epoch 1/2: loss",
-        "epoch 2/2: loss",
-        "evaluation: encoding",
-        "evaluation: linear probes at 1 %, 10 % of the labels",
-        "evaluation: fine-tuning 1/2",
-        "evaluation: fine-tuning 2/2",
-    ):
-        assert any(line.startswith(expected) for line in lines), (expected, lines)
-    assert "kNN monitor" in err  # the status while it runs
-    time_line = next(line for line in out.splitlines() if line.startswith("time: "))
-    assert "pre-training" in time_line and "linear probes" in time_line and "fine-tuning" in time_line

@@ -18,7 +18,7 @@ from sidae.pretraining import TrainingDiverged, pretrain
 from sidae.train import main
 from tests.conftest import REPO
 
-TINY = ["--train-limit", "512", "--val-size", "500", "--batch-size", "128", "--finetune-steps", "100", "--quiet"]
+TINY = ["--train-limit", "512", "--val-size", "500", "--batch-size", "128", "--finetune-steps", "100"]
 
 
 def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -32,13 +32,17 @@ def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.slow
-def test_cli_writes_results_with_accuracy_above_chance(tmp_path: Path, mnist_dir: Path) -> None:
+def test_cli_prints_each_long_phase_and_writes_results_with_accuracy_above_chance(
+    tmp_path: Path, mnist_dir: Path
+) -> None:
+    """One run of the command as a user starts it, on its defaults but for the data's size: the
+    three label fractions, fine-tuning and the controls."""
     out = tmp_path / "run"
-    done = _cli("--w", "0.5", "--epochs", "1", *TINY, "--out", str(out), data_dir=mnist_dir)
+    done = _cli("--w", "0.5", "--epochs", "2", *TINY, "--out", str(out), data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["w"] == 0.5
-    assert len(results["history"]) == 1
+    assert len(results["history"]) == 2
     epoch = results["history"][0]
     assert {"loss", "loss_siam", "loss_rec", "knn_acc", "collapse_std"} <= set(epoch)
     assert -1 <= epoch["loss_siam"] <= 1 and epoch["loss_siam"] != 0 and epoch["loss_rec"] > 0  # both terms ran
@@ -51,6 +55,21 @@ def test_cli_writes_results_with_accuracy_above_chance(tmp_path: Path, mnist_dir
         "pixels": set(results["linear"]),
     }
     assert "linear" in done.stdout and "1%" in done.stdout
+    # a line on stderr for each long phase (the progress bars' carriage returns end lines too)
+    lines = [line.strip() for line in done.stderr.replace("\r", "\n").splitlines() if line.strip()]
+    for expected in (
+        "epoch 1/2: loss",
+        "epoch 2/2: loss",
+        "evaluation: encoding",
+        "evaluation: linear probes at 1 %, 10 %, 100 % of the labels",
+        "evaluation: fine-tuning 1/3",
+        "evaluation: fine-tuning 3/3",
+        "controls: untrained encoder and raw pixels",
+    ):
+        assert any(line.startswith(expected) for line in lines), (expected, lines)
+    assert "kNN monitor" in done.stderr  # the status while it runs
+    time_line = next(line for line in done.stdout.splitlines() if line.startswith("time: "))
+    assert "pre-training" in time_line and "linear probes" in time_line and "fine-tuning" in time_line
 
 
 def _tiny_cfg(mnist_dir: Path, **kw: object):  # type: ignore[no-untyped-def]
