@@ -144,7 +144,11 @@ def parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--device", help=f"{DEVICES} (default auto)")
     g.add_argument(
-        "--threads", type=bounded(int, minimum=1), help="CPU threads for torch, >= 1 (default: torch's choice)"
+        "--threads",
+        type=bounded(int, minimum=1),
+        help="CPU threads for torch, >= 1 (default: torch's choice). Where other work keeps "
+        "cores busy, give only the free ones: threads left without a core spin for one (two threads beside "
+        "one busy process took 4x as long as one thread; benchmarks/README.md)",
     )
     g = p.add_argument_group("data")
     g.add_argument("--train-limit", type=int, help="pre-train on a fixed subset of N images")
