@@ -35,8 +35,8 @@ def _cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_cli_prints_each_long_phase_and_writes_results_with_accuracy_above_chance(
     tmp_path: Path, mnist_dir: Path
 ) -> None:
-    """One run of the command as a user starts it, on its defaults but for the data's size: the
-    three label fractions, fine-tuning and the controls."""
+    """One run of the command as a user starts it, on its defaults but for the run's size (images,
+    epochs, batch, fine-tuning steps): the three label fractions, fine-tuning and the controls."""
     out = tmp_path / "run"
     done = _cli("--w", "0.5", "--epochs", "2", *TINY, "--out", str(out), data_dir=mnist_dir)
     assert done.returncode == 0, done.stderr
