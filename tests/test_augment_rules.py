@@ -1,5 +1,5 @@
 """Every random augmentation is drawn per sample and stays inside its bounds: crop area and
-aspect ratio, rotation, translation, hue rotation, salt-and-pepper noise.
+aspect ratio, rotation, translation, saturation, hue rotation, salt-and-pepper noise.
 
 The geometric parameters are read back from the per-sample affine matrices
 (sidae.augment.affine_params); the photometric ones and the noise from the images themselves.
@@ -12,8 +12,9 @@ import math
 
 import pytest
 import torch
+from torchvision.transforms.v2 import functional as TF
 
-from sidae.augment import affine_params, augment, colour_jitter, rotate_hue
+from sidae.augment import affine_params, augment, colour_jitter, mix_channels, rotate_hue, saturation_matrix
 from sidae.config import AugmentConfig, NoiseConfig
 from sidae.noise import add_noise
 
@@ -91,6 +92,16 @@ def test_hue_rotation_turns_the_colour_wheel() -> None:
     assert torch.allclose(rotate_hue(green, torch.tensor([1 / 3])).flatten(), torch.tensor([0.0, 0.0, 1.0]), atol=1e-5)
     grey = torch.full((1, 3, 1, 1), 0.4)
     assert torch.allclose(rotate_hue(grey, torch.tensor([0.17])), grey)
+
+
+def test_saturation_matrix_is_torchvisions_adjust_saturation_per_sample() -> None:
+    """One batched matmul gives what torchvision's adjust_saturation gives image by image (up to
+    its red luma weight, 0.2989 where BT.601 and ours say 0.299)."""
+    images = torch.rand(8, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    factors = torch.linspace(0.2, 1.8, 8)
+    ours = mix_channels(images, saturation_matrix(factors)).clamp(0, 1)
+    for image, factor, mine in zip(images, factors, ours, strict=True):
+        assert torch.allclose(mine, TF.adjust_saturation(image, factor.item()), atol=1e-4)
 
 
 def test_hue_shift_is_drawn_per_sample_within_a_fifth_of_the_strength() -> None:
