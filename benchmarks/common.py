@@ -124,6 +124,27 @@ def _warm_up(step: Step, device: torch.device, min_steps: int, min_seconds: floa
     return spent / steps
 
 
+def repeat_rates(
+    steps: dict[str, Step],
+    device: torch.device,
+    repeats: int,
+    repeat_seconds: float,
+    min_steps: int = 2,
+    images_per_step: int = BATCH,
+) -> dict[str, list[float]]:
+    """Images/s of each step function in each repeat; the variants take turns repeat by repeat.
+    A repeat has at least min_steps steps (more than a DataLoader keeps in flight, so prefetched
+    batches cannot fake a rate)."""
+    counts = {
+        name: max(min_steps, round(repeat_seconds / _warm_up(step, device, min_steps))) for name, step in steps.items()
+    }
+    rates: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            rates[name].append(counts[name] * images_per_step / _timed(step, counts[name], device))
+    return rates
+
+
 def images_per_second(
     steps: dict[str, Step],
     device: torch.device,
@@ -132,17 +153,18 @@ def images_per_second(
     min_steps: int = 2,
     images_per_step: int = BATCH,
 ) -> dict[str, float]:
-    """Median images/s of each step function; the variants take turns repeat by repeat. A repeat
-    has at least min_steps steps (more than a DataLoader keeps in flight, so prefetched batches
-    cannot fake a rate)."""
-    counts = {
-        name: max(min_steps, round(repeat_seconds / _warm_up(step, device, min_steps))) for name, step in steps.items()
-    }
-    rates: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            rates[name].append(counts[name] * images_per_step / _timed(step, counts[name], device))
+    """Median images/s of each step function over the repeats of repeat_rates."""
+    return medians(repeat_rates(steps, device, repeats, repeat_seconds, min_steps, images_per_step))
+
+
+def medians(rates: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def paired_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median over repeats of one variant's rate over another's in the same repeat: the two ran
+    back to back, so a slow spell of the machine that spans both cancels out."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator, strict=True))
 
 
 def timed_study(folder: Path, *args: str) -> tuple[float, str]:

@@ -27,8 +27,10 @@ from common import (
     Step,
     emit,
     float_batches,
-    images_per_second,
+    medians,
+    paired_ratio,
     parser,
+    repeat_rates,
     setup,
     synthetic_splits,
 )
@@ -111,10 +113,11 @@ def run_case(case: Case, args: argparse.Namespace, device: torch.device) -> None
         compile_seconds = time.perf_counter() - start
     if case.batch != BATCH:
         emit(f"{case.name}_batch_size", case.batch)
-    rates = images_per_second(steps, device, args.repeats, args.repeat_seconds, images_per_step=case.batch)
+    per_repeat = repeat_rates(steps, device, args.repeats, args.repeat_seconds, images_per_step=case.batch)
+    rates = medians(per_repeat)
     emit(f"{case.name}_images_per_second", rates["full"])
     emit(f"{case.name}_bare_images_per_second", rates["bare"])
-    emit(f"{case.name}_ratio_to_bare_model", rates["full"] / rates["bare"])
+    emit(f"{case.name}_ratio_to_bare_model", paired_ratio(per_repeat["full"], per_repeat["bare"]))
     if args.compile:
         saved_per_image = 1 / rates["full"] - 1 / rates["compiled"]
         emit(f"{case.name}_compiled_images_per_second", rates["compiled"])
