@@ -273,6 +273,11 @@ class SidAEConfig:
     normalize_losses: bool = False
     seed: int = 0
     device: str = "auto"  # auto: cuda if available, else cpu
+    # Pre-training steps run under bfloat16 autocast on CUDA always, on the CPU only with this:
+    # on a CPU with AMX (Intel Sapphire Rapids and later) it about doubles a 1-thread step of the
+    # MNIST conv net; a CPU without bfloat16 units emulates it, slower than float32
+    # (benchmarks/README.md, "bfloat16 on the CPU").
+    cpu_bf16: bool = False
 
     def __post_init__(self) -> None:
         check(math.isfinite(self.w) and 0.0 <= self.w <= 1.0, f"w must be in [0, 1], got {self.w}")

@@ -119,7 +119,8 @@ def train_step(
 ) -> LossParts:
     """One optimizer step on a batch's views (see make_views); returns the (detached) loss parts."""
     x1, x2, x1_noised, x2_noised = views
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if x1.is_cuda else nullcontext()
+    bf16 = x1.is_cuda or cfg.cpu_bf16
+    autocast = torch.autocast(x1.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     nhwc = torch.channels_last
     siamese_views = (
         (x1.contiguous(memory_format=nhwc), x2.contiguous(memory_format=nhwc)) if cfg.siamese_clean else None

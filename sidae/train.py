@@ -39,6 +39,7 @@ FLAG_FIELDS: dict[str, str] = {
     "w": "w",
     "seed": "seed",
     "device": "device",
+    "cpu_bf16": "cpu_bf16",
     "noise_at_w1": "noise_at_w1",
     "siamese_noise": "siamese_noise",
     "normalize_losses": "normalize_losses",
@@ -143,6 +144,13 @@ def parser() -> argparse.ArgumentParser:
         help="seed for init, views, noise and label subsets, 0 to 2**32 - 1 (default 0)",
     )
     g.add_argument("--device", help=f"{DEVICES} (default auto)")
+    g.add_argument(
+        "--cpu-bf16",
+        action="store_true",
+        default=None,
+        help="pre-train under bfloat16 autocast on the CPU too (CUDA always does): about 2x on CPUs with AMX "
+        "(Intel Sapphire Rapids and later), slower on CPUs without bfloat16 units",
+    )
     g.add_argument(
         "--threads",
         type=bounded(int, minimum=1),

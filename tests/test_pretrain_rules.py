@@ -1,7 +1,8 @@
 """The pre-training loop's rules, checked on what the loop does rather than on its flags: the
 encoder sees clean views at w = 1, a branch that w switches off keeps its weights, the cosine
 schedule with the predictor's fixed lr (SimSiam's fix_pred_lr), the model back in train mode
-after each epoch's monitor; and fine-tuning works on a copy of the pre-trained encoder.
+after each epoch's monitor, bfloat16 pre-training on the CPU only when asked; and fine-tuning
+works on a copy of the pre-trained encoder.
 
 A tiny network on random images: each pre-training run takes about a second.
 """
@@ -181,6 +182,26 @@ def test_the_model_trains_in_train_mode_after_each_epochs_monitor(monkeypatch: p
     loop.pretrain(_cfg(0.5, optim=OptimConfig(epochs=3, batch_size=BATCH)), _splits(), progress=False)
     assert len(steps) == 3 * STEPS_PER_EPOCH
     assert [seen["training"] for seen in steps] == [True] * len(steps)
+
+
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_cpu_bf16_pretrains_the_encoder_in_bfloat16_and_evaluates_in_float32(
+    monkeypatch: pytest.MonkeyPatch, cpu_bf16: bool
+) -> None:
+    """cpu_bf16 puts the pre-training steps (not the monitor) under bfloat16 autocast on the CPU."""
+    dtypes: list[tuple[bool, torch.dtype]] = []
+    build = loop.build_model
+
+    def build_and_watch(*args: object) -> torch.nn.Module:
+        model = build(*args)
+        model.encoder.register_forward_hook(lambda module, inputs, out: dtypes.append((module.training, out.dtype)))
+        return model
+
+    monkeypatch.setattr(loop, "build_model", build_and_watch)
+    loop.pretrain(_cfg(0.5, cpu_bf16=cpu_bf16), _splits(), progress=False)
+    trained = torch.bfloat16 if cpu_bf16 else torch.float32
+    assert {dtype for training, dtype in dtypes if training} == {trained}
+    assert {dtype for training, dtype in dtypes if not training} == {torch.float32}
 
 
 def test_finetuning_leaves_the_pretrained_encoder_untouched() -> None:
