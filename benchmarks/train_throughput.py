@@ -88,7 +88,10 @@ def full_step(
 
 
 def run_case(case: Case, args: argparse.Namespace, device: torch.device) -> None:
-    cfg = override(default_config(case.dataset, w=case.w), {**case.config, "optim.batch_size": case.batch})
+    cfg = override(
+        default_config(case.dataset, w=case.w),
+        {**case.config, "optim.batch_size": case.batch, "cpu_bf16": args.cpu_bf16},
+    )
     if cfg.model.backbone == "resnet18":
         width = args.resnet_width or (cfg.model.width if device.type == "cuda" else CPU_RESNET_WIDTH)
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, width=width))
@@ -139,9 +142,11 @@ def main() -> None:
         help=f"ResNet-18 width for rgb32 (default: 64 on cuda, {CPU_RESNET_WIDTH} on cpu)",
     )
     p.add_argument("--compile", action="store_true", help="also time torch.compile(model)")
+    p.add_argument("--cpu-bf16", action="store_true", help="pre-train under bfloat16 autocast on the CPU (cpu_bf16)")
     args = p.parse_args()
     device = setup(args)
     emit("batch_size", BATCH)
+    emit("cpu_bf16", args.cpu_bf16)
     for name in args.cases:
         run_case(CASES[name], args, device)
 

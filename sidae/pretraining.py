@@ -55,6 +55,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def cpu_has_amx() -> bool:
+    """Whether this machine's CPU has AMX bfloat16 tiles, where cpu_bf16 pays (read from Linux's
+    CPU flags; False where there are none to read)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
 def build_model(cfg: SidAEConfig, data: DataSplits, device: torch.device) -> SidAE:
     torch.manual_seed(cfg.seed)
     model = SidAE(cfg.model, data.image_shape, data.mean, data.std).to(device)

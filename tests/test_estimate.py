@@ -7,14 +7,16 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
 import torch
 
 from sidae.config import DataConfig, SidAEConfig, default_config, override
 from sidae.data import DataSplits, split
 from sidae.estimate import StepSeconds, evaluation_seconds, run_seconds, seed_task_seconds, step_seconds
 from sidae.image_set import ImageSet
+from studies.service import estimate
 from studies.service.budgets import BUDGETS
-from studies.service.estimate import Expected, cost_kind, duration, expected_lines, time_trials
+from studies.service.estimate import Expected, bf16_hint, cost_kind, duration, expected_lines, time_trials
 from studies.service.trainable import TrialContext
 
 STEPS = StepSeconds(pretrain=0.5, encode=0.001, fit=0.0001, fit_pixels=0.0003, finetune=0.2)
@@ -102,3 +104,14 @@ def test_a_pilot_trial_is_timed_without_fine_tuning_and_the_confirmations_with_i
 
 def test_durations_read_as_a_person_says_them() -> None:
     assert [duration(s) for s in (42, 719, 3600, 6540)] == ["42 s", "12 min", "1 h 0 min", "1 h 49 min"]
+
+
+@pytest.mark.parametrize("amx", [False, True])
+def test_cpu_trials_in_float32_on_a_cpu_with_amx_get_one_line_about_cpu_bf16(
+    monkeypatch: pytest.MonkeyPatch, amx: bool
+) -> None:
+    monkeypatch.setattr(estimate, "cpu_has_amx", lambda: amx)
+    hint = bf16_hint(SidAEConfig(), gpus_per_trial=0)
+    assert len(hint) == int(amx) and all("--set cpu_bf16=True" in line for line in hint)
+    assert bf16_hint(SidAEConfig(cpu_bf16=True), gpus_per_trial=0) == []
+    assert bf16_hint(SidAEConfig(), gpus_per_trial=1) == []

@@ -18,8 +18,10 @@ from typing import Any
 
 import torch
 
+from sidae.config import SidAEConfig
 from sidae.data import DataSplits
 from sidae.estimate import run_seconds, seed_task_seconds, step_seconds
+from sidae.pretraining import cpu_has_amx
 from studies.service.trainable import TrialContext, trial_config
 
 
@@ -105,6 +107,16 @@ def expected_lines(
         if last != first:
             lines[-1] += f" ({3 * last}, about {duration(seconds[last])}, if it needs every look)"
     return lines
+
+
+def bf16_hint(cfg: SidAEConfig, gpus_per_trial: float) -> list[str]:
+    """One line suggesting cpu_bf16 where CPU trials run float32 on a CPU with AMX."""
+    if gpus_per_trial > 0 or cfg.cpu_bf16 or not cpu_has_amx():
+        return []
+    return [
+        "this machine's CPU has AMX (bfloat16 matrix units): a study with --set cpu_bf16=True pre-trains "
+        'about twice as fast (benchmarks/README.md, "bfloat16 on the CPU")'
+    ]
 
 
 def duration(seconds: float) -> str:

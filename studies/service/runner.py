@@ -28,7 +28,7 @@ from studies.analysis.summary import complete_trials
 from studies.service import lease
 from studies.service.budgets import Budget
 from studies.service.catalogue import Study, grid_points
-from studies.service.estimate import Expected, expected_lines, time_trials
+from studies.service.estimate import Expected, bf16_hint, expected_lines, time_trials
 from studies.service.identity import SETTINGS_ATTR, first_difference, study_settings
 from studies.service.notes import About, name_objective, save_study_note
 from studies.service.options import StudyError, StudyOptions, design_for, resolve_budget, validate
@@ -241,7 +241,8 @@ def _print_expected(
     looks = run.design.looks if run.design is not None and pending else ()
     if run.design is not None and not pending:  # a confirmation round: its trials fine-tune
         expected = expected.confirmation or expected
-    for line in expected_lines(expected, ws, seed_tasks, concurrency(run.opts), looks):
+    hint = bf16_hint(trial_config({}, run.ctx), run.opts.gpus_per_trial)
+    for line in expected_lines(expected, ws, seed_tasks, concurrency(run.opts), looks) + hint:
         print(line, file=sys.stderr, flush=True)
 
 
