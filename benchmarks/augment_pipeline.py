@@ -23,8 +23,9 @@ from common import (
     BATCH,
     emit,
     float_batches,
-    images_per_second,
+    medians,
     parser,
+    repeat_rates,
     setup,
     synthetic_splits,
 )
@@ -129,15 +130,19 @@ def augment_only(name: str, data: DataSplits, cfg: SidAEConfig, args: argparse.N
         x = next(batches)
         return [add_noise(kornia(x), cfg.noise, generator) for _ in range(2)]
 
-    rates = images_per_second(
-        {"ours": lambda: make_views(next(batches), cfg, generator), "kornia": kornia_views},
-        device,
-        args.repeats,
-        args.repeat_seconds,
+    rates = medians(
+        repeat_rates(
+            {"ours": lambda: make_views(next(batches), cfg, generator), "kornia": kornia_views},
+            device,
+            args.repeats,
+            args.repeat_seconds,
+        )
     )
     views = loader_views(data.pretrain.images, cfg, device)
-    loader = images_per_second(
-        {"loader": lambda: next(views)}, device, args.repeats, args.repeat_seconds, min_steps=2 * IN_FLIGHT
+    loader = medians(
+        repeat_rates(
+            {"loader": lambda: next(views)}, device, args.repeats, args.repeat_seconds, min_steps=2 * IN_FLIGHT
+        )
     )["loader"]
     views.close()  # stops the workers
     emit(f"{name}_augment_images_per_second", rates["ours"])
@@ -152,19 +157,21 @@ def end_to_end(data: DataSplits, cfg: SidAEConfig, args: argparse.Namespace, dev
     optimizer = build_optimizer(model, cfg)
     generator = torch.Generator(device).manual_seed(cfg.seed)
     batches = float_batches(data.pretrain.images.to(device), generator)
-    ours = images_per_second(
-        {"ours": lambda: train_step(model, optimizer, make_views(next(batches), cfg, generator), cfg)},
-        device,
-        args.repeats,
-        args.repeat_seconds,
+    ours = medians(
+        repeat_rates(
+            {"ours": lambda: train_step(model, optimizer, make_views(next(batches), cfg, generator), cfg)},
+            device,
+            args.repeats,
+            args.repeat_seconds,
+        )
     )["ours"]
     views = loader_views(data.pretrain.images, cfg, device)
 
     def loader_step() -> None:
         train_step(model, optimizer, next(views), cfg)
 
-    loader = images_per_second(
-        {"loader": loader_step}, device, args.repeats, args.repeat_seconds, min_steps=2 * IN_FLIGHT
+    loader = medians(
+        repeat_rates({"loader": loader_step}, device, args.repeats, args.repeat_seconds, min_steps=2 * IN_FLIGHT)
     )["loader"]
     views.close()  # stops the workers
     emit("mnist_train_images_per_second", ours)

@@ -145,19 +145,8 @@ def repeat_rates(
     return rates
 
 
-def images_per_second(
-    steps: dict[str, Step],
-    device: torch.device,
-    repeats: int,
-    repeat_seconds: float,
-    min_steps: int = 2,
-    images_per_step: int = BATCH,
-) -> dict[str, float]:
-    """Median images/s of each step function over the repeats of repeat_rates."""
-    return medians(repeat_rates(steps, device, repeats, repeat_seconds, min_steps, images_per_step))
-
-
 def medians(rates: dict[str, list[float]]) -> dict[str, float]:
+    """Each variant's median rate over its repeats (of repeat_rates)."""
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
