@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -49,19 +50,27 @@ def _cfg(w: float, **kw: object) -> SidAEConfig:
     )
 
 
-def _encoder_inputs(monkeypatch: pytest.MonkeyPatch, cfg: SidAEConfig, data: DataSplits) -> torch.Tensor:
-    """Every image the encoder saw while training (not the monitor's, which runs in eval mode)."""
-    seen: list[torch.Tensor] = []
+def _watch_encoder(monkeypatch: pytest.MonkeyPatch, hook: Callable[[torch.nn.Module], object]) -> None:
+    """Pass the encoder of every model the loop builds to `hook` (which registers its watchers)."""
     build = loop.build_model
 
     def build_and_watch(*args: object) -> torch.nn.Module:
         model = build(*args)
-        model.encoder.register_forward_pre_hook(
-            lambda module, inputs: seen.append(inputs[0].detach().clone()) if module.training else None
-        )
+        hook(model.encoder)
         return model
 
     monkeypatch.setattr(loop, "build_model", build_and_watch)
+
+
+def _encoder_inputs(monkeypatch: pytest.MonkeyPatch, cfg: SidAEConfig, data: DataSplits) -> torch.Tensor:
+    """Every image the encoder saw while training (not the monitor's, which runs in eval mode)."""
+    seen: list[torch.Tensor] = []
+    _watch_encoder(
+        monkeypatch,
+        lambda encoder: encoder.register_forward_pre_hook(
+            lambda module, inputs: seen.append(inputs[0].detach().clone()) if module.training else None
+        ),
+    )
     loop.pretrain(cfg, data, progress=False)
     return torch.cat(seen)
 
@@ -190,14 +199,12 @@ def test_cpu_bf16_pretrains_the_encoder_in_bfloat16_and_evaluates_in_float32(
 ) -> None:
     """cpu_bf16 puts the pre-training steps (not the monitor) under bfloat16 autocast on the CPU."""
     dtypes: list[tuple[bool, torch.dtype]] = []
-    build = loop.build_model
-
-    def build_and_watch(*args: object) -> torch.nn.Module:
-        model = build(*args)
-        model.encoder.register_forward_hook(lambda module, inputs, out: dtypes.append((module.training, out.dtype)))
-        return model
-
-    monkeypatch.setattr(loop, "build_model", build_and_watch)
+    _watch_encoder(
+        monkeypatch,
+        lambda encoder: encoder.register_forward_hook(
+            lambda module, inputs, out: dtypes.append((module.training, out.dtype))
+        ),
+    )
     loop.pretrain(_cfg(0.5, cpu_bf16=cpu_bf16), _splits(), progress=False)
     trained = torch.bfloat16 if cpu_bf16 else torch.float32
     assert {dtype for training, dtype in dtypes if training} == {trained}
