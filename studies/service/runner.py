@@ -241,8 +241,7 @@ def _print_expected(
     looks = run.design.looks if run.design is not None and pending else ()
     if run.design is not None and not pending:  # a confirmation round: its trials fine-tune
         expected = expected.confirmation or expected
-    hint = bf16_hint(trial_config({}, run.ctx), run.opts.gpus_per_trial)
-    for line in expected_lines(expected, ws, seed_tasks, concurrency(run.opts), looks) + hint:
+    for line in expected_lines(expected, ws, seed_tasks, concurrency(run.opts), looks):
         print(line, file=sys.stderr, flush=True)
 
 
@@ -263,6 +262,9 @@ def _print_header(run: StudyRun, to_run: int, splits: str) -> None:
         f"{to_run} trial(s) to run" if to_run else "nothing left to run: every trial of this study is done",
         file=sys.stderr,
     )
+    if to_run and opts.progress:  # once per command, not before each round
+        for line in bf16_hint(trial_config({}, run.ctx), opts.gpus_per_trial):
+            print(line, file=sys.stderr)
 
 
 def _budget_line(run: StudyRun) -> str:
