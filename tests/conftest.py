@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.postgres import postgres_server, postgres_url  # noqa: F401  (fixtures)
-from tests.smoke_study import smoke_study  # noqa: F401  (fixture)
+from tests.smoke_study import smoke_study, study_in_process  # noqa: F401  (fixtures)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SIDAE_DATA_DIR", REPO.parent / "shared" / "data")).resolve()

@@ -1,7 +1,7 @@
 """One real smoke w-sweep (9 trials, local Ray, SQLite, real MNIST) shared by the tests that
 inspect a finished study: the storage, the dashboard, the report. And the two ways the tests
-run the study command: as a user's process (run_cli), or in the test's own process for inputs
-refused before anything starts (main_in_process)."""
+run the study command: as a user's process (run_cli), or in the test's own process
+(main_in_process), for refused inputs and for studies whose point is not the process."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import os
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -51,11 +53,18 @@ def main_in_process(
     """`studies/run.py ARGS` as run_cli runs it, but in this process (no interpreter start, no
     torch import: seconds saved per case): the exit code, stdout and stderr. Warnings and
     log records, which a fresh process would print on stderr but pytest catches, are returned
-    on stderr too; the process's environment and Optuna's verbosity are put back afterwards."""
+    on stderr too; the process's environment and Optuna's verbosity are put back afterwards.
+
+    A study that runs trials starts the local Ray of this pytest worker, or uses the one an
+    earlier call started (each study command pays about 10 seconds to start its own): one Ray
+    shared by the worker's in-process studies. Its token authentication is off, as for
+    tests/test_interruptions.py's runs: the test modules import Ray before a study command
+    could give it a private token, and Ray reads the mode once, when imported."""
     from studies.cli import run
 
     monkeypatch.chdir(cwd)
     environment, verbosity = dict(os.environ), optuna.logging.get_verbosity()
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     with warnings.catch_warnings(record=True) as warned, LogRecords() as logged:
         warnings.simplefilter("always")
         try:
@@ -71,6 +80,17 @@ def main_in_process(
     hidden = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)  # by default
     shown = [w for w in warned if not issubclass(w.category, hidden)]
     return code, out, err + "".join(f"{w.category.__name__}: {w.message}\n" for w in shown) + logged.text()
+
+
+InProcess = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def study_in_process(
+    tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> InProcess:
+    """main_in_process(*ARGS) in the test's tmp_path on the real MNIST."""
+    return partial(main_in_process, cwd=tmp_path, data_dir=mnist_dir, monkeypatch=monkeypatch, capfd=capfd)
 
 
 class LogRecords(logging.Handler):

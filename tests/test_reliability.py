@@ -22,7 +22,7 @@ from storage import make_storage
 from studies.service import lease
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from tests.postgres import PostgresServer
-from tests.smoke_study import ONE_AT_A_TIME, QUICK, REPO, main_in_process, run_cli
+from tests.smoke_study import ONE_AT_A_TIME, QUICK, REPO, InProcess, main_in_process
 
 # Trials long enough (4 epochs) to be caught in the middle.
 LONGER = [*QUICK, "--epochs", "4", "--train-limit", "2048"]
@@ -126,7 +126,9 @@ def test_a_worker_killed_mid_trial_is_retried_from_its_checkpoint(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mnist_dir: Path) -> None:
+def test_a_killed_driver_is_resumed_by_rerunning_the_command(
+    tmp_path: Path, mnist_dir: Path, study_in_process: InProcess
+) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     command = ["--study", "w-sweep", *LONGER, *TWO_POINTS, *ONE_AT_A_TIME, "--storage", url]
     with background(start_cli(*command, cwd=tmp_path, data_dir=mnist_dir)) as driver:
@@ -140,8 +142,8 @@ def test_a_killed_driver_is_resumed_by_rerunning_the_command(tmp_path: Path, mni
     before = {t.number: t.state for t in trials(url)}
     assert TrialState.RUNNING in before.values()
 
-    done = run_cli(*command, cwd=tmp_path, data_dir=mnist_dir)
-    assert done.returncode == 0, done.stderr[-3000:]
+    code, _, err = study_in_process(*command)  # the rerun: in this process, its point is the resume
+    assert code == 0, err[-3000:]
     after = trials(url)
     for trial in after:
         if before.get(trial.number) == TrialState.COMPLETE:
@@ -202,7 +204,7 @@ with lease.holding(make_storage(sys.argv[1]), sys.argv[2]):
 
 
 @pytest.mark.slow
-def test_a_second_driver_on_the_same_study_refuses(tmp_path: Path, mnist_dir: Path) -> None:
+def test_a_second_driver_on_the_same_study_refuses(tmp_path: Path, study_in_process: InProcess) -> None:
     """A live driver of the study is a process holding its lease (what a running driver does
     first, studies/service/runner.py): the command, as a second driver, refuses in one line
     naming it and touches nothing: the first driver's running trial stays as it is. (A real
@@ -222,9 +224,9 @@ def test_a_second_driver_on_the_same_study_refuses(tmp_path: Path, mnist_dir: Pa
     )
     with background(first):
         assert first.stdout is not None and first.stdout.readline() == "held\n"
-        second = run_cli("--study", "w-sweep", *QUICK, *ONE_POINT, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
-        assert second.returncode == 2
-        lines = second.stderr.strip().splitlines()
+        code, _, err = study_in_process("--study", "w-sweep", *QUICK, *ONE_POINT, "--storage", url)
+        assert code == 2
+        lines = err.strip().splitlines()
         assert len(lines) == 1 and "is being run by another driver" in lines[0]
         assert f"pid {first.pid} " in lines[0]
         held = lease.current(make_storage(url), "w-sweep-mnist")
@@ -251,10 +253,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.slow
 def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(
-    tmp_path: Path, mnist_dir: Path, small_disk: Path
+    tmp_path: Path, small_disk: Path, study_in_process: InProcess
 ) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    done = run_cli(
+    code, _, err = study_in_process(
         "--study",
         "w-sweep",
         *QUICK,
@@ -264,10 +266,8 @@ def test_a_full_disk_fails_the_trials_clearly_and_the_study_goes_on(
         url,
         "--artifact-dir",
         str(small_disk),
-        cwd=tmp_path,
-        data_dir=mnist_dir,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert code == 0, err[-3000:]
     found = trials(url)
     assert sorted(t.params["w"] for t in found) == W_GRID  # every trial was tried
     for trial in found:

@@ -30,7 +30,13 @@ def seed_task(outcome: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    """This module's own Ray, with three CPUs: the one an in-process study of this pytest worker
+    left running (tests/smoke_study.py:main_in_process) is shut down first, and started again by
+    the next such study."""
+    ray.shutdown()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RAY_AUTH_MODE", "disabled")  # as main_in_process's Ray: Ray is imported already
+        ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
 

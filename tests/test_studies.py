@@ -14,7 +14,15 @@ from optuna.trial import TrialState
 from studies.service.catalogue import W_SWEEP_DISTRIBUTIONS
 from studies.service.reconcile import trials_to_start
 from tests.postgres import PostgresServer
-from tests.smoke_study import FIXTURE_OPTIONS, ONE_AT_A_TIME, QUICK, SmokeStudy, main_in_process, run_cli
+from tests.smoke_study import (
+    FIXTURE_OPTIONS,
+    ONE_AT_A_TIME,
+    QUICK,
+    InProcess,
+    SmokeStudy,
+    main_in_process,
+    run_cli,
+)
 
 
 def load(url: str, name: str = "w-sweep-mnist") -> optuna.Study:
@@ -89,16 +97,17 @@ def test_smoke_w_sweep_on_sqlite_then_resume(
         assert code == 2 and err.count("\n") == 1 and err.startswith("error: ") and named in err, err
     assert len(load(url).trials) == 9 and load(url).user_attrs["budget"] == "smoke"
 
-    again = run_cli(
-        "--study", "w-sweep", *FIXTURE_OPTIONS, "--storage", url, cwd=smoke_study.folder, data_dir=mnist_dir
-    )
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert "nothing left to run" in again.stderr
+    code, _, err = main_in_process(
+        "--study", "w-sweep", *FIXTURE_OPTIONS, "--storage", url,
+        cwd=smoke_study.folder, data_dir=mnist_dir, monkeypatch=monkeypatch, capfd=capfd,
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    assert "nothing left to run" in err
     assert len(load(url).trials) == 9
 
 
 @pytest.mark.slow
-def test_a_point_whose_driver_was_killed_twice_still_runs(tmp_path: Path, mnist_dir: Path) -> None:
+def test_a_point_whose_driver_was_killed_twice_still_runs(tmp_path: Path, study_in_process: InProcess) -> None:
     """What drivers killed mid-trial leave behind: a RUNNING trial of a grid point, twice over
     (the second driver's start marked the first FAIL and queued the point again, then died with
     it under way). Two failures exceed --max-retries 1, but being interrupted is not failing."""
@@ -114,8 +123,8 @@ def test_a_point_whose_driver_was_killed_twice_still_runs(tmp_path: Path, mnist_
     orphans.append(study.ask(W_SWEEP_DISTRIBUTIONS))  # its run of the point, RUNNING when it died
     # two grid points: the orphans' and one never run
     grid = ["--w-grid", "0,0.5", "--max-retries", "1", *ONE_AT_A_TIME]
-    done = run_cli("--study", "w-sweep", *QUICK, *grid, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
-    assert done.returncode == 0, done.stderr[-3000:]
+    code, _, err = study_in_process("--study", "w-sweep", *QUICK, *grid, "--storage", url)
+    assert code == 0, err[-3000:]
     trials = load(url).trials
     for orphan in orphans:
         assert trials[orphan.number].state == TrialState.FAIL and trials[orphan.number].params == point
@@ -126,10 +135,10 @@ def test_a_point_whose_driver_was_killed_twice_still_runs(tmp_path: Path, mnist_
 
 
 @pytest.mark.slow
-def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path, mnist_dir: Path) -> None:
+def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path, study_in_process: InProcess) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     # Every healthy trial's collapse indicator is far below 1: each is stopped after epoch 1.
-    pruned = run_cli(
+    code, _, err = study_in_process(
         "--study",
         "noise-sweep",
         *QUICK,
@@ -140,15 +149,13 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
         "1.0",
         "--storage",
         url,
-        cwd=tmp_path,
-        data_dir=mnist_dir,
     )
-    assert pruned.returncode == 0, pruned.stderr[-3000:]
+    assert code == 0, err[-3000:]
     trials = load(url, "noise-sweep-mnist").trials
     assert [t.state for t in trials] == [TrialState.PRUNED] * 2
     assert all(sorted(t.intermediate_values) == [1] for t in trials)
 
-    failed = run_cli(
+    code, _, err = study_in_process(
         "--study",
         "augment-search",
         *QUICK,
@@ -160,19 +167,19 @@ def test_early_stopped_trials_end_pruned_and_raising_trials_fail(tmp_path: Path,
         "optim.base_lr=1e12",
         "--storage",
         url,
-        cwd=tmp_path,
-        data_dir=mnist_dir,
     )
-    assert failed.returncode == 0, failed.stderr[-3000:]
+    assert code == 0, err[-3000:]
     trial = load(url, "augment-search-mnist").trials[0]
     assert trial.state == TrialState.FAIL
     assert "TrainingDiverged" in trial.user_attrs["fail_reason"] and "learning rate" in trial.user_attrs["fail_reason"]
 
 
 @pytest.mark.slow
-def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_server: PostgresServer) -> None:
+def test_smoke_w_sweep_on_postgresql(
+    tmp_path: Path, postgres_server: PostgresServer, study_in_process: InProcess
+) -> None:
     postgres_url = postgres_server.url
-    done = run_cli(
+    code, out, err = study_in_process(
         "--study",
         "w-sweep",
         *QUICK,
@@ -184,10 +191,8 @@ def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_s
         "w-sweep-pg",
         "--artifact-dir",
         str(tmp_path / "artifacts"),
-        cwd=tmp_path,
-        data_dir=mnist_dir,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert code == 0, err[-3000:]
     study = load(postgres_url, "w-sweep-pg")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
     assert all(len(t.intermediate_values) == 2 for t in study.trials)
@@ -196,7 +201,7 @@ def test_smoke_w_sweep_on_postgresql(tmp_path: Path, mnist_dir: Path, postgres_s
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert any("ray" in p.parts for p in written) and any(p.suffix == ".pkl" for p in written)  # Ray's state
     assert not [p for p in written if password in p.read_bytes()]
-    assert password.decode() not in done.stdout + done.stderr
+    assert password.decode() not in out + err
 
 
 def test_list(
@@ -279,70 +284,39 @@ def test_budget_overrides() -> None:
 
 
 @pytest.mark.slow
-def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(tmp_path: Path, mnist_dir: Path) -> None:
+def test_time_budget_cuts_trials_and_the_rerun_finishes_every_grid_point(
+    tmp_path: Path, study_in_process: InProcess
+) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     longer = [*QUICK, "--epochs", "4", "--train-limit", "2048", "--w-grid", "0,1"]  # a trial outlasts the budget
     # one trial at a time: the first is cut while it runs, the second never starts in time
-    cut = run_cli(
-        "--study",
-        "w-sweep",
-        *longer,
-        *ONE_AT_A_TIME,
-        "--time-budget",
-        "0.15",
-        "--storage",
-        url,
-        cwd=tmp_path,
-        data_dir=mnist_dir,
+    code, _, err = study_in_process(
+        "--study", "w-sweep", *longer, *ONE_AT_A_TIME, "--time-budget", "0.15", "--storage", url
     )
-    assert cut.returncode == 0, cut.stderr[-3000:]
+    assert code == 0, err[-3000:]
     trials = load(url).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     stopped = [t for t in trials if t.state == TrialState.PRUNED]
     assert stopped and all(t.user_attrs["stopped_by"] == "time-budget" for t in stopped)
 
-    rerun = run_cli("--study", "w-sweep", *longer, *ONE_AT_A_TIME, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    code, _, err = study_in_process("--study", "w-sweep", *longer, *ONE_AT_A_TIME, "--storage", url)
+    assert code == 0, err[-3000:]
     complete = [t for t in load(url).trials if t.state == TrialState.COMPLETE]
     assert sorted(t.params["w"] for t in complete) == [0.0, 1.0]
 
 
 @pytest.mark.slow
 def test_a_one_point_grid_completes_and_so_does_the_last_point_of_a_resumed_grid(
-    tmp_path: Path, mnist_dir: Path
+    tmp_path: Path, study_in_process: InProcess
 ) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    done = run_cli(
-        "--study",
-        "w-sweep",
-        *QUICK,
-        "--w-grid",
-        "0.5",
-        "--seeds",
-        "0",
-        "--storage",
-        url,
-        cwd=tmp_path,
-        data_dir=mnist_dir,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    code, _, err = study_in_process("--study", "w-sweep", *QUICK, "--w-grid", "0.5", "--seeds", "0", "--storage", url)
+    assert code == 0, err[-3000:]
     assert [(t.state, t.params) for t in load(url).trials] == [(TrialState.COMPLETE, {"seed": 0, "w": 0.5})]
     # the same study on a wider grid: one point is done, the one left runs and is stored
-    resumed = run_cli(
-        "--study",
-        "w-sweep",
-        *QUICK,
-        "--w-grid",
-        "0.5,1",
-        "--seeds",
-        "0",
-        "--storage",
-        url,
-        cwd=tmp_path,
-        data_dir=mnist_dir,
-    )
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "1 trial(s) to run" in resumed.stderr
+    code, _, err = study_in_process("--study", "w-sweep", *QUICK, "--w-grid", "0.5,1", "--seeds", "0", "--storage", url)
+    assert code == 0, err[-3000:]
+    assert "1 trial(s) to run" in err
     assert [(t.state, t.params) for t in load(url).trials] == [
         (TrialState.COMPLETE, {"seed": 0, "w": 0.5}),
         (TrialState.COMPLETE, {"seed": 0, "w": 1.0}),

@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from studies.analysis.claim import CHOSEN_ATTR, DESIGN_ATTR
-from tests.smoke_study import ONE_AT_A_TIME, QUICK, TINY, main_in_process, run_cli
+from tests.smoke_study import ONE_AT_A_TIME, QUICK, TINY, InProcess, main_in_process
 
 
 def test_bad_until_decided_is_one_line(
@@ -44,12 +44,12 @@ def test_bad_until_decided_is_one_line(
 
 @pytest.mark.slow
 def test_fresh_seeds_only_for_the_chosen_w_and_the_baselines_and_a_rerun_resumes(
-    tmp_path: Path, mnist_dir: Path
+    tmp_path: Path, study_in_process: InProcess
 ) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     args = ("--study", "w-sweep", *QUICK, *ONE_AT_A_TIME, "--until-decided", "3", "--storage", url)
-    done = run_cli(*args, cwd=tmp_path, data_dir=mnist_dir)
-    assert done.returncode == 0, done.stderr[-3000:]
+    code, out, err = study_in_process(*args)
+    assert code == 0, err[-3000:]
     study = optuna.load_study(study_name="w-sweep-mnist", storage=url)
     design = study.user_attrs[DESIGN_ATTR]
     assert (design["pilot_seeds"], design["confirm_seeds"], design["looks"]) == ([0], [1, 2, 3], [3])
@@ -58,13 +58,13 @@ def test_fresh_seeds_only_for_the_chosen_w_and_the_baselines_and_a_rerun_resumes
     points = sorted((t.params["seed"], t.params["w"]) for t in study.trials)
     assert points == sorted([(0, 0.0), (0, 0.5), (0, 1.0)] + [(s, x) for s in (1, 2, 3) for x in (0.0, w, 1.0)])
     assert set(study.user_attrs["controls"]) == {"0", "1", "2", "3"}  # every seed's controls
-    assert "pilot chose w=0.5" in done.stderr and "confirmatory design" in done.stderr
-    verdict = next(line for line in done.stdout.splitlines() if line.startswith("primary verdict"))
+    assert "pilot chose w=0.5" in err and "confirmatory design" in err
+    verdict = next(line for line in out.splitlines() if line.startswith("primary verdict"))
     assert "3 fresh seeds" in verdict and any(word in verdict for word in ("HOLDS", "REVERSED", "NOT SHOWN", "VOID"))
 
-    again = run_cli(*args, cwd=tmp_path, data_dir=mnist_dir)  # resumes: the stage is read from the trials
-    assert again.returncode == 0 and "nothing left to run" in again.stderr
+    code, _, err = study_in_process(*args)  # resumes: the stage is read from the trials
+    assert code == 0 and "nothing left to run" in err
     assert len(optuna.load_study(study_name="w-sweep-mnist", storage=url).trials) == 12
 
-    other = run_cli("--study", "w-sweep", *QUICK, "--storage", url, cwd=tmp_path, data_dir=mnist_dir)
-    assert other.returncode == 2 and "another confirmatory design" in other.stderr  # looks (2,), not (3,)
+    code, _, err = study_in_process("--study", "w-sweep", *QUICK, "--storage", url)
+    assert code == 2 and "another confirmatory design" in err  # looks (2,), not (3,)
