@@ -1,10 +1,10 @@
 """`python -m tests.interrupted_runs FAULT ARGS...`: studies/run.py ARGS in a process of its own,
-with one fault injected (tests/test_interruptions.py). In its own process because a study run
-starts Ray in the process that runs it, and Ray's state would outlive the test in the worker
-that runs the next ones.
+with one fault injected (tests/test_interruptions.py). In its own process because the fault
+patches the study service's classes, and a broken run's Ray would outlive the test in the
+worker that runs the next ones.
 
-FAULT: "tune-callback" (a Ray Tune callback raises at the first epoch's result), "lost-tell"
-(the storage refuses the write that makes a trial COMPLETE), or "none"."""
+FAULT: "tune-callback" (a Ray Tune callback raises at the first epoch's result) or "lost-tell"
+(the storage refuses the write that makes a trial COMPLETE)."""
 
 from __future__ import annotations
 
@@ -42,4 +42,6 @@ if __name__ == "__main__":
         StudyProgress.on_trial_result = _raise_at_first_result  # type: ignore[attr-defined]
     elif fault == "lost-tell":
         _refuse_complete()
+    else:
+        sys.exit(f"unknown fault {fault!r}")
     sys.exit(run.main(args))

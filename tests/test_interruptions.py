@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from studies.record import PHASE_SECONDS, REUSED, STOPPED_BY
 from tests.interrupted_runs import OUTAGE
-from tests.smoke_study import ONE_AT_A_TIME, QUICK, REPO
+from tests.smoke_study import ONE_AT_A_TIME, QUICK, REPO, InProcess
 
 POINT = ["--study", "w-sweep", *QUICK, *ONE_AT_A_TIME, "--w-grid", "0.5", "--seeds", "0", "--max-retries", "1"]
 
@@ -39,8 +39,10 @@ def study_run(fault: str, url: str, cwd: Path, data_dir: Path) -> subprocess.Com
     )
 
 
-@pytest.mark.slow  # three study runs, each a process with its own Ray
-def test_an_interrupted_run_and_a_lost_tell_lose_no_result(tmp_path: Path, mnist_dir: Path) -> None:
+@pytest.mark.slow  # three study runs: the two faulty ones each a process with its own Ray
+def test_an_interrupted_run_and_a_lost_tell_lose_no_result(
+    tmp_path: Path, mnist_dir: Path, study_in_process: InProcess
+) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
 
     broken = study_run("tune-callback", url, tmp_path, mnist_dir)
@@ -56,8 +58,8 @@ def test_an_interrupted_run_and_a_lost_tell_lose_no_result(tmp_path: Path, mnist
     assert untold.state == TrialState.RUNNING  # the driver stopped writing at the error
     trained = json.loads((Path(untold.user_attrs["run_dir"]) / "results.json").read_text())
 
-    clean = study_run("none", url, tmp_path, mnist_dir)
-    assert clean.returncode == 0, clean.stderr[-3000:]
+    code, _, err = study_in_process(*POINT, "--storage", url)  # no fault: the rerun a user makes
+    assert code == 0, err[-3000:]
     trials = _trials(url)
     assert trials[-2].state == TrialState.FAIL  # the second run's, ended by this start
     (done,) = [t for t in trials if t.state == TrialState.COMPLETE]
