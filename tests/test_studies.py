@@ -1,5 +1,6 @@
 """The study service end to end: real Ray (local), real Optuna storage (SQLite, PostgreSQL),
-real MNIST. Each smoke study here trains tiny trials for a few seconds each."""
+real MNIST. Each smoke study here trains tiny trials for a few seconds each; the shared smoke
+study and the refused input below run as a user's process, the others in the test's process."""
 
 from __future__ import annotations
 

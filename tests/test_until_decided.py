@@ -1,7 +1,8 @@
-"""`studies/run.py --study w-sweep --until-decided SEEDS` end to end: the design is declared on the
-study before any trial, the pilot's w is stored once chosen, the confirmation runs only the
-chosen w and both baselines on fresh seeds, and a rerun resumes (here: finds it finished). Bad
-uses are one line and write nothing."""
+"""`studies/run.py --study w-sweep --until-decided SEEDS` end to end (the command's main, in the
+test's process and its pytest worker's Ray): the design is declared on the study before any
+trial, the pilot's w is stored once chosen, the confirmation runs only the chosen w and both
+baselines on fresh seeds, and a rerun resumes (here: finds it finished). Bad uses are one line
+and write nothing."""
 
 from __future__ import annotations
 
