@@ -78,8 +78,10 @@ def _timed(call: Callable[[], object], device: torch.device, repeats: int = 2, w
     return (time.perf_counter() - start) / repeats
 
 
-def step_seconds(cfg: SidAEConfig, data: DataSplits) -> StepSeconds:
-    """Each kind of step of a run of cfg on data, timed on this machine (a few seconds)."""
+def step_seconds(cfg: SidAEConfig, data: DataSplits, fits: tuple[FitSeconds, FitSeconds] | None = None) -> StepSeconds:
+    """Each kind of step of a run of cfg on data, timed on this machine (a few seconds). `fits`:
+    the logistic fits (features, pixels) already timed for another w of the same data and
+    network, reused: neither the encoder's width nor the pixels change with w."""
     device = resolve_device(cfg.device)
     model = build_model(cfg, data, device)
     optimizer = build_optimizer(model, cfg)
@@ -89,15 +91,18 @@ def step_seconds(cfg: SidAEConfig, data: DataSplits) -> StepSeconds:
     pretrain = _timed(lambda: train_step(model, optimizer, make_views(x, cfg, generator), cfg), device)
     sample = data.val.subset(torch.arange(min(len(data.val), ENCODE_SAMPLE)))
     encode = _timed(lambda: extract_features(model.encoder, sample.images, device), device) / len(sample)
-    labelled = data.train.subset(torch.arange(min(len(data.train), FIT_VALUES // model.feat_dim)))
-    labels = labelled.labels.to(device)
-    fit = _fit_seconds(extract_features(model.encoder, labelled.images, device), labels, data, device)
-    fit_pixels = _fit_seconds(pixel_features(labelled.images, device), labels, data, device)
+    if fits is None:
+        labelled = data.train.subset(torch.arange(min(len(data.train), FIT_VALUES // model.feat_dim)))
+        labels = labelled.labels.to(device)
+        fits = (
+            _fit_seconds(extract_features(model.encoder, labelled.images, device), labels, data, device),
+            _fit_seconds(pixel_features(labelled.images, device), labels, data, device),
+        )
     finetune = 0.0
     if cfg.eval.finetune:
         pool = data.train.subset(torch.arange(min(len(data.train), FINETUNE_POOL)))
         finetune = _timed(FineTuning(model.encoder, model.feat_dim, pool, data.num_classes, cfg, device).step, device)
-    return StepSeconds(pretrain, encode, fit, fit_pixels, finetune)
+    return StepSeconds(pretrain, encode, *fits, finetune)
 
 
 def _fit_seconds(features: torch.Tensor, labels: torch.Tensor, data: DataSplits, device: torch.device) -> FitSeconds:

@@ -75,11 +75,13 @@ def time_trials(
     stages = {"round": base} | ({"fresh": {**base, "seed": fresh_seed}} if fresh_seed is not None else {})
     trial: dict[str, dict[float, float]] = {stage: {} for stage in stages}
     seed_task: dict[str, float] = {}
+    fits = None  # the logistic fits cost the same for every kind: timed with the first
     with _threads(ctx.threads):
         for kind in sorted({cost_kind(w) for w in ws}):
             cfgs = {stage: trial_config({**point, "w": kind}, ctx) for stage, point in stages.items()}
             # timed once, on a config that fine-tunes if either does: its steps time fine-tuning
-            steps = step_seconds(max(cfgs.values(), key=lambda cfg: cfg.eval.finetune), data)
+            steps = step_seconds(max(cfgs.values(), key=lambda cfg: cfg.eval.finetune), data, fits)
+            fits = steps.fit, steps.fit_pixels
             for stage, cfg in cfgs.items():
                 trial[stage][kind] = run_seconds(cfg, data, steps)
                 seed_task[stage] = seed_task_seconds(cfg, data, steps)
