@@ -6,11 +6,18 @@ so here every parameter is drawn per sample and applied in one pass on the train
 the geometric part (random resized crop, flip, rotation, translation) is one affine warp
 (`affine_grid` + `grid_sample`), the photometric part (colour jitter, grayscale) is a few
 per-sample tensor ops. Images are float (N, C, H, W) in [0, 1].
+
+A view's parameters are drawn first (view_params), then applied (apply_view): augment_views
+draws both SimSiam views' parameters in turn, the random stream two augment calls would use,
+and makes their pixels in one pass over a batch of 2N, half the tensor operations. On a small
+batch on a CPU each operation's fixed cost is much of the view pipeline's time
+(benchmarks/README.md).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
@@ -105,33 +112,92 @@ def rotate_hue(x: Tensor, turns: Tensor) -> Tensor:
     return mix_channels(x, hue_matrix(turns))
 
 
-def colour_jitter(x: Tensor, strength: float, generator: torch.Generator | None) -> Tensor:
+@dataclass(frozen=True)
+class Jitter:
+    """Per-sample colour-jitter factors; saturation and hue are None for one-channel images."""
+
+    apply: Tensor  # (N,) bool: jittered or left as it is
+    brightness: Tensor
+    contrast: Tensor
+    saturation: Tensor | None
+    hue: Tensor | None  # in turns
+
+
+def draw_jitter(x: Tensor, strength: float, generator: torch.Generator | None) -> Jitter:
     """Brightness, contrast, saturation (factors in 1 +- 0.8 s) and hue (+-0.2 s turns), drawn
-    per sample and applied to a random 80 % of the batch, in torchvision's default order."""
-    n = x.shape[0]
-    s = 0.8 * strength
-    apply = _per_sample(_bernoulli(n, _JITTER_PROB, x, generator))
-    brightness = _per_sample(_uniform(n, 1 - s, 1 + s, x, generator))
-    contrast = _per_sample(_uniform(n, 1 - s, 1 + s, x, generator))
-    out = (x * brightness).clamp(0, 1)
+    per sample, applied to a random 80 % of the batch."""
+    n, rgb, s = x.shape[0], x.shape[1] == 3, 0.8 * strength
+    apply = _bernoulli(n, _JITTER_PROB, x, generator)
+    brightness = _uniform(n, 1 - s, 1 + s, x, generator)
+    contrast = _uniform(n, 1 - s, 1 + s, x, generator)
+    saturation = _uniform(n, 1 - s, 1 + s, x, generator) if rgb else None
+    hue = _uniform(n, -0.2 * strength, 0.2 * strength, x, generator) if rgb else None
+    return Jitter(apply, brightness, contrast, saturation, hue)
+
+
+def colour_jitter(x: Tensor, jitter: Jitter) -> Tensor:
+    """Jitter's factors applied to the images x, in torchvision's default order."""
+    out = (x * _per_sample(jitter.brightness)).clamp(0, 1)
     mean = _grayscale(out).mean(dim=(1, 2, 3), keepdim=True)
-    out = (mean + contrast * (out - mean)).clamp(0, 1)
-    if x.shape[1] == 3:
-        saturation = _uniform(n, 1 - s, 1 + s, x, generator)
-        out = mix_channels(out, saturation_matrix(saturation)).clamp_(0, 1)
-        hue = _uniform(n, -0.2 * strength, 0.2 * strength, x, generator)
-        out = rotate_hue(out, hue).clamp_(0, 1)
-    return torch.where(apply, out, x)
+    out = (mean + _per_sample(jitter.contrast) * (out - mean)).clamp(0, 1)
+    if jitter.saturation is not None and jitter.hue is not None:
+        out = mix_channels(out, saturation_matrix(jitter.saturation)).clamp_(0, 1)
+        out = rotate_hue(out, jitter.hue).clamp_(0, 1)
+    return torch.where(_per_sample(jitter.apply), out, x)
+
+
+@dataclass(frozen=True)
+class ViewParams:
+    """One random view of every image of a batch; jitter and gray are None where switched off."""
+
+    theta: Tensor  # (N, 2, 3) affine warps, see affine_params
+    jitter: Jitter | None
+    gray: Tensor | None  # (N,) bool: made grayscale
+
+
+def _cat(parts: list[Tensor | None]) -> Tensor | None:
+    return None if parts[0] is None else torch.cat(parts)
+
+
+def cat_params(views: list[ViewParams]) -> ViewParams:
+    """The views' parameters one after another, for the images repeated as many times."""
+    jitters = [v.jitter for v in views]
+    jitter = None
+    if jitters[0] is not None:
+        jitter = Jitter(*(_cat([getattr(j, f.name) for j in jitters]) for f in fields(Jitter)))
+    return ViewParams(_cat([v.theta for v in views]), jitter, _cat([v.gray for v in views]))
+
+
+def view_params(x: Tensor, aug: AugmentConfig, generator: torch.Generator | None) -> ViewParams:
+    """Draw one view's parameters for every image in x, always in the same order (a seed's
+    random stream: affine warp, colour jitter, grayscale)."""
+    theta = affine_params(x, aug, generator)
+    jitter = draw_jitter(x, aug.jitter, generator) if aug.jitter > 0 else None
+    rgb_gray = aug.grayscale_prob > 0 and x.shape[1] == 3
+    gray = _bernoulli(x.shape[0], aug.grayscale_prob, x, generator) if rgb_gray else None
+    return ViewParams(theta, jitter, gray)
+
+
+def apply_view(x: Tensor, params: ViewParams) -> Tensor:
+    """The view of x that params describe (one row of parameters per image)."""
+    grid = F.affine_grid(params.theta, list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if params.jitter is not None:
+        out = colour_jitter(out, params.jitter)
+    if params.gray is not None:
+        out = torch.where(_per_sample(params.gray), _grayscale(out).expand_as(out), out)
+    return out
 
 
 def augment(x: Tensor, aug: AugmentConfig, generator: torch.Generator | None = None) -> Tensor:
-    """One random view of every image in x; call twice for SimSiam's two views."""
-    theta = affine_params(x, aug, generator)
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    if aug.jitter > 0:
-        out = colour_jitter(out, aug.jitter, generator)
-    if aug.grayscale_prob > 0 and x.shape[1] == 3:
-        gray = _per_sample(_bernoulli(x.shape[0], aug.grayscale_prob, x, generator))
-        out = torch.where(gray, _grayscale(out).expand_as(out), out)
-    return out
+    """One random view of every image in x."""
+    return apply_view(x, view_params(x, aug, generator))
+
+
+def augment_views(
+    x: Tensor, aug: AugmentConfig, generator: torch.Generator | None = None, views: int = 2
+) -> tuple[Tensor, ...]:
+    """`views` independent random views of every image in x (SimSiam's two by default): the
+    same views as that many augment calls in a row, made in one pass."""
+    params = cat_params([view_params(x, aug, generator) for _ in range(views)])
+    return apply_view(x.repeat(views, 1, 1, 1), params).chunk(views)

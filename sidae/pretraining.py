@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from sidae import checkpoint
-from sidae.augment import augment
+from sidae.augment import augment_views
 from sidae.config import SidAEConfig
 from sidae.config_checks import ConfigError
 from sidae.data import DataSplits
@@ -102,7 +102,7 @@ class Views(NamedTuple):
 
 def make_views(x: Tensor, cfg: SidAEConfig, generator: torch.Generator) -> Views:
     """Two independently augmented clean views of the clean float batch x and their noised copies."""
-    x1, x2 = augment(x, cfg.augment, generator), augment(x, cfg.augment, generator)
+    x1, x2 = augment_views(x, cfg.augment, generator)
     if not cfg.noised:
         return Views(x1, x2, x1, x2)
     return Views(x1, x2, add_noise(x1, cfg.noise, generator), add_noise(x2, cfg.noise, generator))

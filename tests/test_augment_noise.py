@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sidae.augment import augment
+from sidae.augment import augment, augment_views
 from sidae.config import AugmentConfig, NoiseConfig
 from sidae.noise import add_noise
 
@@ -36,6 +36,19 @@ def test_two_calls_give_two_different_views_and_a_seed_repeats_them() -> None:
     assert (v1 - v2).abs().mean() > 1e-3
     g = torch.Generator().manual_seed(0)
     assert torch.equal(augment(x, STRONG, g), v1)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_views_made_in_one_pass_are_those_of_augment_calls_in_a_row(channels: int) -> None:
+    """augment_views batches the pixels of both views but draws their parameters view after
+    view: the views, and the generator's state after them, are those of two augment calls
+    (so a seed gives the same training run as before the batching)."""
+    x = torch.rand(8, channels, 28, 28)
+    one_by_one, batched = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    expected = augment(x, STRONG, one_by_one), augment(x, STRONG, one_by_one)
+    views = augment_views(x, STRONG, batched)
+    assert len(views) == 2 and all(torch.equal(v, e) for v, e in zip(views, expected, strict=True))
+    assert torch.equal(batched.get_state(), one_by_one.get_state())
 
 
 def test_views_stay_in_range_and_shape() -> None:

@@ -14,7 +14,15 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from sidae.augment import affine_params, augment, colour_jitter, mix_channels, rotate_hue, saturation_matrix
+from sidae.augment import (
+    affine_params,
+    augment,
+    colour_jitter,
+    draw_jitter,
+    mix_channels,
+    rotate_hue,
+    saturation_matrix,
+)
 from sidae.config import AugmentConfig, NoiseConfig
 from sidae.noise import add_noise
 
@@ -109,7 +117,7 @@ def test_hue_shift_is_drawn_per_sample_within_a_fifth_of_the_strength() -> None:
     saturation scale the chroma but keep its angle, on a colour that never clips)."""
     strength = 0.5
     colour = torch.tensor([0.55, 0.45, 0.45]).view(1, 3, 1, 1).expand(N, 3, 4, 4).contiguous()
-    out = colour_jitter(colour, strength, torch.Generator().manual_seed(0))
+    out = colour_jitter(colour, draw_jitter(colour, strength, torch.Generator().manual_seed(0)))
     assert out.min() > 0 and out.max() < 1  # no clipping, so the hue is only rotated
     shift = _hue_angle(out[:, :, 0, 0]) - _hue_angle(colour[:, :, 0, 0])
     shift = (shift + 0.5) % 1 - 0.5
