@@ -22,7 +22,7 @@ def add_noise(x: Tensor, noise: NoiseConfig, generator: torch.Generator | None =
         return x
     if noise.kind == "gaussian":
         eps = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-        return (x + noise.level * eps).clamp_(0.0, 1.0)
+        return eps.mul_(noise.level).add_(x).clamp_(0.0, 1.0)  # in place: no new image-sized buffers
     mask = _pixel_mask(x, noise.level, generator)
     if noise.kind == "mask":
         return x.masked_fill(mask, 0.0)
