@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from sidae.allocator import keep_freed_memory
 from sidae.data import DataSplits, channel_stats
 from sidae.image_set import ImageSet, to_float
 from sidae.pretraining import resolve_device
@@ -47,6 +48,7 @@ def setup(args: argparse.Namespace) -> torch.device:
     """Set the thread count and resolve --device the way sidae does; exit with one line if the
     device is unavailable."""
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as every sidae and study process does
     try:
         device = resolve_device(args.device)
     except (ValueError, RuntimeError) as error:

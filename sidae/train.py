@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from sidae.allocator import keep_freed_memory
 from sidae.arguments import Parser, bounded, comma_separated
 from sidae.config import (
     BACKBONES,
@@ -269,6 +270,7 @@ def _cell(value: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     print_warnings()
     args = parser().parse_args(argv)
+    keep_freed_memory()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:

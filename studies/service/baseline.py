@@ -33,6 +33,7 @@ import torch
 from ray.tune import Callback
 from ray.tune.experiment import Trial
 
+from sidae.allocator import keep_freed_memory
 from sidae.config import SidAEConfig, override
 from sidae.controls import controls
 from sidae.experiment import supervised_baseline
@@ -82,6 +83,7 @@ def _seed_results(work: SeedWork, threads: int) -> dict[str, Any]:
     """{attribute: this seed's value} for each result the seed lacks (studies.record's names),
     and where the task ran (SEED_TASKS_ATTR)."""
     torch.set_num_threads(threads)
+    keep_freed_memory()
     cfg = work.cfg
     device = resolve_device(cfg.device)
     data = cached_splits(cfg.data)

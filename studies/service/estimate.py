@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from sidae.allocator import keep_freed_memory
 from sidae.config import SidAEConfig
 from sidae.data import DataSplits
 from sidae.estimate import run_seconds, seed_task_seconds, step_seconds
@@ -52,9 +53,10 @@ class Expected:
 
 @contextmanager
 def _threads(n: int) -> Iterator[None]:
-    """Time with the trials' thread count, not the driver's."""
+    """Time with the trials' thread count, not the driver's, and their allocator settings."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
+    keep_freed_memory()
     try:
         yield
     finally:

@@ -26,6 +26,7 @@ from typing import Any, cast
 
 import torch
 
+from sidae.allocator import keep_freed_memory
 from sidae.checkpoint import save_atomic
 from sidae.config import DataConfig, SidAEConfig, default_config, override
 from sidae.data import DataSplits, load_splits
@@ -211,6 +212,7 @@ def train_trial(params: dict[str, Any], ctx: TrialContext) -> None:
     entered, clock = time.time(), time.perf_counter()
     started = worker_start_seconds(entered)
     torch.set_num_threads(ctx.threads)
+    keep_freed_memory()
     cfg = trial_config(params, ctx)
     run_dir = Path(ctx.run_root) / run_key(cfg)
     identity = TrialIdentity(node=socket.gethostname(), **_ray_node(), pid=os.getpid(), run_dir=str(run_dir))
