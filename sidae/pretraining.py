@@ -102,7 +102,8 @@ class Views(NamedTuple):
 
 def make_views(x: Tensor, cfg: SidAEConfig, generator: torch.Generator) -> Views:
     """Two independently augmented clean views of the clean float batch x and their noised copies."""
-    x1, x2 = augment_views(x, cfg.augment, generator)
+    # in the model's layout once (train_step): the clean views are its targets and, unnoised, its inputs
+    x1, x2 = (view.contiguous(memory_format=torch.channels_last) for view in augment_views(x, cfg.augment, generator))
     if not cfg.noised:
         return Views(x1, x2, x1, x2)
     return Views(x1, x2, add_noise(x1, cfg.noise, generator), add_noise(x2, cfg.noise, generator))
@@ -128,7 +129,8 @@ def train_step(
 ) -> LossParts:
     """One optimizer step on a batch's views (see make_views); returns the (detached) loss parts."""
     # channels_last, as the model's activations: the reconstruction loss then compares tensors of
-    # one layout (the same bits as against NCHW targets, and faster)
+    # one layout (the same bits as against NCHW targets, and faster); make_views' clean views are
+    # in it already, so only the noised ones are copied
     x1, x2, x1_noised, x2_noised = (view.contiguous(memory_format=torch.channels_last) for view in views)
     bf16 = x1.is_cuda or cfg.cpu_bf16
     autocast = torch.autocast(x1.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
