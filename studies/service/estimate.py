@@ -53,7 +53,8 @@ class Expected:
 
 @contextmanager
 def _threads(n: int) -> Iterator[None]:
-    """Time with the trials' thread count, not the driver's, and their allocator settings."""
+    """Time with the trials' thread count, not the driver's, and their allocator settings (those
+    stay: the driver loses nothing by keeping freed memory too)."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     keep_freed_memory()
